@@ -1,0 +1,36 @@
+import { formatPath } from '../domain/issues.js';
+
+// `${NAME}` and `${NAME:-default}` in string values; `$${` writes a literal `${`. Substitution
+// happens on parsed values, never on the raw text, so a variable cannot inject YAML structure.
+const PLACEHOLDER = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+export interface Interpolated { value: unknown; errors: string[] }
+
+export function interpolate(value: unknown, env: NodeJS.ProcessEnv): Interpolated {
+  const errors: string[] = [];
+  const walk = (v: unknown, path: PropertyKey[]): unknown => {
+    if (typeof v === 'string') return interpolateString(v, env, path, errors);
+    if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]));
+    if (v !== null && typeof v === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, item] of Object.entries(v)) out[k] = walk(item, [...path, k]);
+      return out;
+    }
+    return v;
+  };
+  return { value: walk(value, []), errors };
+}
+
+// Results stay strings; numeric and boolean fields accept their text form in the schema.
+function interpolateString(s: string, env: NodeJS.ProcessEnv, path: PropertyKey[], errors: string[]): string {
+  if (!s.includes('${')) return s;
+  if (s.replace(PLACEHOLDER, '').includes('${')) {
+    errors.push(`${formatPath(path)}: malformed \${...} placeholder`);
+    return s;
+  }
+  return s.replace(PLACEHOLDER, (match, name: string | undefined, fallback: string | undefined) => {
+    if (match === '$${') return '${';
+    const v = env[name!];
+    return v !== undefined && v !== '' ? v : fallback ?? '';
+  });
+}

@@ -1,0 +1,115 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Actor } from '../domain/entities.js';
+import { newRequestId } from '../domain/ids.js';
+import { safeEqual } from '../domain/secret.js';
+import { KeygateError } from '../errors.js';
+import { queryObject, readJsonBody, sendError, sendJson } from './http.js';
+import { Router } from './router.js';
+import { directoryRoutes } from './routes/directory.js';
+import { keyRoutes } from './routes/keys.js';
+import { metaRoutes } from './routes/meta.js';
+import type { AdminContext, AdminDeps, AdminHandler } from './routes/types.js';
+
+export interface AdminServerDeps extends AdminDeps {
+  logger: Logger;
+  /** Whether the process is ready to serve (store open, every listener up). */
+  ready: () => boolean;
+}
+
+export function buildAdminRouter(deps: AdminDeps): Router<AdminHandler> {
+  const router = new Router<AdminHandler>();
+  directoryRoutes(router, deps);
+  keyRoutes(router, deps);
+  metaRoutes(router, deps);
+  return router;
+}
+
+/** Bearer admin tokens, compared in constant time against every configured token. */
+function authenticate(req: IncomingMessage, tokens: ReadonlyArray<{ name: string; token: string }>): Actor | null {
+  const header = req.headers.authorization;
+  if (header === undefined) return null;
+  const m = /^Bearer ([\x21-\x7e]+)$/.exec(header);
+  if (!m) return null;
+  let found: Actor | null = null;
+  // No early exit: the time taken does not tell which token, if any, matched.
+  for (const t of tokens) if (safeEqual(m[1]!, t.token) && found === null) found = { type: 'admin', name: t.name };
+  return found;
+}
+
+export function createAdminServer(deps: AdminServerDeps): Server {
+  const router = buildAdminRouter(deps);
+  const { logger, metrics, config } = deps;
+
+  // `trace.route` is the matched template, so errors on a route are counted under it too.
+  const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, trace: { route: string }): Promise<{ status: number; route: string }> => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    if (req.method === 'GET' && (path === '/healthz' || path === '/readyz' || path === '/metrics')) {
+      if (path === '/healthz') {
+        sendJson(res, 200, { status: 'ok' });
+        return { status: 200, route: path };
+      }
+      if (path === '/readyz') {
+        const ok = deps.ready() && deps.store.healthy();
+        sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });
+        return { status: ok ? 200 : 503, route: path };
+      }
+      metrics.storeVersion.set(await deps.store.currentVersion());
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return { status: 200, route: path };
+    }
+    if (!path.startsWith('/v1/')) throw new KeygateError('NOT_FOUND', `No admin endpoint at ${path}.`);
+    const actor = authenticate(req, config.admin.tokens);
+    if (!actor) throw new KeygateError('UNAUTHENTICATED', 'An admin token is required: Authorization: Bearer <token>.');
+    const match = router.match(req.method ?? 'GET', path);
+    if (match.kind !== 'not-found') trace.route = match.template;
+    if (match.kind === 'not-found') throw new KeygateError('NOT_FOUND', `No admin endpoint at ${path}.`);
+    if (match.kind === 'method-not-allowed') {
+      throw new KeygateError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on ${path}.`, { allow: match.allowed.join(', ') });
+    }
+    const ctx: AdminContext = {
+      req,
+      params: match.params,
+      query: queryObject(url.searchParams),
+      actor,
+      requestId,
+      body: () => readJsonBody(req),
+    };
+    const result = await match.handler(ctx);
+    if (result.status === 204) {
+      res.writeHead(204, { ...result.headers, 'cache-control': 'no-store' });
+      res.end();
+    } else {
+      sendJson(res, result.status, result.body, result.headers);
+    }
+    return { status: result.status, route: match.template };
+  };
+
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => {
+    const started = process.hrtime.bigint();
+    const requestId = newRequestId();
+    const trace = { route: 'unmatched' };
+    res.setHeader('x-request-id', requestId);
+    handle(req, res, requestId, trace)
+      .catch((err: unknown) => {
+        if (!(err instanceof KeygateError)) logger.error({ err, requestId }, 'admin request failed');
+        if (err instanceof KeygateError && err.code === 'STORE_UNAVAILABLE') metrics.storeErrors.inc({ operation: 'admin' });
+        if (res.headersSent) {
+          res.destroy();
+          return { status: 500, route: trace.route };
+        }
+        return { status: sendError(res, err, requestId), route: trace.route };
+      })
+      .then(({ status, route }) => {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        metrics.adminRequests.inc({ route, method: req.method ?? 'UNKNOWN', status: String(status) });
+        metrics.adminRequestDuration.observe({ route }, seconds);
+        logger.info({ requestId, method: req.method, route, status, ms: Math.round(seconds * 1000) }, 'admin request');
+      })
+      .catch((err: unknown) => logger.error({ err }, 'admin request accounting failed'));
+  });
+  return server;
+}

@@ -1,0 +1,69 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { KeygateError, ValidationError, renderError } from '../errors.js';
+
+export const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * Reads a JSON body of at most `limit` bytes. An empty body reads as `undefined`. Refuses
+ * early on a declared length over the cap, and stops reading as soon as the cap is passed.
+ */
+export async function readJsonBody(req: IncomingMessage, limit = ADMIN_MAX_BODY_BYTES): Promise<unknown> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) throw new KeygateError('BODY_TOO_LARGE', `The body is over ${limit} bytes.`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new KeygateError('BODY_TOO_LARGE', `The body is over ${limit} bytes.`);
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  const type = req.headers['content-type'];
+  if (type === undefined || !JSON_TYPE.test(type)) {
+    throw new KeygateError('UNSUPPORTED_MEDIA_TYPE');
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks, size));
+  } catch {
+    throw new KeygateError('INVALID_BODY', 'The body is not valid UTF-8.');
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new KeygateError('INVALID_BODY', `The body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const payload = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+    'cache-control': 'no-store',
+  });
+  res.end(payload);
+}
+
+export function sendError(res: ServerResponse, err: unknown, requestId: string): number {
+  const { status, body, headers } = renderError(err, requestId);
+  if (status === 413) headers.connection = 'close';
+  if (status === 401) headers['www-authenticate'] = 'Bearer realm="keygate-admin"';
+  sendJson(res, status, body, headers);
+  return status;
+}
+
+/** Query string to a plain object; a parameter given twice is a 400. */
+export function queryObject(params: URLSearchParams): Record<string, string> {
+  const out: Record<string, string> = {};
+  const problems: string[] = [];
+  for (const [k, v] of params) {
+    if (k in out) problems.push(`${k}: given more than once`);
+    out[k] = v;
+  }
+  if (problems.length > 0) throw new ValidationError(problems);
+  return out;
+}

@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import { parseCidr } from '../domain/cidr.js';
+import { formatIssues } from '../domain/issues.js';
+import { ValidationError } from '../errors.js';
+
+// Admin request bodies. Every object is strict: an unknown field is a 400 naming it.
+
+export const LIMITS = {
+  name: 200,
+  description: 2000,
+  listEntries: 1000,
+  listEntryLength: 200,
+  permissions: 500,
+} as const;
+
+const name = z.string().min(1).max(LIMITS.name);
+const description = z.string().max(LIMITS.description);
+const nonNegativeInt = (max: number) => z.number().int().min(0).max(max);
+
+const cidr = z.string().max(100).superRefine((value, ctx) => {
+  const parsed = parseCidr(value);
+  if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+});
+
+const listOf = (item: z.ZodType<string>) => z.array(item).max(LIMITS.listEntries);
+
+// Event names are matched exactly, or by prefix when the entry ends in `*`.
+const eventPattern = z.string().min(1).max(LIMITS.listEntryLength)
+  .refine((s) => !s.slice(0, -1).includes('*'), { message: 'may contain "*" only as its last character' });
+const attributeName = z.string().min(1).max(LIMITS.listEntryLength);
+
+const rateLimit = z.strictObject({
+  limit: nonNegativeInt(1_000_000_000),
+  windowSeconds: z.number().int().min(1).max(31 * 86_400),
+}).nullable();
+
+const quota = z.strictObject({
+  limit: nonNegativeInt(1_000_000_000_000),
+  period: z.enum(['day', 'month']),
+}).nullable();
+
+const expiresAt = z.iso.datetime({ offset: true }).nullable();
+const permissions = z.array(z.string().max(LIMITS.listEntryLength)).max(LIMITS.permissions);
+const ref = z.string().min(1).max(100).nullable();
+
+const keyFields = {
+  name,
+  description,
+  groupId: ref,
+  ownerId: ref,
+  permissions,
+  preset: z.string().min(1).max(100),
+  permissionsLocked: z.boolean(),
+  ipAllowlist: listOf(cidr),
+  eventAllowlist: listOf(eventPattern),
+  eventDenylist: listOf(eventPattern),
+  profileAttributeAllowlist: listOf(attributeName),
+  basicAuth: z.boolean(),
+  simpleAuth: z.strictObject({ enabled: z.boolean() }),
+  rateLimit,
+  quota,
+  expiresAt,
+  enabled: z.boolean(),
+};
+
+export const createKeySchema = z.strictObject({
+  ...keyFields,
+  workspaceId: z.string().min(1).max(100),
+  type: z.enum(['workspace', 'profile']).default('workspace'),
+  environment: z.enum(['live', 'test']).default('live'),
+  description: description.default(''),
+  groupId: ref.default(null),
+  ownerId: ref.default(null),
+  permissions: permissions.optional(),
+  preset: keyFields.preset.optional(),
+  permissionsLocked: z.boolean().default(false),
+  ipAllowlist: listOf(cidr).default([]),
+  eventAllowlist: listOf(eventPattern).default([]),
+  eventDenylist: listOf(eventPattern).default([]),
+  profileAttributeAllowlist: listOf(attributeName).default([]),
+  basicAuth: z.boolean().default(false),
+  simpleAuth: keyFields.simpleAuth.default({ enabled: false }),
+  rateLimit: rateLimit.default(null),
+  quota: quota.default(null),
+  expiresAt: expiresAt.optional(),
+  enabled: z.boolean().default(true),
+});
+export type CreateKeyInput = z.infer<typeof createKeySchema>;
+
+export const patchKeySchema = z.strictObject(keyFields).partial();
+export type PatchKeyInput = z.infer<typeof patchKeySchema>;
+
+export const rotateKeySchema = z.strictObject({
+  gracePeriodSeconds: z.number().int().min(0).max(90 * 86_400).optional(),
+});
+
+export const createWorkspaceSchema = z.strictObject({ name });
+
+export const createGroupSchema = z.strictObject({ name, description: description.default('') });
+export const patchGroupSchema = z.strictObject({ name, description }).partial();
+
+const ownerStatus = z.enum(['active', 'disabled']);
+export const createOwnerSchema = z.strictObject({
+  name,
+  status: ownerStatus.default('active'),
+  permissions: permissions.default([]),
+});
+export const patchOwnerSchema = z.strictObject({ name, status: ownerStatus, permissions }).partial();
+
+export const keyListQuerySchema = z.strictObject({
+  q: z.string().max(200).optional(),
+  workspaceId: z.string().max(100).optional(),
+  groupId: z.string().max(100).optional(),
+  type: z.enum(['workspace', 'profile']).optional(),
+  environment: z.enum(['live', 'test']).optional(),
+  status: z.enum(['active', 'disabled', 'expired', 'suspended']).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(200).optional(),
+});
+export type KeyListQuery = z.infer<typeof keyListQuerySchema>;
+
+export const auditQuerySchema = z.strictObject({
+  keyId: z.string().max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** Parses or throws a 400 whose message names every bad field. */
+export function parseBody<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw new ValidationError(formatIssues(result.error.issues));
+  return result.data;
+}

@@ -1,0 +1,75 @@
+import ipaddr from 'ipaddr.js';
+
+// Strict CIDR parsing. ipaddr.js alone accepts legacy forms (`10.1`, octal `010.0.0.1`,
+// zone ids); an allowlist must mean exactly what an admin reads, so those are refused.
+const IPV4_DOTTED = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const IPV6_CHARS = /^[0-9a-fA-F:.]+$/;
+const PREFIX = /^(0|[1-9]\d{0,2})$/;
+
+export type ParsedIp = ipaddr.IPv4 | ipaddr.IPv6;
+
+export interface Cidr {
+  readonly address: ParsedIp;
+  readonly prefix: number;
+  readonly text: string;
+}
+
+/** Parses one IP address strictly; IPv4-mapped IPv6 (`::ffff:10.1.2.3`) is read as IPv4. */
+export function parseIp(text: string): ParsedIp | null {
+  if (IPV4_DOTTED.test(text)) return ipaddr.IPv4.parse(text);
+  if (!IPV6_CHARS.test(text) || !text.includes(':') || !ipaddr.IPv6.isValid(text)) return null;
+  const v6 = ipaddr.IPv6.parse(text);
+  return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
+}
+
+/** `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a /32 or /128). Returns a reason on error. */
+export function parseCidr(text: string): Cidr | string {
+  const slash = text.indexOf('/');
+  const addrText = slash === -1 ? text : text.slice(0, slash);
+  const prefixText = slash === -1 ? null : text.slice(slash + 1);
+  if (addrText.includes('%')) return `"${text}": zone ids are not allowed`;
+  let address: ParsedIp;
+  if (IPV4_DOTTED.test(addrText)) {
+    address = ipaddr.IPv4.parse(addrText);
+  } else if (IPV6_CHARS.test(addrText) && addrText.includes(':') && ipaddr.IPv6.isValid(addrText)) {
+    address = ipaddr.IPv6.parse(addrText);
+  } else {
+    return `"${text}" is not a valid IP address or CIDR (IPv4 needs four decimal octets without leading zeros)`;
+  }
+  const max = address.kind() === 'ipv4' ? 32 : 128;
+  let prefix = max;
+  if (prefixText !== null) {
+    if (!PREFIX.test(prefixText) || Number(prefixText) > max) return `"${text}": prefix length must be 0 to ${max}`;
+    prefix = Number(prefixText);
+  }
+  // A mapped IPv6 range is matched as the IPv4 range it covers, since client IPs are read that way.
+  if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress() && prefix >= 96) {
+    return { address: (address as ipaddr.IPv6).toIPv4Address(), prefix: prefix - 96, text };
+  }
+  return { address, prefix, text };
+}
+
+export type IpMatcher = (ip: ParsedIp) => boolean;
+
+/** Compiles a validated list once; an empty list allows every address. */
+export function compileIpAllowlist(entries: readonly string[]): IpMatcher {
+  const v4: Array<[ipaddr.IPv4, number]> = [];
+  const v6: Array<[ipaddr.IPv6, number]> = [];
+  for (const entry of entries) {
+    const cidr = parseCidr(entry);
+    if (typeof cidr === 'string') throw new Error(`invalid CIDR in a validated list: ${cidr}`);
+    if (cidr.address.kind() === 'ipv4') v4.push([cidr.address as ipaddr.IPv4, cidr.prefix]);
+    else v6.push([cidr.address as ipaddr.IPv6, cidr.prefix]);
+  }
+  if (v4.length === 0 && v6.length === 0) return () => true;
+  return (ip) => {
+    if (ip.kind() === 'ipv4') {
+      const a = ip as ipaddr.IPv4;
+      for (const [range, bits] of v4) if (a.match(range, bits)) return true;
+      return false;
+    }
+    const a = ip as ipaddr.IPv6;
+    for (const [range, bits] of v6) if (a.match(range, bits)) return true;
+    return false;
+  };
+}

@@ -1,0 +1,38 @@
+// The other records an admin manages beside keys.
+
+export interface Workspace { id: string; name: string; createdAt: string }
+
+export interface Group {
+  id: string;
+  name: string;
+  description: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type OwnerStatus = 'active' | 'disabled';
+
+export interface Owner {
+  id: string;
+  name: string;
+  status: OwnerStatus;
+  permissions: string[];
+  createdAt: string;
+  updatedAt: string;
+  version: number;
+}
+
+export interface Actor { type: 'admin'; name: string }
+
+export type AuditTargetType = 'workspace' | 'key' | 'group' | 'owner';
+
+export interface AuditEntry {
+  id: string;
+  at: string;
+  actor: Actor;
+  action: string;
+  target: { type: AuditTargetType; id: string };
+  /** Public views only: never a secret, hash or salt. */
+  before: unknown;
+  after: unknown;
+}

@@ -1,0 +1,22 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * JSON logs on stdout. Secrets never reach a log: nothing logs request headers or bodies,
+ * and these paths are redacted should any object carrying them be logged by mistake.
+ */
+export function createLogger(opts: { level?: string; sync?: boolean } = {}): Logger {
+  return pino(
+    {
+      level: opts.level ?? process.env.KEYGATE_LOG_LEVEL ?? 'info',
+      base: { pid: process.pid },
+      redact: {
+        paths: ['secret', '*.secret', 'token', '*.token', 'salt', '*.salt', 'secretHash', '*.secretHash', 'authorization', '*.authorization', 'headers.authorization', 'headers["x-api-key"]'],
+        censor: '[redacted]',
+      },
+    },
+    // Asynchronous writes keep logging off the request path; `sync` is for the CLI's short runs.
+    pino.destination({ fd: 1, sync: opts.sync ?? false }),
+  );
+}

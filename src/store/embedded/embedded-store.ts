@@ -1,0 +1,295 @@
+import { constants, promises as fsp } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { KeyRecord } from '../../domain/api-key.js';
+import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
+import { KeygateError } from '../../errors.js';
+import type { Change, ChangeListener, KeyStore, KeyUsage, NodeReport, UsageDelta, WriteBatch } from '../types.js';
+import { CorruptStoreError, Journal, frame, readFramedFile, syncDir, writeFileAtomic } from './journal.js';
+import { StoreState, type BatchRecord, type SnapshotData } from './state.js';
+
+const JOURNAL = 'journal.log';
+const SNAPSHOT = 'snapshot.json';
+const LOCK = 'store.lock';
+const USAGE = 'usage.json';
+const FEED_BACKLOG = 10_000;
+const USAGE_FLUSH_MS = 10_000;
+
+export interface EmbeddedStoreOptions {
+  path: string;
+  logger: Logger;
+  /** Compact the journal into a snapshot once it holds this many bytes. */
+  compactAfterBytes?: number;
+}
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+/**
+ * Durable single-writer store: every committed batch is one journal record, fsynced before
+ * the commit resolves; the journal is folded into an atomically replaced snapshot now and then.
+ * All reads are served from memory.
+ */
+export class EmbeddedStore implements KeyStore {
+  readonly driver = 'embedded' as const;
+  private readonly dir: string;
+  private readonly logger: Logger;
+  private readonly compactAfterBytes: number;
+  private state = new StoreState();
+  private journal: Journal | null = null;
+  private writeChain: Promise<unknown> = Promise.resolve();
+  private broken = false;
+  private readonly feed: Change[] = [];
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly nodes = new Map<string, NodeReport>();
+  private usage = new Map<string, KeyUsage>();
+  private usageDirty = false;
+  private usageTimer: NodeJS.Timeout | null = null;
+
+  constructor(opts: EmbeddedStoreOptions) {
+    this.dir = resolve(opts.path);
+    this.logger = opts.logger;
+    this.compactAfterBytes = opts.compactAfterBytes ?? 16 * 1024 * 1024;
+  }
+
+  async open(): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.acquireLock();
+    const snapshot = (await readFramedFile(join(this.dir, SNAPSHOT))) as SnapshotData | null;
+    this.state = snapshot ? StoreState.fromSnapshot(snapshot) : new StoreState();
+    const { journal, records, tornBytes } = await Journal.open(join(this.dir, JOURNAL));
+    if (tornBytes > 0) {
+      this.logger.warn({ file: journal.path, tornBytes }, 'cut a torn record from the end of the journal (a crash during a write that was never acknowledged)');
+    }
+    let replayed = 0;
+    for (const raw of records) {
+      const batch = raw as BatchRecord;
+      if (typeof batch.v !== 'number' || !Array.isArray(batch.ops)) throw new CorruptStoreError(`${journal.path}: record without a version`);
+      // Records at or below the snapshot's version were folded into it before a crash cut the journal reset short.
+      if (batch.v <= this.state.version) continue;
+      if (batch.v !== this.state.version + 1) throw new CorruptStoreError(`${journal.path}: version ${batch.v} follows ${this.state.version}`);
+      this.state.apply(batch);
+      replayed++;
+    }
+    this.journal = journal;
+    const usage = (await readFramedFile(join(this.dir, USAGE))) as Array<[string, KeyUsage]> | null;
+    this.usage = new Map((usage ?? []).filter(([id]) => this.state.keys.has(id)));
+    this.usageTimer = setInterval(() => void this.flushUsage(), USAGE_FLUSH_MS);
+    this.usageTimer.unref();
+    this.logger.info({ path: this.dir, version: this.state.version, keys: this.state.keys.size, replayed }, 'embedded store loaded');
+  }
+
+  private async acquireLock(): Promise<void> {
+    const lockPath = join(this.dir, LOCK);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fh = await fsp.open(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+        await fh.writeFile(String(process.pid));
+        await fh.close();
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const holder = Number((await fsp.readFile(lockPath, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+        throw new Error(`the store at ${this.dir} is in use by process ${holder} (the embedded store has a single writer)`);
+      }
+      // The holder died without cleaning up (kill -9): the lock is stale.
+      await fsp.rm(lockPath, { force: true });
+    }
+    throw new Error(`could not lock the store at ${this.dir}`);
+  }
+
+  async close(): Promise<void> {
+    if (this.usageTimer) clearInterval(this.usageTimer);
+    await this.flushUsage();
+    await this.writeChain.catch(() => undefined);
+    await this.journal?.close();
+    this.journal = null;
+    await fsp.rm(join(this.dir, LOCK), { force: true });
+  }
+
+  healthy(): boolean {
+    return !this.broken && this.journal !== null;
+  }
+
+  async currentVersion(): Promise<number> {
+    return this.state.version;
+  }
+
+  async getWorkspace(id: string): Promise<Workspace | null> {
+    return clone(this.state.workspaces.get(id) ?? null);
+  }
+
+  async listWorkspaces(): Promise<Workspace[]> {
+    return clone([...this.state.workspaces.values()]);
+  }
+
+  async getKey(id: string): Promise<KeyRecord | null> {
+    return clone(this.state.keys.get(id) ?? null);
+  }
+
+  async findKeyBySecretHash(hash: string): Promise<KeyRecord | null> {
+    const id = this.state.byHash.get(hash);
+    return id === undefined ? null : clone(this.state.keys.get(id) ?? null);
+  }
+
+  async scanKeys(afterSeq: number, count: number): Promise<KeyRecord[]> {
+    const out: KeyRecord[] = [];
+    for (const rec of this.state.keys.values()) {
+      if (rec.seq <= afterSeq) continue;
+      out.push(clone(rec));
+      if (out.length >= count) break;
+    }
+    return out;
+  }
+
+  async keyIdsInGroup(groupId: string): Promise<string[]> {
+    return [...(this.state.byGroup.get(groupId) ?? [])];
+  }
+
+  async keyIdsOfOwner(ownerId: string): Promise<string[]> {
+    return [...(this.state.byOwner.get(ownerId) ?? [])];
+  }
+
+  async getGroup(id: string): Promise<Group | null> {
+    return clone(this.state.groups.get(id) ?? null);
+  }
+
+  async listGroups(): Promise<Group[]> {
+    return clone([...this.state.groups.values()]);
+  }
+
+  async getOwner(id: string): Promise<Owner | null> {
+    return clone(this.state.owners.get(id) ?? null);
+  }
+
+  async listOwners(): Promise<Owner[]> {
+    return clone([...this.state.owners.values()]);
+  }
+
+  async listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]> {
+    const out: AuditEntry[] = [];
+    const log = this.state.audit;
+    for (let i = log.length - 1; i >= 0 && out.length < filter.limit; i--) {
+      const entry = log[i]!;
+      if (filter.targetId === undefined || entry.target.id === filter.targetId) out.push(clone(entry));
+    }
+    return out;
+  }
+
+  /** Serialised: each batch is checked, made durable, then applied, one at a time. */
+  commit(batch: WriteBatch): Promise<number> {
+    const run = this.writeChain.then(() => this.commitNow(batch));
+    this.writeChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async commitNow(batch: WriteBatch): Promise<number> {
+    const journal = this.journal;
+    if (!journal || this.broken) throw new KeygateError('STORE_UNAVAILABLE', 'The key store cannot accept writes.');
+    this.state.check(batch);
+    const record: BatchRecord = { v: this.state.version + 1, ...clone(batch) };
+    try {
+      await journal.append(record);
+    } catch (err) {
+      if (journal.poisoned) this.broken = true;
+      this.logger.error({ err, path: journal.path }, 'journal write failed; the change was not applied');
+      throw new KeygateError('STORE_UNAVAILABLE', 'The key store could not make the change durable.');
+    }
+    const changes = this.state.apply(record);
+    for (const c of changes) if (c.kind === 'key' && c.op === 'delete' && this.usage.delete(c.id)) this.usageDirty = true;
+    this.publish(changes);
+    if (journal.bytes >= this.compactAfterBytes) await this.compact();
+    return record.v;
+  }
+
+  /** Folds the journal into a fresh snapshot. A failure leaves the journal as it was. */
+  private async compact(): Promise<void> {
+    try {
+      await writeFileAtomic(this.dir, SNAPSHOT, frame(this.state.snapshot()));
+      await this.journal!.reset();
+      await syncDir(this.dir);
+    } catch (err) {
+      this.logger.error({ err }, 'journal compaction failed; will retry after the next write');
+    }
+  }
+
+  /** Test and operator hook: force a compaction now. */
+  compactNow(): Promise<void> {
+    const run = this.writeChain.then(() => this.compact());
+    this.writeChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private publish(changes: Change[]): void {
+    for (const c of changes) this.feed.push(c);
+    if (this.feed.length > FEED_BACKLOG) this.feed.splice(0, this.feed.length - FEED_BACKLOG);
+    for (const listener of this.listeners) {
+      try {
+        listener(changes);
+      } catch (err) {
+        this.logger.error({ err }, 'change listener failed');
+      }
+    }
+  }
+
+  async changesSince(fromVersion: number): Promise<Change[] | null> {
+    if (fromVersion >= this.state.version) return [];
+    const oldest = this.feed[0];
+    if (!oldest || oldest.version > fromVersion + 1) return null;
+    return this.feed.filter((c) => c.version > fromVersion);
+  }
+
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // Usage counts are telemetry: kept in memory and written out every few seconds, so a crash
+  // loses at most that interval of counts, never a key or a policy.
+  async recordUsage(deltas: readonly UsageDelta[]): Promise<void> {
+    for (const d of deltas) {
+      if (!this.state.keys.has(d.keyId)) continue;
+      const u = this.usage.get(d.keyId) ?? { total: 0, byOutcome: {}, lastUsedAt: null };
+      for (const [outcome, n] of Object.entries(d.byOutcome)) {
+        u.byOutcome[outcome] = (u.byOutcome[outcome] ?? 0) + n;
+        u.total += n;
+      }
+      if (u.lastUsedAt === null || d.lastUsedAt > u.lastUsedAt) u.lastUsedAt = d.lastUsedAt;
+      this.usage.set(d.keyId, u);
+      this.usageDirty = true;
+    }
+  }
+
+  async getUsage(keyId: string): Promise<KeyUsage> {
+    return clone(this.usage.get(keyId) ?? { total: 0, byOutcome: {}, lastUsedAt: null });
+  }
+
+  private async flushUsage(): Promise<void> {
+    if (!this.usageDirty || !this.journal) return;
+    this.usageDirty = false;
+    try {
+      await writeFileAtomic(this.dir, USAGE, frame([...this.usage.entries()]));
+    } catch (err) {
+      this.usageDirty = true;
+      this.logger.warn({ err }, 'could not write usage counts; will retry');
+    }
+  }
+
+  async reportNode(report: NodeReport): Promise<void> {
+    this.nodes.set(report.id, { ...report });
+  }
+
+  async listNodes(): Promise<NodeReport[]> {
+    return [...this.nodes.values()].map((n) => ({ ...n }));
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,164 @@
+import { constants, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+
+// On-disk framing, one record per line: `<crc32 of the JSON, 8 hex> <JSON>\n`.
+// JSON.stringify never emits a raw newline, so a line is a record. A record is trusted only
+// when its line is complete and its checksum matches; anything else at the tail is a torn
+// write from a crash and is cut off. A bad record followed by good ones is real corruption
+// and stops the load: keygate never starts on garbage.
+
+const FILE_MODE = 0o600;
+
+export function frame(payload: unknown): Buffer {
+  const json = JSON.stringify(payload);
+  const crc = crc32(json).toString(16).padStart(8, '0');
+  return Buffer.from(`${crc} ${json}\n`, 'utf8');
+}
+
+function unframe(line: string): unknown {
+  if (line.length < 10 || line[8] !== ' ') return undefined;
+  const json = line.slice(9);
+  const crc = crc32(json).toString(16).padStart(8, '0');
+  if (crc !== line.slice(0, 8)) return undefined;
+  try {
+    return JSON.parse(json) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+export class CorruptStoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CorruptStoreError';
+  }
+}
+
+export interface ReadResult {
+  records: unknown[];
+  /** Bytes of the file holding whole, valid records. */
+  validBytes: number;
+  /** Bytes cut off as a torn tail (0 when the file was clean). */
+  tornBytes: number;
+}
+
+export function parseJournal(buf: Buffer, file: string): ReadResult {
+  const records: unknown[] = [];
+  let offset = 0;
+  let badAt = -1;
+  while (offset < buf.length) {
+    const nl = buf.indexOf(0x0a, offset);
+    if (nl === -1) {
+      if (badAt === -1) badAt = offset;
+      break;
+    }
+    const record = unframe(buf.toString('utf8', offset, nl));
+    if (record === undefined) {
+      if (badAt === -1) badAt = offset;
+    } else if (badAt !== -1) {
+      throw new CorruptStoreError(`${file}: damaged record at byte ${badAt} is followed by valid records; refusing to load`);
+    } else {
+      records.push(record);
+    }
+    offset = nl + 1;
+  }
+  const validBytes = badAt === -1 ? buf.length : badAt;
+  return { records, validBytes, tornBytes: buf.length - validBytes };
+}
+
+/** An append-only file where `append` resolves only once the bytes are on disk. */
+export class Journal {
+  /** Set when a failed append could not be undone: the file must not be written again. */
+  poisoned = false;
+
+  private constructor(private readonly fh: fsp.FileHandle, private size: number, readonly path: string) {}
+
+  static async open(path: string): Promise<{ journal: Journal; records: unknown[]; tornBytes: number }> {
+    const fh = await fsp.open(path, constants.O_RDWR | constants.O_CREAT, FILE_MODE);
+    try {
+      await fh.chmod(FILE_MODE);
+      const buf = await fh.readFile();
+      const { records, validBytes, tornBytes } = parseJournal(buf, path);
+      if (tornBytes > 0) {
+        await fh.truncate(validBytes);
+        await fh.datasync();
+      }
+      return { journal: new Journal(fh, validBytes, path), records, tornBytes };
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  async append(payload: unknown): Promise<void> {
+    const buf = frame(payload);
+    const at = this.size;
+    try {
+      await this.fh.write(buf, 0, buf.length, at);
+      await this.fh.datasync();
+      this.size = at + buf.length;
+    } catch (err) {
+      // Leave no partial record behind for the next append to follow; if even that fails no
+      // further append is safe, and the next start cuts the torn tail.
+      try {
+        await this.fh.truncate(at);
+      } catch {
+        this.poisoned = true;
+      }
+      throw err;
+    }
+  }
+
+  async reset(): Promise<void> {
+    await this.fh.truncate(0);
+    await this.fh.datasync();
+    this.size = 0;
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+/** Replaces `name` in `dir` atomically: write a temp file, fsync it, rename, fsync the directory. */
+export async function writeFileAtomic(dir: string, name: string, data: Buffer): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`);
+  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, FILE_MODE);
+  try {
+    await fh.chmod(FILE_MODE);
+    await fh.write(data, 0, data.length, 0);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  await fsp.rename(tmp, join(dir, name));
+  await syncDir(dir);
+}
+
+export async function syncDir(dir: string): Promise<void> {
+  const dh = await fsp.open(dir, constants.O_RDONLY);
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+/** Reads a file written by `writeFileAtomic` with `frame`; null when absent. */
+export async function readFramedFile(path: string): Promise<unknown | null> {
+  let buf: Buffer;
+  try {
+    buf = await fsp.readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const { records, tornBytes } = parseJournal(buf, path);
+  if (records.length !== 1 || tornBytes !== 0) throw new CorruptStoreError(`${path}: damaged snapshot; refusing to load`);
+  return records[0];
+}

@@ -1,0 +1,90 @@
+import type { KeyRecord } from '../domain/api-key.js';
+import type { AuditEntry, Group, Owner, Workspace } from '../domain/entities.js';
+
+export type EntityType = 'workspace' | 'key' | 'group' | 'owner';
+
+export type Entity =
+  | { type: 'workspace'; value: Workspace }
+  | { type: 'key'; value: KeyRecord }
+  | { type: 'group'; value: Group }
+  | { type: 'owner'; value: Owner };
+
+export type WriteOp =
+  | { op: 'put'; entity: Entity }
+  | { op: 'delete'; type: EntityType; id: string };
+
+/**
+ * Optimistic concurrency: the batch applies only if the record's `version` (or, for records
+ * without one, its `updatedAt`) is still what the writer read; `null` means it must not exist.
+ */
+export interface Precondition { type: EntityType; id: string; token: string | null }
+
+export interface WriteBatch {
+  ops: WriteOp[];
+  audit: AuditEntry[];
+  expect?: Precondition[];
+}
+
+/** One entry of the change feed: every write bumps the store version once. */
+export interface Change { version: number; kind: EntityType; id: string; op: 'put' | 'delete' }
+
+export interface NodeReport {
+  id: string;
+  role: 'gateway' | 'admin';
+  appliedVersion: number;
+  reportedAt: string;
+}
+
+/** Per-key request counts, batched by the data plane; telemetry, not part of the change feed. */
+export interface KeyUsage { total: number; byOutcome: Record<string, number>; lastUsedAt: string | null }
+export interface UsageDelta { keyId: string; byOutcome: Record<string, number>; lastUsedAt: string }
+
+export type ChangeListener = (changes: readonly Change[]) => void;
+
+/**
+ * The one contract both backends keep. Reads return copies the caller may not mutate;
+ * `commit` is atomic and durable when its promise resolves.
+ */
+export interface KeyStore {
+  readonly driver: 'embedded' | 'redis';
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** False after an unrecoverable write fault: reads may go on, writes are refused. */
+  healthy(): boolean;
+  currentVersion(): Promise<number>;
+
+  getWorkspace(id: string): Promise<Workspace | null>;
+  listWorkspaces(): Promise<Workspace[]>;
+  getKey(id: string): Promise<KeyRecord | null>;
+  /** The data plane's read: the key whose current or retired secret has this peppered hash. */
+  findKeyBySecretHash(hash: string): Promise<KeyRecord | null>;
+  /** Keys in creation order, starting after `afterSeq`. */
+  scanKeys(afterSeq: number, count: number): Promise<KeyRecord[]>;
+  keyIdsInGroup(groupId: string): Promise<string[]>;
+  keyIdsOfOwner(ownerId: string): Promise<string[]>;
+  getGroup(id: string): Promise<Group | null>;
+  listGroups(): Promise<Group[]>;
+  getOwner(id: string): Promise<Owner | null>;
+  listOwners(): Promise<Owner[]>;
+  /** Newest first. */
+  listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]>;
+
+  commit(batch: WriteBatch): Promise<number>;
+
+  /** Changes after `fromVersion`, or null when the feed no longer reaches back that far (reload). */
+  changesSince(fromVersion: number): Promise<Change[] | null>;
+  subscribe(listener: ChangeListener): () => void;
+
+  recordUsage(deltas: readonly UsageDelta[]): Promise<void>;
+  getUsage(keyId: string): Promise<KeyUsage>;
+
+  reportNode(report: NodeReport): Promise<void>;
+  listNodes(): Promise<NodeReport[]>;
+}
+
+export function preconditionToken(entity: Entity): string {
+  const v = entity.value;
+  if ('version' in v) return String(v.version);
+  if ('updatedAt' in v) return v.updatedAt;
+  return v.createdAt;
+}
