@@ -5,6 +5,10 @@ import type { Config } from './config/schema.js';
 import { createAdminServer } from './control-plane/admin-server.js';
 import { DirectoryService } from './control-plane/directory-service.js';
 import { KeyService } from './control-plane/key-service.js';
+import { createGatewayServer } from './data-plane/gateway-server.js';
+import { KeyResolver } from './data-plane/key-resolver.js';
+import { compileRoutes } from './data-plane/pipeline.js';
+import { UsageRecorder } from './data-plane/usage-recorder.js';
 import { PermissionCatalogue } from './domain/permissions.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -54,12 +58,53 @@ function listen(server: Server, host: string, port: number): Promise<string> {
   });
 }
 
+/** The data plane over an in-process store: the change feed arrives synchronously, so the cache is always fresh. */
+function buildGateway(app: App) {
+  const { config, metrics, store } = app;
+  const resolver = new KeyResolver({
+    source: store,
+    pepper: config.secrets.pepper,
+    fresh: () => true,
+    stats: {
+      hit: () => metrics.keyCacheHits.inc(),
+      miss: () => metrics.keyCacheMisses.inc(),
+      storeError: () => metrics.storeErrors.inc({ operation: 'key_lookup' }),
+    },
+  });
+  const unsubscribe = store.subscribe((changes) => {
+    resolver.apply(changes);
+    const now = Date.now();
+    for (const c of changes) metrics.propagationLag.observe(Math.max(0, now - c.at) / 1000);
+  });
+  const usage = new UsageRecorder((deltas) => store.recordUsage(deltas));
+  usage.start();
+  const { routes, upstreams } = compileRoutes({ config, resolver });
+  const server = createGatewayServer({ config, routes, metrics, logger: app.logger, usage });
+  return {
+    server,
+    async close(): Promise<void> {
+      unsubscribe();
+      await usage.stop();
+      await Promise.all(upstreams.map((u) => u.close()));
+    },
+  };
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
+
 /** `keygate serve`: open the store, start the ports, log the ready line, drain on SIGTERM. */
 export async function serve(config: Config, logger: Logger): Promise<void> {
   const app = await buildApp(config, logger);
   let ready = false;
   const admin = createAdminServer({ ...app, ready: () => ready });
+  const gateway = buildGateway(app);
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
+  const gatewayUrl = await listen(gateway.server, config.gateway.listen.host, config.gateway.listen.port);
 
   const nodeId = `${hostname()}:${process.pid}`;
   const heartbeat = async (): Promise<void> => {
@@ -75,8 +120,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   timer.unref();
 
   ready = true;
-  // The gateway port arrives with the data plane; until then nothing pretends to proxy.
-  logger.info({ gateway: null, admin: adminUrl }, 'ready');
+  logger.info({ gateway: gatewayUrl, admin: adminUrl }, 'ready');
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -87,17 +131,18 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     clearInterval(timer);
     const force = setTimeout(() => {
       logger.warn('drain timed out; closing remaining connections');
+      gateway.server.closeAllConnections();
       admin.closeAllConnections();
     }, config.gateway.requestTimeoutMs);
     force.unref();
-    admin.close(() => {
-      clearTimeout(force);
-      app.store.close()
-        .then(() => logger.info('stopped'))
-        .catch((err: unknown) => logger.error({ err }, 'store close failed'))
-        .finally(() => logger.flush(() => process.exit(0)));
-    });
-    admin.closeIdleConnections();
+    // In-flight requests finish first; only then are usage counts flushed and the store closed.
+    Promise.all([closeServer(gateway.server), closeServer(admin)])
+      .then(() => clearTimeout(force))
+      .then(() => gateway.close())
+      .then(() => app.store.close())
+      .then(() => logger.info('stopped'))
+      .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
+      .finally(() => logger.flush(() => process.exit(0)));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -79,9 +79,14 @@ export interface ApiKey {
  * then expiry (which may pass between two reads without any write).
  */
 export function deriveStatus(key: Pick<KeyRecord, 'enabled' | 'expiresAt'>, ownerActive: boolean, now: number): KeyStatus {
-  if (!key.enabled) return 'disabled';
+  return statusAt(key.enabled, ownerActive, key.expiresAt === null ? null : Date.parse(key.expiresAt), now);
+}
+
+/** The same rule on precompiled values, for the hot path. */
+export function statusAt(enabled: boolean, ownerActive: boolean, expiresAtMs: number | null, now: number): KeyStatus {
+  if (!enabled) return 'disabled';
   if (!ownerActive) return 'suspended';
-  if (key.expiresAt !== null && Date.parse(key.expiresAt) <= now) return 'expired';
+  if (expiresAtMs !== null && expiresAtMs <= now) return 'expired';
   return 'active';
 }
 

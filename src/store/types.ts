@@ -26,7 +26,14 @@ export interface WriteBatch {
 }
 
 /** One entry of the change feed: every write bumps the store version once. */
-export interface Change { version: number; kind: EntityType; id: string; op: 'put' | 'delete' }
+export interface Change {
+  version: number;
+  kind: EntityType;
+  id: string;
+  op: 'put' | 'delete';
+  /** When the change was committed (ms since the epoch), for measuring propagation lag. */
+  at: number;
+}
 
 export interface NodeReport {
   id: string;

@@ -188,7 +188,7 @@ export class EmbeddedStore implements KeyStore {
     const journal = this.journal;
     if (!journal || this.broken) throw new KeygateError('STORE_UNAVAILABLE', 'The key store cannot accept writes.');
     this.state.check(batch);
-    const record: BatchRecord = { v: this.state.version + 1, ...clone(batch) };
+    const record: BatchRecord = { v: this.state.version + 1, at: Date.now(), ...clone(batch) };
     try {
       await journal.append(record);
     } catch (err) {

@@ -4,7 +4,7 @@ import { KeygateError } from '../../errors.js';
 import { preconditionToken, type Change, type Entity, type EntityType, type WriteBatch } from '../types.js';
 
 /** A journal record: one committed batch. */
-export interface BatchRecord extends WriteBatch { v: number }
+export interface BatchRecord extends WriteBatch { v: number; at: number }
 
 export interface SnapshotData {
   version: number;
@@ -73,11 +73,11 @@ export class StoreState {
         const { type, value } = op.entity;
         if (type === 'key') this.putKey(value, batch.v);
         else (this.table(type) as Map<string, typeof value>).set(value.id, value);
-        changes.push({ version: batch.v, kind: type, id: value.id, op: 'put' });
+        changes.push({ version: batch.v, kind: type, id: value.id, op: 'put', at: batch.at });
       } else {
         if (op.type === 'key') this.deleteKey(op.id);
         else this.table(op.type).delete(op.id);
-        changes.push({ version: batch.v, kind: op.type, id: op.id, op: 'delete' });
+        changes.push({ version: batch.v, kind: op.type, id: op.id, op: 'delete', at: batch.at });
       }
     }
     for (const entry of batch.audit) this.audit.push(entry);

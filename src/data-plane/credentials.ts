@@ -1,0 +1,81 @@
+import { isGuid } from '../domain/ids.js';
+
+export type Credential =
+  | { kind: 'none' }
+  | { kind: 'ambiguous' }
+  /** A header was present but unusable (empty, malformed Basic): answered like an unknown key. */
+  | { kind: 'invalid' }
+  | { kind: 'secret'; secret: string; via: 'x-api-key' | 'bearer' }
+  | { kind: 'basic'; workspaceId: string; secret: string }
+  | { kind: 'token'; token: string };
+
+/** What one pass over the raw headers tells the pipeline. */
+export interface HeaderScan {
+  hosts: number;
+  apiKeys: string[];
+  authorizations: string[];
+}
+
+export function scanHeaders(raw: readonly string[]): HeaderScan {
+  const scan: HeaderScan = { hosts: 0, apiKeys: [], authorizations: [] };
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    // Cheap length pre-filter before the case-insensitive compare.
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'host') scan.hosts++;
+        break;
+      case 9:
+        if (name.toLowerCase() === 'x-api-key') scan.apiKeys.push(raw[i + 1]!);
+        break;
+      case 13:
+        if (name.toLowerCase() === 'authorization') scan.authorizations.push(raw[i + 1]!);
+        break;
+    }
+  }
+  return scan;
+}
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.|$)/;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function parseBasic(value: string): Credential {
+  const encoded = value.trim();
+  if (encoded.length % 4 !== 0 || !BASE64.test(encoded)) return { kind: 'invalid' };
+  let decoded: string;
+  try {
+    decoded = utf8.decode(Buffer.from(encoded, 'base64'));
+  } catch {
+    return { kind: 'invalid' };
+  }
+  const colon = decoded.indexOf(':');
+  if (colon <= 0 || colon === decoded.length - 1) return { kind: 'invalid' };
+  const workspaceId = decoded.slice(0, colon);
+  if (!isGuid(workspaceId)) return { kind: 'invalid' };
+  return { kind: 'basic', workspaceId: workspaceId.toLowerCase(), secret: decoded.slice(colon + 1) };
+}
+
+/** Exactly one credential per request (CONTRACT §4); two or more is ambiguous. */
+export function readCredential(scan: HeaderScan): Credential {
+  const count = scan.apiKeys.length + scan.authorizations.length;
+  if (count === 0) return { kind: 'none' };
+  if (count > 1) return { kind: 'ambiguous' };
+  if (scan.apiKeys.length === 1) {
+    const secret = scan.apiKeys[0]!.trim();
+    return secret === '' ? { kind: 'invalid' } : { kind: 'secret', secret, via: 'x-api-key' };
+  }
+  const auth = scan.authorizations[0]!;
+  const space = auth.indexOf(' ');
+  if (space === -1) return { kind: 'invalid' };
+  const scheme = auth.slice(0, space).toLowerCase();
+  const value = auth.slice(space + 1).trim();
+  if (value === '') return { kind: 'invalid' };
+  if (scheme === 'bearer') {
+    if (value.startsWith('kg_')) return { kind: 'secret', secret: value, via: 'bearer' };
+    if (JWT_SHAPE.test(value)) return { kind: 'token', token: value };
+    return { kind: 'invalid' };
+  }
+  if (scheme === 'basic') return parseBasic(value);
+  return { kind: 'invalid' };
+}

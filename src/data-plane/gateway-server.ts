@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { ParsedIp } from '../domain/cidr.js';
+import { parseIp } from '../domain/cidr.js';
+import { ERROR_CATALOGUE, type ErrorCode } from '../errors.js';
+import type { Metrics } from '../observability/metrics.js';
+import { createClientIpResolver } from './client-ip.js';
+import type { CompiledRoute, RequestContext } from './context.js';
+import { scanHeaders } from './credentials.js';
+import { upstreamRequestHeaders } from './forwarder.js';
+import { parseRequestTarget } from './request-target.js';
+import { RouteTable } from './route-table.js';
+import type { UsageRecorder } from './usage-recorder.js';
+import { compileIpAllowlist } from '../domain/cidr.js';
+
+export interface GatewayDeps {
+  config: Config;
+  routes: readonly CompiledRoute[];
+  metrics: Metrics;
+  logger: Logger;
+  usage: UsageRecorder;
+}
+
+const PEER = Symbol('keygate.peer');
+type PeerSocket = Socket & { [PEER]?: { ip: ParsedIp | null; text: string; trusted: boolean } };
+
+/** Request ids: a random per-process prefix and a counter; unique without a syscall per request. */
+function requestIds(): () => string {
+  const prefix = randomBytes(6).toString('base64url');
+  let n = 0;
+  return () => `${prefix}${(n++).toString(36)}`;
+}
+
+function errorBody(code: ErrorCode, message: string, requestId: string): string {
+  return JSON.stringify({ error: { code, message, requestId } });
+}
+
+export function createGatewayServer(deps: GatewayDeps): Server {
+  const { config, metrics, logger, usage } = deps;
+  const table = new RouteTable(deps.routes);
+  const nextId = requestIds();
+  const resolveClientIp = createClientIpResolver(config.gateway.trustedProxies);
+  const isTrusted = config.gateway.trustedProxies.length > 0 ? compileIpAllowlist(config.gateway.trustedProxies) : () => false;
+  const logRequests = logger.isLevelEnabled('info');
+
+  // Pre-bound metric children: no label lookup per request.
+  const total = metrics.requestDuration.labels({ kind: 'total' });
+  const overhead = metrics.requestDuration.labels({ kind: 'overhead' });
+  const counters = new Map<string, ReturnType<typeof metrics.requests.labels>>();
+  const count = (route: string, outcome: string): void => {
+    const k = `${route}\u0000${outcome}`;
+    let c = counters.get(k);
+    if (!c) counters.set(k, (c = metrics.requests.labels({ route, outcome })));
+    c.inc();
+  };
+  const upstreamTimers = new Map(deps.routes.flatMap((r) => [r.upstream, r.upstreamTest]).map((u) => [u, metrics.upstreamDuration.labels({ upstream: u.name })]));
+
+  const finish = (requestId: string, route: string, status: number, outcome: string, keyId: string | null, started: number, upstreamMs: number): void => {
+    const ms = performance.now() - started;
+    total.observe(ms / 1000);
+    overhead.observe((ms - upstreamMs) / 1000);
+    count(route, outcome);
+    if (keyId !== null) usage.record(keyId, outcome, Date.now());
+    if (logRequests) logger.info({ requestId, route, status, outcome, keyId, ms: Math.round(ms * 100) / 100 }, 'request');
+  };
+
+  const refuse = (res: ServerResponse, requestId: string, code: ErrorCode, message: string | null, route: string, keyId: string | null, started: number): void => {
+    const { status } = ERROR_CATALOGUE[code];
+    const body = errorBody(code, message ?? ERROR_CATALOGUE[code].message, requestId);
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'x-request-id': requestId,
+      'cache-control': 'no-store',
+    };
+    if (status === 401) headers['www-authenticate'] = 'Bearer realm="keygate"';
+    res.writeHead(status, headers);
+    res.end(body);
+    finish(requestId, route, status, code, keyId, started, 0);
+  };
+
+  const peerOf = (socket: PeerSocket): { ip: ParsedIp | null; text: string; trusted: boolean } => {
+    let peer = socket[PEER];
+    if (!peer) {
+      // Parsed once per connection: every request on a keep-alive socket has the same peer.
+      const ip = socket.remoteAddress === undefined ? null : parseIp(socket.remoteAddress);
+      peer = { ip, text: ip ? ip.toString() : (socket.remoteAddress ?? ''), trusted: ip !== null && isTrusted(ip) };
+      socket[PEER] = peer;
+    }
+    return peer;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = performance.now();
+    const requestId = nextId();
+    const target = parseRequestTarget(req.url ?? '');
+    if (target === null) return refuse(res, requestId, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', 'unmatched', null, started);
+    const scan = scanHeaders(req.rawHeaders);
+    if (scan.hosts > 1) return refuse(res, requestId, 'BAD_REQUEST', 'The request has more than one Host header.', 'unmatched', null, started);
+    const match = table.match(req.method ?? '', target.path);
+    if (match === null) return refuse(res, requestId, 'ROUTE_NOT_FOUND', null, 'unmatched', null, started);
+    const route = match.route;
+    const peer = peerOf(req.socket as PeerSocket);
+    const ctx: RequestContext = {
+      req, res, requestId, route,
+      params: match.params,
+      path: target.path,
+      search: target.search,
+      scan,
+      now: Date.now(),
+      policy: null,
+      profile: null,
+      peerIp: peer.ip,
+      peerTrusted: peer.trusted,
+      clientIp: peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip,
+      message: null,
+    };
+    for (const stage of route.stages) {
+      let result = stage(ctx);
+      if (result instanceof Promise) result = await result;
+      if (result !== null) return refuse(res, requestId, result, ctx.message, route.name, ctx.policy?.keyId ?? null, started);
+    }
+    const policy = ctx.policy!;
+    const test = policy.environment === 'test';
+    const upstream = test ? route.upstreamTest : route.upstream;
+    const headers = upstreamRequestHeaders(req, {
+      requestId,
+      clientIp: ctx.clientIp ? ctx.clientIp.toString() : peer.text,
+      peerIp: peer.text,
+      peerTrusted: peer.trusted,
+      identity: {
+        keyId: policy.keyId,
+        workspaceId: policy.workspaceId,
+        keyType: policy.type,
+        environment: policy.environment,
+        profile: ctx.profile,
+      },
+    });
+    const upstreamStarted = performance.now();
+    const result = await upstream.forward(req, res, target.path + target.search, headers, requestId);
+    const upstreamMs = performance.now() - upstreamStarted;
+    upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
+    if (result.ok) return finish(requestId, route.name, result.status, 'OK', policy.keyId, started, upstreamMs);
+    if (result.code === 'CLIENT_GONE') return finish(requestId, route.name, 499, 'CLIENT_CLOSED', policy.keyId, started, upstreamMs);
+    if (result.responded) {
+      res.destroy();
+      return finish(requestId, route.name, 502, result.code, policy.keyId, started, upstreamMs);
+    }
+    refuse(res, requestId, result.code, null, route.name, policy.keyId, started);
+  };
+
+  const server = createServer({
+    maxHeaderSize: 16 * 1024,
+    requestTimeout: config.gateway.requestTimeoutMs,
+    headersTimeout: Math.min(config.gateway.requestTimeoutMs, 60_000),
+    keepAliveTimeout: 65_000,
+  }, (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      logger.error({ err }, 'gateway request failed');
+      if (!res.headersSent) {
+        const body = errorBody('INTERNAL', ERROR_CATALOGUE.INTERNAL.message, 'internal');
+        res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      } else {
+        res.destroy();
+      }
+    });
+  });
+
+  // Malformed requests the HTTP parser refuses still get a catalogued JSON answer.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const requestId = nextId();
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const code: ErrorCode = tooLarge ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
+    const status = tooLarge ? 431 : 400;
+    const body = errorBody(code, tooLarge ? 'The request headers are over 16 KiB.' : ERROR_CATALOGUE.BAD_REQUEST.message, requestId);
+    socket.end(
+      `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    count('unmatched', code);
+  });
+  return server;
+}

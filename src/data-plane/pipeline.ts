@@ -1,0 +1,42 @@
+import type { Config } from '../config/schema.js';
+import { KEY_TYPES } from '../domain/api-key.js';
+import type { CompiledRoute, Stage } from './context.js';
+import { Upstream } from './forwarder.js';
+import type { KeyResolver } from './key-resolver.js';
+import { authenticateStage } from './stages/authenticate.js';
+import { ipAllowlistStage } from './stages/ip-allowlist.js';
+import { keyStatusStage } from './stages/key-status.js';
+import { keyTypeStage } from './stages/key-type.js';
+import { permissionStage } from './stages/permission.js';
+
+export interface PipelineDeps {
+  config: Config;
+  resolver: KeyResolver;
+}
+
+/**
+ * Builds each route's ordered stage list once, in the contract's order: credential → key
+ * status → permission → key type → IP allowlist. A stage is present only when the route
+ * needs it (no key-type stage on a route open to every type).
+ */
+export function compileRoutes({ config, resolver }: PipelineDeps): { routes: CompiledRoute[]; upstreams: Upstream[] } {
+  const upstreams = new Map<string, Upstream>();
+  for (const [name, cfg] of Object.entries(config.upstreams)) upstreams.set(name, new Upstream(name, cfg));
+  const authenticate = authenticateStage(resolver);
+  const status = keyStatusStage();
+  const ip = ipAllowlistStage();
+  const routes = config.routes.map((rc): CompiledRoute => {
+    const stages: Stage[] = [authenticate, status, permissionStage(rc.permission)];
+    if (rc.keyTypes && !KEY_TYPES.every((t) => rc.keyTypes!.includes(t))) stages.push(keyTypeStage(rc.keyTypes));
+    stages.push(ip);
+    const upstream = upstreams.get(rc.upstream)!;
+    return {
+      config: rc,
+      name: rc.name,
+      stages,
+      upstream,
+      upstreamTest: rc.upstreamTest ? upstreams.get(rc.upstreamTest)! : upstream,
+    };
+  });
+  return { routes, upstreams: [...upstreams.values()] };
+}

@@ -1,0 +1,42 @@
+import { checkSecretFormat } from '../../domain/secret.js';
+import type { KeyResolver } from '../key-resolver.js';
+import { readCredential } from '../credentials.js';
+import type { RequestContext, Stage, StageResult } from '../context.js';
+
+/**
+ * Credential → compiled policy. Unknown secrets, bad checksums, Basic credentials naming
+ * another workspace and Basic on a key that may not use it all give the same 401, so the
+ * answer never tells which part was wrong.
+ */
+export function authenticateStage(resolver: KeyResolver): Stage {
+  const finish = (ctx: RequestContext, basicWorkspace: string | null, res: Awaited<ReturnType<KeyResolver['resolve']>>): StageResult => {
+    if (!res.ok) return res.code;
+    const policy = res.policy;
+    if (basicWorkspace !== null && (policy.type !== 'workspace' || !policy.basicAuth || policy.workspaceId !== basicWorkspace)) {
+      return 'UNAUTHENTICATED';
+    }
+    ctx.policy = policy;
+    return null;
+  };
+  return (ctx) => {
+    const cred = readCredential(ctx.scan);
+    switch (cred.kind) {
+      case 'none':
+      case 'invalid':
+        return 'UNAUTHENTICATED';
+      case 'ambiguous':
+        return 'AMBIGUOUS_CREDENTIALS';
+      case 'token':
+        // This node mints no tokens yet, so no token can verify.
+        return 'TOKEN_INVALID';
+      case 'secret':
+      case 'basic': {
+        // The checksum rejects typos and guesses before any hashing or lookup.
+        if (checkSecretFormat(cred.secret) === null) return 'UNAUTHENTICATED';
+        const basicWorkspace = cred.kind === 'basic' ? cred.workspaceId : null;
+        const res = resolver.resolve(cred.secret);
+        return res instanceof Promise ? res.then((r) => finish(ctx, basicWorkspace, r)) : finish(ctx, basicWorkspace, res);
+      }
+    }
+  };
+}

@@ -1,0 +1,10 @@
+import type { Stage } from '../context.js';
+
+/** Keys without an allowlist skip the check; a client whose address is unknown is refused. */
+export function ipAllowlistStage(): Stage {
+  return (ctx) => {
+    const policy = ctx.policy!;
+    if (!policy.ipRestricted) return null;
+    return ctx.clientIp !== null && policy.ipAllowed(ctx.clientIp) ? null : 'IP_NOT_ALLOWED';
+  };
+}
