@@ -1,23 +1,22 @@
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import { hostname } from 'node:os';
+import cluster from 'node:cluster';
+import { availableParallelism, hostname } from 'node:os';
 import type { Config } from './config/schema.js';
 import { createAdminServer } from './control-plane/admin-server.js';
 import { DirectoryService } from './control-plane/directory-service.js';
 import { KeyService } from './control-plane/key-service.js';
-import { createGatewayServer } from './data-plane/gateway-server.js';
-import { KeyResolver } from './data-plane/key-resolver.js';
-import { compileRoutes } from './data-plane/pipeline.js';
-import { UsageRecorder } from './data-plane/usage-recorder.js';
+import { storeKeySource } from './data-plane/key-resolver.js';
 import { PermissionCatalogue } from './domain/permissions.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
+import { closeServer, createGatewayNode, listen } from './runtime/gateway-node.js';
+import { startPrimary } from './runtime/primary.js';
+import { runWorker } from './runtime/worker.js';
 import { EmbeddedStore } from './store/embedded/embedded-store.js';
 import type { KeyStore } from './store/types.js';
 
 const HEARTBEAT_MS = 5_000;
 
-/** Everything the process runs on, built once here and handed down (no globals). */
+/** Everything the control plane runs on, built once here and handed down (no globals). */
 export interface App {
   config: Config;
   logger: Logger;
@@ -46,70 +45,59 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
   };
 }
 
-function listen(server: Server, host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      const addr = server.address() as AddressInfo;
-      const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      resolve(`http://${h}:${addr.port}`);
-    });
-  });
+export function workerCount(config: Config): number {
+  return config.gateway.workers === 'auto' ? availableParallelism() : config.gateway.workers;
 }
 
-/** The data plane over an in-process store: the change feed arrives synchronously, so the cache is always fresh. */
-function buildGateway(app: App) {
-  const { config, metrics, store } = app;
-  const resolver = new KeyResolver({
-    source: store,
-    pepper: config.secrets.pepper,
-    fresh: () => true,
-    stats: {
-      hit: () => metrics.keyCacheHits.inc(),
-      miss: () => metrics.keyCacheMisses.inc(),
-      storeError: () => metrics.storeErrors.inc({ operation: 'key_lookup' }),
-    },
-  });
-  const unsubscribe = store.subscribe((changes) => {
-    resolver.apply(changes);
-    const now = Date.now();
-    for (const c of changes) metrics.propagationLag.observe(Math.max(0, now - c.at) / 1000);
-  });
-  const usage = new UsageRecorder((deltas) => store.recordUsage(deltas));
-  usage.start();
-  const { routes, upstreams } = compileRoutes({ config, resolver });
-  const server = createGatewayServer({ config, routes, metrics, logger: app.logger, usage });
-  return {
-    server,
-    async close(): Promise<void> {
-      unsubscribe();
-      await usage.stop();
-      await Promise.all(upstreams.map((u) => u.close()));
-    },
+/** Stops on SIGTERM/SIGINT once: `drain` finishes in-flight work, then the process exits 0. */
+export function onTermination(logger: Logger, graceMs: number, drain: () => Promise<void>, force: () => void): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    const timer = setTimeout(() => {
+      logger.warn('drain timed out; closing remaining connections');
+      force();
+    }, graceMs);
+    timer.unref();
+    drain()
+      .then(() => logger.info('stopped'))
+      .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
+      .finally(() => {
+        clearTimeout(timer);
+        logger.flush(() => process.exit(0));
+      });
   };
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeIdleConnections();
-  });
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 /** `keygate serve`: open the store, start the ports, log the ready line, drain on SIGTERM. */
 export async function serve(config: Config, logger: Logger): Promise<void> {
+  if (cluster.isWorker) return runWorker(config, logger);
   const app = await buildApp(config, logger);
+  if (workerCount(config) > 1) return startPrimary(app, workerCount(config));
+
   let ready = false;
   const admin = createAdminServer({ ...app, ready: () => ready });
-  const gateway = buildGateway(app);
+  // In one process the store's change feed is synchronous, so the cache is never stale.
+  const gateway = createGatewayNode({
+    config,
+    logger,
+    metrics: app.metrics,
+    source: storeKeySource(app.store),
+    fresh: () => true,
+    usageSink: (deltas) => app.store.recordUsage(deltas),
+  });
+  const unsubscribe = app.store.subscribe((changes) => gateway.applyChanges(changes));
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
   const gatewayUrl = await listen(gateway.server, config.gateway.listen.host, config.gateway.listen.port);
 
   const nodeId = `${hostname()}:${process.pid}`;
   const heartbeat = async (): Promise<void> => {
     try {
-      await app.store.reportNode({ id: nodeId, role: 'admin', appliedVersion: await app.store.currentVersion(), reportedAt: new Date().toISOString() });
+      await app.store.reportNode({ id: nodeId, role: 'gateway', appliedVersion: await app.store.currentVersion(), reportedAt: new Date().toISOString() });
     } catch (err) {
       app.metrics.storeErrors.inc({ operation: 'heartbeat' });
       logger.warn({ err }, 'node heartbeat failed');
@@ -122,28 +110,16 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   ready = true;
   logger.info({ gateway: gatewayUrl, admin: adminUrl }, 'ready');
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
+  onTermination(logger, config.gateway.requestTimeoutMs, async () => {
     ready = false;
-    logger.info({ signal }, 'draining');
     clearInterval(timer);
-    const force = setTimeout(() => {
-      logger.warn('drain timed out; closing remaining connections');
-      gateway.server.closeAllConnections();
-      admin.closeAllConnections();
-    }, config.gateway.requestTimeoutMs);
-    force.unref();
     // In-flight requests finish first; only then are usage counts flushed and the store closed.
-    Promise.all([closeServer(gateway.server), closeServer(admin)])
-      .then(() => clearTimeout(force))
-      .then(() => gateway.close())
-      .then(() => app.store.close())
-      .then(() => logger.info('stopped'))
-      .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
-      .finally(() => logger.flush(() => process.exit(0)));
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+    await Promise.all([closeServer(gateway.server), closeServer(admin)]);
+    unsubscribe();
+    await gateway.close();
+    await app.store.close();
+  }, () => {
+    gateway.server.closeAllConnections();
+    admin.closeAllConnections();
+  });
 }

@@ -15,6 +15,8 @@ export interface AdminServerDeps extends AdminDeps {
   logger: Logger;
   /** Whether the process is ready to serve (store open, every listener up). */
   ready: () => boolean;
+  /** The /metrics text; defaults to this process's registry (a cluster primary adds its workers'). */
+  metricsText?: () => Promise<string>;
 }
 
 export function buildAdminRouter(deps: AdminDeps): Router<AdminHandler> {
@@ -56,7 +58,7 @@ export function createAdminServer(deps: AdminServerDeps): Server {
         return { status: ok ? 200 : 503, route: path };
       }
       metrics.storeVersion.set(await deps.store.currentVersion());
-      const text = await metrics.registry.metrics();
+      const text = deps.metricsText ? await deps.metricsText() : await metrics.registry.metrics();
       res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
       res.end(text);
       return { status: 200, route: path };

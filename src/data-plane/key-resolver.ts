@@ -3,12 +3,22 @@ import type { KeyRecord } from '../domain/api-key.js';
 import { compilePolicy, type CompiledPolicy } from '../domain/compiled-policy.js';
 import type { Owner } from '../domain/entities.js';
 import { hashSecret } from '../domain/secret.js';
-import type { Change } from '../store/types.js';
+import type { Change, KeyStore } from '../store/types.js';
 
-/** The reads the data plane makes of the store. */
+/** The one read the data plane makes of the store: a key by secret hash, with its owner. */
 export interface KeySource {
-  findKeyBySecretHash(hash: string): Promise<KeyRecord | null>;
-  getOwner(id: string): Promise<Owner | null>;
+  lookup(hash: string): Promise<{ record: KeyRecord; owner: Owner | null } | null>;
+}
+
+/** A KeySource over a store in this process. */
+export function storeKeySource(store: Pick<KeyStore, 'findKeyBySecretHash' | 'getOwner'>): KeySource {
+  return {
+    async lookup(hash) {
+      const record = await store.findKeyBySecretHash(hash);
+      if (!record) return null;
+      return { record, owner: record.ownerId ? await store.getOwner(record.ownerId) : null };
+    },
+  };
 }
 
 export type Resolution =
@@ -103,9 +113,8 @@ export class KeyResolver {
     const generation = this.generation;
     let policy: CompiledPolicy | null;
     try {
-      const rec = await this.source.findKeyBySecretHash(hash);
-      const owner = rec?.ownerId ? await this.source.getOwner(rec.ownerId) : null;
-      policy = rec ? compilePolicy(rec, owner) : null;
+      const found = await this.source.lookup(hash);
+      policy = found ? compilePolicy(found.record, found.owner) : null;
     } catch {
       this.stats.storeError();
       return STORE_UNAVAILABLE;

@@ -1,0 +1,79 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { createGatewayServer } from '../data-plane/gateway-server.js';
+import { KeyResolver, type KeySource } from '../data-plane/key-resolver.js';
+import { compileRoutes } from '../data-plane/pipeline.js';
+import { UsageRecorder, type UsageSink } from '../data-plane/usage-recorder.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Change } from '../store/types.js';
+
+export interface GatewayNodeDeps {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  source: KeySource;
+  /** Whether this node is known to be within the propagation bound right now. */
+  fresh: () => boolean;
+  usageSink: UsageSink;
+}
+
+export interface GatewayNode {
+  server: Server;
+  /** Feed entries from the store's change feed. */
+  applyChanges(changes: readonly Change[]): void;
+  close(): Promise<void>;
+}
+
+/** One gateway: resolver, routes, usage batching and the HTTP server, wired once. */
+export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
+  const { config, metrics } = deps;
+  const resolver = new KeyResolver({
+    source: deps.source,
+    pepper: config.secrets.pepper,
+    fresh: deps.fresh,
+    stats: {
+      hit: () => metrics.keyCacheHits.inc(),
+      miss: () => metrics.keyCacheMisses.inc(),
+      storeError: () => metrics.storeErrors.inc({ operation: 'key_lookup' }),
+    },
+  });
+  const usage = new UsageRecorder(deps.usageSink);
+  usage.start();
+  const { routes, upstreams } = compileRoutes({ config, resolver });
+  const server = createGatewayServer({ config, routes, metrics, logger: deps.logger, usage });
+  return {
+    server,
+    applyChanges(changes) {
+      resolver.apply(changes);
+      const now = Date.now();
+      for (const c of changes) metrics.propagationLag.observe(Math.max(0, now - c.at) / 1000);
+    },
+    async close() {
+      await usage.stop();
+      await Promise.all(upstreams.map((u) => u.close()));
+    },
+  };
+}
+
+export function listen(server: Server, host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const addr = server.address() as AddressInfo;
+      const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+      resolve(`http://${h}:${addr.port}`);
+    });
+  });
+}
+
+/** Stops accepting, lets in-flight requests finish, and resolves when the server is closed. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,126 @@
+import cluster, { type Worker } from 'node:cluster';
+import { hostname } from 'node:os';
+import { AggregatorRegistry } from 'prom-client';
+import { createAdminServer } from '../control-plane/admin-server.js';
+import type { App } from '../main.js';
+import { onTermination } from '../main.js';
+import { closeServer, listen } from './gateway-node.js';
+import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+
+const SYNC_MS = 1_000;
+const METRICS_TIMEOUT_MS = 2_000;
+
+/**
+ * `workers > 1`: this process keeps the admin port and the embedded store (single writer);
+ * N workers share the gateway port. Workers look keys up and report usage over IPC, and
+ * receive every change the moment it commits, plus a sync beat that bounds their staleness.
+ */
+export async function startPrimary(app: App, workers: number): Promise<void> {
+  const { config, logger, store, metrics } = app;
+  let ready = false;
+  let stopping = false;
+  const send = (w: Worker, m: ToWorker): void => {
+    if (w.isConnected()) w.send(m);
+  };
+  const broadcast = (m: ToWorker): void => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w) send(w, m);
+  };
+
+  // Workers' metrics are gathered on scrape and summed with this process's own.
+  type MetricsJson = Parameters<typeof AggregatorRegistry.aggregate>[0][number];
+  let metricsSeq = 0;
+  const metricsWaiters = new Map<number, { replies: MetricsJson[]; want: number; done: () => void }>();
+  const collectMetrics = async (): Promise<string> => {
+    const id = metricsSeq++;
+    const live = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w.isConnected());
+    const own = (await metrics.registry.getMetricsAsJSON()) as MetricsJson;
+    const replies: MetricsJson[] = [own];
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, METRICS_TIMEOUT_MS);
+      metricsWaiters.set(id, { replies, want: live.length + 1, done: () => { clearTimeout(timer); resolve(); } });
+      if (live.length === 0) resolve();
+      for (const w of live) send(w, { t: 'metrics-req', id });
+    });
+    metricsWaiters.delete(id);
+    return AggregatorRegistry.aggregate(replies).metrics();
+  };
+
+  const readyWorkers = new Set<number>();
+  let gatewayUrl = '';
+  let onAllReady: (() => void) | null = null;
+
+  const handle = (w: Worker, m: unknown): void => {
+    if (!isMessage<ToPrimary>(m)) return;
+    switch (m.t) {
+      case 'ready':
+        void store.currentVersion().then((version) => send(w, { t: 'sync', version }));
+        gatewayUrl = m.url;
+        readyWorkers.add(w.id);
+        if (readyWorkers.size >= workers && onAllReady) onAllReady();
+        break;
+      case 'lookup':
+        store.findKeyBySecretHash(m.hash)
+          .then(async (record) => ({ record, owner: record?.ownerId ? await store.getOwner(record.ownerId) : null }))
+          .then(({ record, owner }) => send(w, { t: 'lookup-result', id: m.id, record, owner }))
+          .catch((err: unknown) => send(w, { t: 'lookup-result', id: m.id, record: null, owner: null, error: String(err) }));
+        break;
+      case 'usage':
+        void store.recordUsage(m.deltas);
+        break;
+      case 'report':
+        void store.reportNode({ id: `${hostname()}:${w.process.pid ?? w.id}`, role: 'gateway', appliedVersion: m.appliedVersion, reportedAt: new Date().toISOString() });
+        break;
+      case 'metrics-res': {
+        const waiter = metricsWaiters.get(m.id);
+        if (waiter) {
+          waiter.replies.push(m.metrics as MetricsJson);
+          if (waiter.replies.length >= waiter.want) waiter.done();
+        }
+        break;
+      }
+    }
+  };
+
+  const unsubscribe = store.subscribe((changes) => broadcast({ t: 'changes', changes: [...changes] }));
+  const sync = setInterval(() => {
+    void store.currentVersion().then((version) => broadcast({ t: 'sync', version }));
+  }, SYNC_MS);
+  sync.unref();
+
+  // The kernel spreads connections over the workers' shared socket; round-robin in this
+  // process would put every accept on the primary's one core.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const fork = (): Worker => {
+    const w = cluster.fork();
+    w.on('message', (m: unknown) => handle(w, m));
+    return w;
+  };
+  cluster.on('exit', (w, code, signal) => {
+    readyWorkers.delete(w.id);
+    if (stopping) return;
+    logger.error({ pid: w.process.pid, code, signal }, 'gateway worker exited; starting another');
+    fork();
+  });
+
+  const allReady = new Promise<void>((resolve) => { onAllReady = resolve; });
+  for (let i = 0; i < workers; i++) fork();
+  const admin = createAdminServer({ ...app, ready: () => ready, metricsText: collectMetrics });
+  const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
+  await allReady;
+  ready = true;
+  logger.info({ gateway: gatewayUrl, admin: adminUrl, workers }, 'ready');
+
+  onTermination(logger, config.gateway.requestTimeoutMs, async () => {
+    ready = false;
+    stopping = true;
+    clearInterval(sync);
+    const exits = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w)
+      .map((w) => new Promise<void>((resolve) => { w.once('exit', () => resolve()); send(w, { t: 'shutdown' }); }));
+    await Promise.all([...exits, closeServer(admin)]);
+    unsubscribe();
+    await store.close();
+  }, () => {
+    admin.closeAllConnections();
+    for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL');
+  });
+}

@@ -1,0 +1,74 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { Metrics } from '../observability/metrics.js';
+import { closeServer, createGatewayNode, listen } from './gateway-node.js';
+import { IpcKeySource, isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+
+const REPORT_MS = 5_000;
+
+/** A gateway worker: serves the shared port; the store is the primary's, reached over IPC. */
+export async function runWorker(config: Config, logger: Logger): Promise<void> {
+  const send = (m: ToPrimary): void => {
+    if (process.connected) process.send!(m);
+  };
+  const metrics = new Metrics();
+  const source = new IpcKeySource(send);
+  let lastSync = Date.now();
+  let appliedVersion = 0;
+  const node = createGatewayNode({
+    config,
+    logger,
+    metrics,
+    source,
+    // Changes arrive over IPC as they commit; without a recent sync beat this worker cannot
+    // tell whether it missed one, so it stops trusting its cache.
+    fresh: () => Date.now() - lastSync <= config.propagation.maxStalenessMs,
+    usageSink: async (deltas) => send({ t: 'usage', deltas }),
+  });
+
+  let stopping = false;
+  const shutdown = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => node.server.closeAllConnections(), config.gateway.requestTimeoutMs);
+    force.unref();
+    await closeServer(node.server);
+    await node.close();
+    clearTimeout(force);
+    logger.flush(() => process.exit(0));
+  };
+
+  process.on('message', (m: unknown) => {
+    if (!isMessage<ToWorker>(m)) return;
+    switch (m.t) {
+      case 'lookup-result':
+        source.onResult(m);
+        break;
+      case 'changes':
+        node.applyChanges(m.changes);
+        for (const c of m.changes) appliedVersion = Math.max(appliedVersion, c.version);
+        lastSync = Date.now();
+        break;
+      case 'sync':
+        appliedVersion = Math.max(appliedVersion, m.version);
+        lastSync = Date.now();
+        break;
+      case 'metrics-req':
+        void metrics.registry.getMetricsAsJSON().then((json) => send({ t: 'metrics-res', id: m.id, metrics: json }));
+        break;
+      case 'shutdown':
+        void shutdown();
+        break;
+    }
+  });
+  // The primary owns signals; a worker orphaned by its primary's death must not linger.
+  process.on('SIGTERM', () => void shutdown());
+  process.on('SIGINT', () => undefined);
+  process.on('disconnect', () => void shutdown());
+
+  const report = setInterval(() => send({ t: 'report', appliedVersion }), REPORT_MS);
+  report.unref();
+  const url = await listen(node.server, config.gateway.listen.host, config.gateway.listen.port);
+  send({ t: 'report', appliedVersion });
+  send({ t: 'ready', url });
+}
