@@ -5,6 +5,14 @@ import ipaddr from 'ipaddr.js';
 const IPV4_DOTTED = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const IPV6_CHARS = /^[0-9a-fA-F:.]+$/;
 const PREFIX = /^(0|[1-9]\d{0,2})$/;
+const TRAILING_QUAD = /:([\d.]+)$/;
+
+/** IPv6 text, with any embedded dotted quad (`::ffff:10.0.0.1`) held to the strict IPv4 form. */
+function isStrictIpv6(text: string): boolean {
+  if (!IPV6_CHARS.test(text) || !text.includes(':') || !ipaddr.IPv6.isValid(text)) return false;
+  const quad = TRAILING_QUAD.exec(text);
+  return quad === null || !quad[1]!.includes('.') || IPV4_DOTTED.test(quad[1]!);
+}
 
 export type ParsedIp = ipaddr.IPv4 | ipaddr.IPv6;
 
@@ -17,7 +25,7 @@ export interface Cidr {
 /** Parses one IP address strictly; IPv4-mapped IPv6 (`::ffff:10.1.2.3`) is read as IPv4. */
 export function parseIp(text: string): ParsedIp | null {
   if (IPV4_DOTTED.test(text)) return ipaddr.IPv4.parse(text);
-  if (!IPV6_CHARS.test(text) || !text.includes(':') || !ipaddr.IPv6.isValid(text)) return null;
+  if (!isStrictIpv6(text)) return null;
   const v6 = ipaddr.IPv6.parse(text);
   return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
 }
@@ -31,7 +39,7 @@ export function parseCidr(text: string): Cidr | string {
   let address: ParsedIp;
   if (IPV4_DOTTED.test(addrText)) {
     address = ipaddr.IPv4.parse(addrText);
-  } else if (IPV6_CHARS.test(addrText) && addrText.includes(':') && ipaddr.IPv6.isValid(addrText)) {
+  } else if (isStrictIpv6(addrText)) {
     address = ipaddr.IPv6.parse(addrText);
   } else {
     return `"${text}" is not a valid IP address or CIDR (IPv4 needs four decimal octets without leading zeros)`;

@@ -10,10 +10,15 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
+// zod's own messages start like this; anything else is a message the schema wrote itself.
+const GENERIC = /^(Invalid|Too (small|big)|Expected|Unrecognized)/;
+
 function describe(issue: z.core.$ZodIssue): string {
+  if (!GENERIC.test(issue.message)) return issue.message;
   switch (issue.code) {
     case 'invalid_type':
-      return issue.input === undefined ? 'is required' : `expected ${issue.expected}`;
+      // zod leaves `input` off issues unless asked, but names a missing value in its message.
+      return /received undefined$/.test(issue.message) ? 'is required' : `expected ${issue.expected}`;
     case 'too_big':
       return issue.origin === 'string' ? `must be at most ${String(issue.maximum)} characters`
         : issue.origin === 'array' ? `must have at most ${String(issue.maximum)} entries`

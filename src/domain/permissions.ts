@@ -19,6 +19,7 @@ export function isPermissionName(s: string): boolean {
 
 function splitName(name: string): { module: string; action: string } {
   const dot = name.indexOf('.');
+  if (dot === -1) return { module: name, action: '' };
   return { module: name.slice(0, dot), action: name.slice(dot + 1) };
 }
 

@@ -24,6 +24,9 @@ export interface EmbeddedStoreOptions {
 
 const clone = <T>(v: T): T => structuredClone(v);
 
+/** Directories opened by this process: the pid in the lock file cannot tell two of ours apart. */
+const openInThisProcess = new Set<string>();
+
 /**
  * Durable single-writer store: every committed batch is one journal record, fsynced before
  * the commit resolves; the journal is folded into an atomically replaced snapshot now and then.
@@ -54,6 +57,16 @@ export class EmbeddedStore implements KeyStore {
   async open(): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
     await this.acquireLock();
+    try {
+      await this.load();
+    } catch (err) {
+      openInThisProcess.delete(this.dir);
+      await fsp.rm(join(this.dir, LOCK), { force: true });
+      throw err;
+    }
+  }
+
+  private async load(): Promise<void> {
     const snapshot = (await readFramedFile(join(this.dir, SNAPSHOT))) as SnapshotData | null;
     this.state = snapshot ? StoreState.fromSnapshot(snapshot) : new StoreState();
     const { journal, records, tornBytes } = await Journal.open(join(this.dir, JOURNAL));
@@ -79,12 +92,14 @@ export class EmbeddedStore implements KeyStore {
   }
 
   private async acquireLock(): Promise<void> {
+    if (openInThisProcess.has(this.dir)) throw new Error(`the store at ${this.dir} is already open in this process (the embedded store has a single writer)`);
     const lockPath = join(this.dir, LOCK);
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fh = await fsp.open(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
         await fh.writeFile(String(process.pid));
         await fh.close();
+        openInThisProcess.add(this.dir);
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -105,7 +120,7 @@ export class EmbeddedStore implements KeyStore {
     await this.writeChain.catch(() => undefined);
     await this.journal?.close();
     this.journal = null;
-    await fsp.rm(join(this.dir, LOCK), { force: true });
+    if (openInThisProcess.delete(this.dir)) await fsp.rm(join(this.dir, LOCK), { force: true });
   }
 
   healthy(): boolean {

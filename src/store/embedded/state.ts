@@ -33,6 +33,8 @@ function removeFrom(index: Map<string, Set<string>>, key: string | null, id: str
 /** Everything the embedded store holds, in memory, with the indexes its reads need. */
 export class StoreState {
   version = 0;
+  /** The last creation-order position handed out; replay hands out the same ones. */
+  private lastSeq = 0;
   readonly workspaces = new Map<string, Workspace>();
   /** Insertion order is creation order: updates replace in place, so `seq` ascends along the map. */
   readonly keys = new Map<string, KeyRecord>();
@@ -71,7 +73,7 @@ export class StoreState {
     for (const op of batch.ops) {
       if (op.op === 'put') {
         const { type, value } = op.entity;
-        if (type === 'key') this.putKey(value, batch.v);
+        if (type === 'key') this.putKey(value);
         else (this.table(type) as Map<string, typeof value>).set(value.id, value);
         changes.push({ version: batch.v, kind: type, id: value.id, op: 'put', at: batch.at });
       } else {
@@ -85,9 +87,10 @@ export class StoreState {
     return changes;
   }
 
-  private putKey(next: KeyRecord, version: number): void {
+  private putKey(next: KeyRecord, seq?: number): void {
     const prev = this.keys.get(next.id);
-    const record: KeyRecord = { ...next, seq: prev ? prev.seq : version };
+    const record: KeyRecord = { ...next, seq: prev ? prev.seq : (seq ?? this.lastSeq + 1) };
+    if (record.seq > this.lastSeq) this.lastSeq = record.seq;
     if (prev) this.unindexKey(prev);
     this.keys.set(record.id, record);
     this.byHash.set(record.secretHash, record.id);
