@@ -85,6 +85,8 @@ export const configSchema = z.strictObject({
     maxBodyBytes: positiveInt.default(1_048_576),
     workers: z.union([z.literal('auto'), z.preprocess(fromText, z.number().int().min(1).max(64))]).default(1),
     requestTimeoutMs: positiveInt.default(30_000),
+    /** One JSON line per request at level info; off leaves only warnings and errors. */
+    accessLog: bool.default(true),
   }).prefault({}),
   admin: z.strictObject({
     listen: listen('127.0.0.1', 8081),

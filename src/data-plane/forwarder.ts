@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
 
@@ -16,7 +16,7 @@ const REPLACED_ON_REQUEST = new Set([
 
 /** The names listed in Connection header values, lower-cased; null when there are none. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | null {
-  if (value === undefined) return null;
+  if (value === undefined || value === 'keep-alive' || value === 'close') return null;
   const text = Array.isArray(value) ? value.join(',') : value;
   let set: Set<string> | null = null;
   for (const part of text.split(',')) {
@@ -95,19 +95,79 @@ export type ForwardResult =
   | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT'> | 'CLIENT_GONE'; responded: boolean };
 
 function hasBody(req: IncomingMessage): boolean {
-  const te = req.headers['transfer-encoding'];
-  if (te !== undefined) return true;
+  if (req.headers['transfer-encoding'] !== undefined) return true;
   const cl = req.headers['content-length'];
   return cl !== undefined && cl !== '0';
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const CLIENT_GONE = new Error('the client closed the connection');
+
+/**
+ * undici's lowest-level handler: response bytes go straight into the client's response with
+ * back-pressure both ways, and a client that goes away aborts the upstream call.
+ */
+class ProxyHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private status = 0;
+  private settled = false;
+  private clientGone = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly requestId: string,
+    private readonly done: (result: ForwardResult) => void,
+  ) {
+    res.once('close', () => {
+      if (this.settled) return;
+      this.clientGone = true;
+      this.controller?.abort(CLIENT_GONE);
+    });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.clientGone) controller.abort(CLIENT_GONE);
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx informational: the client gets only the final answer
+    this.status = statusCode;
+    this.res.writeHead(statusCode, clientResponseHeaders(headers, this.requestId));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.end();
+    this.settle({ ok: true, status: this.status });
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    const code = (err as { code?: string }).code ?? '';
+    const responded = this.res.headersSent;
+    if (this.clientGone || err === CLIENT_GONE) this.settle({ ok: false, code: 'CLIENT_GONE', responded });
+    else this.settle({ ok: false, code: TIMEOUT_CODES.has(code) ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', responded });
+  }
+
+  private settle(result: ForwardResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.done(result);
+  }
+}
 
 /** One keep-alive Pool per upstream; bodies stream both ways, never buffered here. */
 export class Upstream {
   readonly name: string;
   private readonly pool: Pool;
   private readonly timeoutMs: number;
+  private readonly basePath: string;
 
   constructor(name: string, config: UpstreamConfig, connections = 128) {
     this.name = name;
@@ -122,42 +182,22 @@ export class Upstream {
     this.basePath = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
   }
 
-  private readonly basePath: string;
-
   /**
    * Streams `req` to the upstream and the answer back into `res`. `body` replaces the
    * request stream when the pipeline already read it (inspected routes).
    */
   forward(req: IncomingMessage, res: ServerResponse, path: string, headers: string[], requestId: string, body?: Buffer): Promise<ForwardResult> {
-    const abort = new AbortController();
-    const onClose = (): void => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.once('close', onClose);
     return new Promise<ForwardResult>((resolve) => {
-      let status = 0;
-      this.pool.stream(
+      this.pool.dispatch(
         {
           path: this.basePath + path,
-          method: req.method as 'GET',
+          method: req.method as Dispatcher.HttpMethod,
           headers,
           body: body ?? (hasBody(req) ? req : null),
-          signal: abort.signal,
           headersTimeout: this.timeoutMs,
           bodyTimeout: this.timeoutMs,
         },
-        ({ statusCode, headers: upstreamHeaders }) => {
-          status = statusCode;
-          res.writeHead(statusCode, clientResponseHeaders(upstreamHeaders, requestId));
-          return res;
-        },
-        (err) => {
-          res.off('close', onClose);
-          if (!err) return resolve({ ok: true, status });
-          const code = (err as { code?: string }).code ?? '';
-          if (abort.signal.aborted || code === 'UND_ERR_ABORTED') return resolve({ ok: false, code: 'CLIENT_GONE', responded: res.headersSent });
-          resolve({ ok: false, code: TIMEOUT_CODES.has(code) ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', responded: res.headersSent });
-        },
+        new ProxyHandler(res, requestId, resolve),
       );
     });
   }

@@ -44,7 +44,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   const nextId = requestIds();
   const resolveClientIp = createClientIpResolver(config.gateway.trustedProxies);
   const isTrusted = config.gateway.trustedProxies.length > 0 ? compileIpAllowlist(config.gateway.trustedProxies) : () => false;
-  const logRequests = logger.isLevelEnabled('info');
+  const logRequests = config.gateway.accessLog && logger.isLevelEnabled('info');
 
   // Pre-bound metric children: no label lookup per request.
   const total = metrics.requestDuration.labels({ kind: 'total' });
