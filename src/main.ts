@@ -8,7 +8,8 @@ import { storeKeySource } from './data-plane/key-resolver.js';
 import { PermissionCatalogue } from './domain/permissions.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { closeServer, createGatewayNode, listen } from './runtime/gateway-node.js';
+import { drainServer, drainState } from './runtime/drain.js';
+import { createGatewayNode, listen } from './runtime/gateway-node.js';
 import { startPrimary } from './runtime/primary.js';
 import { runWorker } from './runtime/worker.js';
 import { EmbeddedStore } from './store/embedded/embedded-store.js';
@@ -80,7 +81,8 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   if (workerCount(config) > 1) return startPrimary(app, workerCount(config));
 
   let ready = false;
-  const admin = createAdminServer({ ...app, ready: () => ready });
+  const adminDrain = drainState();
+  const admin = createAdminServer({ ...app, ready: () => ready, drain: adminDrain });
   // In one process the store's change feed is synchronous, so the cache is never stale.
   const gateway = createGatewayNode({
     config,
@@ -114,7 +116,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     ready = false;
     clearInterval(timer);
     // In-flight requests finish first; only then are usage counts flushed and the store closed.
-    await Promise.all([closeServer(gateway.server), closeServer(admin)]);
+    await Promise.all([drainServer(gateway.server, gateway.drain), drainServer(admin, adminDrain)]);
     unsubscribe();
     await gateway.close();
     await app.store.close();

@@ -10,6 +10,7 @@ import { directoryRoutes } from './routes/directory.js';
 import { keyRoutes } from './routes/keys.js';
 import { metaRoutes } from './routes/meta.js';
 import type { AdminContext, AdminDeps, AdminHandler } from './routes/types.js';
+import type { DrainState } from '../runtime/drain.js';
 
 export interface AdminServerDeps extends AdminDeps {
   logger: Logger;
@@ -17,6 +18,8 @@ export interface AdminServerDeps extends AdminDeps {
   ready: () => boolean;
   /** The /metrics text; defaults to this process's registry (a cluster primary adds its workers'). */
   metricsText?: () => Promise<string>;
+  /** Set once shutdown starts: answers then close their connection. */
+  drain?: DrainState;
 }
 
 export function buildAdminRouter(deps: AdminDeps): Router<AdminHandler> {
@@ -47,7 +50,10 @@ export function createAdminServer(deps: AdminServerDeps): Server {
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, trace: { route: string }): Promise<{ status: number; route: string }> => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
-    if (req.method === 'GET' && (path === '/healthz' || path === '/readyz' || path === '/metrics')) {
+    if (path === '/healthz' || path === '/readyz' || path === '/metrics') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        throw new KeygateError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on ${path}.`, { allow: 'GET, HEAD' });
+      }
       if (path === '/healthz') {
         sendJson(res, 200, { status: 'ok' });
         return { status: 200, route: path };
@@ -95,6 +101,10 @@ export function createAdminServer(deps: AdminServerDeps): Server {
     const requestId = newRequestId();
     const trace = { route: 'unmatched' };
     res.setHeader('x-request-id', requestId);
+    // While draining, every answer (including ones already in flight) closes its connection.
+    deps.drain?.responses.add(res);
+    res.once('finish', () => deps.drain?.responses.delete(res));
+    if (deps.drain?.draining) res.shouldKeepAlive = false;
     handle(req, res, requestId, trace)
       .catch((err: unknown) => {
         if (!(err instanceof KeygateError)) logger.error({ err, requestId }, 'admin request failed');

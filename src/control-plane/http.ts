@@ -56,13 +56,15 @@ export function sendError(res: ServerResponse, err: unknown, requestId: string):
   return status;
 }
 
-/** Query string to a plain object; a parameter given twice is a 400. */
+/** Query string to a plain object; a parameter given twice is a 400, an empty one is absent. */
 export function queryObject(params: URLSearchParams): Record<string, string> {
   const out: Record<string, string> = {};
+  const seen = new Set<string>();
   const problems: string[] = [];
   for (const [k, v] of params) {
-    if (k in out) problems.push(`${k}: given more than once`);
-    out[k] = v;
+    if (seen.has(k)) problems.push(`${k}: given more than once`);
+    seen.add(k);
+    if (v !== '') out[k] = v;
   }
   if (problems.length > 0) throw new ValidationError(problems);
   return out;

@@ -39,6 +39,8 @@ export class KeyService {
   private readonly config: Config;
   private readonly catalogue: PermissionCatalogue;
   private readonly now: () => number;
+  /** Writes to one key queue behind each other in this process; CONFLICT retries cover other nodes. */
+  private readonly keyLocks = new Map<string, Promise<unknown>>();
 
   constructor(deps: KeyServiceDeps) {
     this.store = deps.store;
@@ -154,8 +156,23 @@ export class KeyService {
     return rec;
   }
 
+  private withKeyLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.keyLocks.get(id) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.keyLocks.set(id, tail);
+    void tail.then(() => {
+      if (this.keyLocks.get(id) === tail) this.keyLocks.delete(id);
+    });
+    return run;
+  }
+
   /** Read, change, commit if nobody else wrote in between; retried on a concurrent write. */
-  private async mutate<T>(id: string, fn: (rec: KeyRecord) => Promise<{ next: KeyRecord; action: string; result: T }>, actor: Actor): Promise<T> {
+  private mutate<T>(id: string, fn: (rec: KeyRecord) => Promise<{ next: KeyRecord; action: string; result: T }>, actor: Actor): Promise<T> {
+    return this.withKeyLock(id, () => this.mutateNow(id, fn, actor));
+  }
+
+  private async mutateNow<T>(id: string, fn: (rec: KeyRecord) => Promise<{ next: KeyRecord; action: string; result: T }>, actor: Actor): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const current = await this.require(id);
       const { next, action, result } = await fn(structuredClone(current));
@@ -238,12 +255,14 @@ export class KeyService {
     }, actor);
   }
 
-  async delete(id: string, actor: Actor): Promise<void> {
-    const rec = await this.require(id);
-    await this.store.commit({
-      ops: [{ op: 'delete', type: 'key', id }],
-      audit: [this.audit(actor, 'key.delete', id, await this.view(rec), null)],
-      expect: [{ type: 'key', id, token: String(rec.version) }],
+  delete(id: string, actor: Actor): Promise<void> {
+    return this.withKeyLock(id, async () => {
+      const rec = await this.require(id);
+      await this.store.commit({
+        ops: [{ op: 'delete', type: 'key', id }],
+        audit: [this.audit(actor, 'key.delete', id, await this.view(rec), null)],
+        expect: [{ type: 'key', id, token: String(rec.version) }],
+      });
     });
   }
 

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import { Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
+import type { DrainState } from '../runtime/drain.js';
 
 // RFC 9110 §7.6.1: connection-specific fields are not forwarded, nor any field the
 // Connection header names. Credentials and our own X-Keygate-* namespace never pass either.
@@ -116,6 +117,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   constructor(
     private readonly res: ServerResponse,
     private readonly requestId: string,
+    private readonly drain: DrainState,
     private readonly done: (result: ForwardResult) => void,
   ) {
     res.once('close', () => {
@@ -133,6 +135,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx informational: the client gets only the final answer
     this.status = statusCode;
+    if (this.drain.draining) this.res.shouldKeepAlive = false;
     this.res.writeHead(statusCode, clientResponseHeaders(headers, this.requestId));
   }
 
@@ -186,7 +189,7 @@ export class Upstream {
    * Streams `req` to the upstream and the answer back into `res`. `body` replaces the
    * request stream when the pipeline already read it (inspected routes).
    */
-  forward(req: IncomingMessage, res: ServerResponse, path: string, headers: string[], requestId: string, body?: Buffer): Promise<ForwardResult> {
+  forward(req: IncomingMessage, res: ServerResponse, path: string, headers: string[], requestId: string, drain: DrainState, body?: Buffer): Promise<ForwardResult> {
     return new Promise<ForwardResult>((resolve) => {
       this.pool.dispatch(
         {
@@ -197,7 +200,7 @@ export class Upstream {
           headersTimeout: this.timeoutMs,
           bodyTimeout: this.timeoutMs,
         },
-        new ProxyHandler(res, requestId, resolve),
+        new ProxyHandler(res, requestId, drain, resolve),
       );
     });
   }

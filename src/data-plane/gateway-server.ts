@@ -14,6 +14,7 @@ import { upstreamRequestHeaders } from './forwarder.js';
 import { parseRequestTarget } from './request-target.js';
 import { RouteTable } from './route-table.js';
 import type { UsageRecorder } from './usage-recorder.js';
+import type { DrainState } from '../runtime/drain.js';
 import { compileIpAllowlist } from '../domain/cidr.js';
 
 export interface GatewayDeps {
@@ -22,6 +23,7 @@ export interface GatewayDeps {
   metrics: Metrics;
   logger: Logger;
   usage: UsageRecorder;
+  drain: DrainState;
 }
 
 const PEER = Symbol('keygate.peer');
@@ -39,7 +41,7 @@ function errorBody(code: ErrorCode, message: string, requestId: string): string 
 }
 
 export function createGatewayServer(deps: GatewayDeps): Server {
-  const { config, metrics, logger, usage } = deps;
+  const { config, metrics, logger, usage, drain } = deps;
   const table = new RouteTable(deps.routes);
   const nextId = requestIds();
   const resolveClientIp = createClientIpResolver(config.gateway.trustedProxies);
@@ -77,6 +79,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       'cache-control': 'no-store',
     };
     if (status === 401) headers['www-authenticate'] = 'Bearer realm="keygate"';
+    if (drain.draining) res.shouldKeepAlive = false;
     res.writeHead(status, headers);
     res.end(body);
     finish(requestId, route, status, code, keyId, started, 0);
@@ -140,7 +143,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       },
     });
     const upstreamStarted = performance.now();
-    const result = await upstream.forward(req, res, target.path + target.search, headers, requestId);
+    const result = await upstream.forward(req, res, target.path + target.search, headers, requestId, drain);
     const upstreamMs = performance.now() - upstreamStarted;
     upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
     if (result.ok) return finish(requestId, route.name, result.status, 'OK', policy.keyId, started, upstreamMs);

@@ -8,6 +8,7 @@ import { compileRoutes } from '../data-plane/pipeline.js';
 import { UsageRecorder, type UsageSink } from '../data-plane/usage-recorder.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Change } from '../store/types.js';
+import { drainState, type DrainState } from './drain.js';
 
 export interface GatewayNodeDeps {
   config: Config;
@@ -21,6 +22,7 @@ export interface GatewayNodeDeps {
 
 export interface GatewayNode {
   server: Server;
+  drain: DrainState;
   /** Feed entries from the store's change feed. */
   applyChanges(changes: readonly Change[]): void;
   close(): Promise<void>;
@@ -42,9 +44,11 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
   const usage = new UsageRecorder(deps.usageSink);
   usage.start();
   const { routes, upstreams } = compileRoutes({ config, resolver });
-  const server = createGatewayServer({ config, routes, metrics, logger: deps.logger, usage });
+  const drain = drainState();
+  const server = createGatewayServer({ config, routes, metrics, logger: deps.logger, usage, drain });
   return {
     server,
+    drain,
     applyChanges(changes) {
       resolver.apply(changes);
       const now = Date.now();
@@ -66,14 +70,5 @@ export function listen(server: Server, host: string, port: number): Promise<stri
       const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
       resolve(`http://${h}:${addr.port}`);
     });
-  });
-}
-
-/** Stops accepting, lets in-flight requests finish, and resolves when the server is closed. */
-export function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-    server.closeIdleConnections();
   });
 }

@@ -4,7 +4,8 @@ import { AggregatorRegistry } from 'prom-client';
 import { createAdminServer } from '../control-plane/admin-server.js';
 import type { App } from '../main.js';
 import { onTermination } from '../main.js';
-import { closeServer, listen } from './gateway-node.js';
+import { drainServer, drainState } from './drain.js';
+import { listen } from './gateway-node.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 
 const SYNC_MS = 1_000;
@@ -104,7 +105,8 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
 
   const allReady = new Promise<void>((resolve) => { onAllReady = resolve; });
   for (let i = 0; i < workers; i++) fork();
-  const admin = createAdminServer({ ...app, ready: () => ready, metricsText: collectMetrics });
+  const adminDrain = drainState();
+  const admin = createAdminServer({ ...app, ready: () => ready, metricsText: collectMetrics, drain: adminDrain });
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
   await allReady;
   ready = true;
@@ -116,7 +118,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     clearInterval(sync);
     const exits = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w)
       .map((w) => new Promise<void>((resolve) => { w.once('exit', () => resolve()); send(w, { t: 'shutdown' }); }));
-    await Promise.all([...exits, closeServer(admin)]);
+    await Promise.all([...exits, drainServer(admin, adminDrain)]);
     unsubscribe();
     await store.close();
   }, () => {

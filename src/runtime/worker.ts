@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../observability/metrics.js';
-import { closeServer, createGatewayNode, listen } from './gateway-node.js';
+import { drainServer } from './drain.js';
+import { createGatewayNode, listen } from './gateway-node.js';
 import { IpcKeySource, isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 
 const REPORT_MS = 5_000;
@@ -32,7 +33,7 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
     stopping = true;
     const force = setTimeout(() => node.server.closeAllConnections(), config.gateway.requestTimeoutMs);
     force.unref();
-    await closeServer(node.server);
+    await drainServer(node.server, node.drain);
     await node.close();
     clearTimeout(force);
     logger.flush(() => process.exit(0));
