@@ -103,6 +103,7 @@ function hasBody(req: IncomingMessage): boolean {
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 const CLIENT_GONE = new Error('the client closed the connection');
+const TIMED_OUT = new Error('the upstream did not answer in time');
 
 /**
  * undici's lowest-level handler: response bytes go straight into the client's response with
@@ -112,28 +113,39 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private status = 0;
   private settled = false;
-  private clientGone = false;
+  private abortWith: Error | null = null;
+  /** undici's own timeouts tick at about one second; the upstream's timeoutMs is kept to the millisecond. */
+  private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly requestId: string,
     private readonly drain: DrainState,
+    timeoutMs: number,
     private readonly done: (result: ForwardResult) => void,
   ) {
     res.once('close', () => {
-      if (this.settled) return;
-      this.clientGone = true;
-      this.controller?.abort(CLIENT_GONE);
+      if (!this.settled) this.abort(CLIENT_GONE);
     });
+    this.timer = setTimeout(() => this.abort(TIMED_OUT), timeoutMs);
+  }
+
+  private abort(reason: Error): void {
+    if (this.abortWith !== null) return;
+    this.abortWith = reason;
+    if (this.controller) this.controller.abort(reason);
+    // Still queued for a connection: answer now; the dispatch is aborted when it starts.
+    else this.onResponseError(null, reason);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.clientGone) controller.abort(CLIENT_GONE);
+    if (this.abortWith !== null) controller.abort(this.abortWith);
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx informational: the client gets only the final answer
+    clearTimeout(this.timer);
     this.status = statusCode;
     if (this.drain.draining) this.res.shouldKeepAlive = false;
     this.res.writeHead(statusCode, clientResponseHeaders(headers, this.requestId));
@@ -151,16 +163,19 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.settle({ ok: true, status: this.status });
   }
 
-  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(_c: Dispatcher.DispatchController | null, err: Error): void {
     const code = (err as { code?: string }).code ?? '';
     const responded = this.res.headersSent;
-    if (this.clientGone || err === CLIENT_GONE) this.settle({ ok: false, code: 'CLIENT_GONE', responded });
-    else this.settle({ ok: false, code: TIMEOUT_CODES.has(code) ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', responded });
+    const reason = this.abortWith ?? err;
+    if (reason === CLIENT_GONE) this.settle({ ok: false, code: 'CLIENT_GONE', responded });
+    else if (reason === TIMED_OUT || TIMEOUT_CODES.has(code)) this.settle({ ok: false, code: 'UPSTREAM_TIMEOUT', responded });
+    else this.settle({ ok: false, code: 'UPSTREAM_UNAVAILABLE', responded });
   }
 
   private settle(result: ForwardResult): void {
     if (this.settled) return;
     this.settled = true;
+    clearTimeout(this.timer);
     this.done(result);
   }
 }
@@ -197,10 +212,11 @@ export class Upstream {
           method: req.method as Dispatcher.HttpMethod,
           headers,
           body: body ?? (hasBody(req) ? req : null),
-          headersTimeout: this.timeoutMs,
+          // The handler's own timer bounds the wait for headers; undici's stays as a backstop.
+          headersTimeout: this.timeoutMs + 1_000,
           bodyTimeout: this.timeoutMs,
         },
-        new ProxyHandler(res, requestId, drain, resolve),
+        new ProxyHandler(res, requestId, drain, this.timeoutMs, resolve),
       );
     });
   }

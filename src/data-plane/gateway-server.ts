@@ -52,6 +52,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   const total = metrics.requestDuration.labels({ kind: 'total' });
   const overhead = metrics.requestDuration.labels({ kind: 'overhead' });
   const counters = new Map<string, ReturnType<typeof metrics.requests.labels>>();
+  // The key is built per request, the child only once per route and outcome.
   const count = (route: string, outcome: string): void => {
     const k = `${route}\u0000${outcome}`;
     let c = counters.get(k);
@@ -96,9 +97,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     return peer;
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
     const started = performance.now();
-    const requestId = nextId();
     const target = parseRequestTarget(req.url ?? '');
     if (target === null) return refuse(res, requestId, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', 'unmatched', null, started);
     const scan = scanHeaders(req.rawHeaders);
@@ -161,15 +161,16 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     headersTimeout: Math.min(config.gateway.requestTimeoutMs, 60_000),
     keepAliveTimeout: 65_000,
   }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      logger.error({ err }, 'gateway request failed');
-      if (!res.headersSent) {
-        const body = errorBody('INTERNAL', ERROR_CATALOGUE.INTERNAL.message, 'internal');
-        res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-        res.end(body);
-      } else {
+    const requestId = nextId();
+    handle(req, res, requestId).catch((err: unknown) => {
+      logger.error({ err, requestId }, 'gateway request failed');
+      if (res.headersSent) {
         res.destroy();
+        return;
       }
+      const body = errorBody('INTERNAL', ERROR_CATALOGUE.INTERNAL.message, requestId);
+      res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
+      res.end(body);
     });
   });
 
