@@ -29,6 +29,7 @@ const server = createServer((req, res) => {
   );
 });
 server.keepAliveTimeout = 65_000;
+process.on('SIGINT', () => process.exit(0));
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   const addr = server.address();
   process.stdout.write(`${JSON.stringify({ listening: typeof addr === 'object' && addr ? addr.port : 0 })}\n`);

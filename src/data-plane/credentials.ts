@@ -12,24 +12,46 @@ export type Credential =
 /** What one pass over the raw headers tells the pipeline. */
 export interface HeaderScan {
   hosts: number;
+  host: string | null;
   apiKeys: string[];
   authorizations: string[];
+  /** Connection header values joined, or null: the names they list are hop-by-hop too. */
+  connection: string | null;
+  /** A body follows (Transfer-Encoding, or a non-zero Content-Length). */
+  hasBody: boolean;
 }
 
+/**
+ * One pass over the raw headers collects everything the pipeline and the forwarder need,
+ * so `req.headers` (which Node builds lazily, header by header) is never materialised on
+ * the hot path.
+ */
 export function scanHeaders(raw: readonly string[]): HeaderScan {
-  const scan: HeaderScan = { hosts: 0, apiKeys: [], authorizations: [] };
+  const scan: HeaderScan = { hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     // Cheap length pre-filter before the case-insensitive compare.
     switch (name.length) {
       case 4:
-        if (name.toLowerCase() === 'host') scan.hosts++;
+        if (name.toLowerCase() === 'host') {
+          scan.hosts++;
+          scan.host = raw[i + 1]!;
+        }
         break;
       case 9:
         if (name.toLowerCase() === 'x-api-key') scan.apiKeys.push(raw[i + 1]!);
         break;
+      case 10:
+        if (name.toLowerCase() === 'connection') scan.connection = scan.connection === null ? raw[i + 1]! : `${scan.connection},${raw[i + 1]!}`;
+        break;
       case 13:
         if (name.toLowerCase() === 'authorization') scan.authorizations.push(raw[i + 1]!);
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length' && raw[i + 1]!.trim() !== '0') scan.hasBody = true;
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') scan.hasBody = true;
         break;
     }
   }

@@ -1,8 +1,10 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
 import type { DrainState } from '../runtime/drain.js';
+import type { HeaderScan } from './credentials.js';
 
 // RFC 9110 §7.6.1: connection-specific fields are not forwarded, nor any field the
 // Connection header names. Credentials and our own X-Keygate-* namespace never pass either.
@@ -47,9 +49,9 @@ export interface ForwardInfo {
 }
 
 /** The request headers the upstream sees: the client's, cleaned, plus identity and forwarding headers. */
-export function upstreamRequestHeaders(req: IncomingMessage, info: ForwardInfo): string[] {
+export function upstreamRequestHeaders(req: IncomingMessage, scan: HeaderScan, info: ForwardInfo): string[] {
   const raw = req.rawHeaders;
-  const named = connectionTokens(req.headers.connection);
+  const named = scan.connection === null ? null : connectionTokens(scan.connection);
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -58,14 +60,14 @@ export function upstreamRequestHeaders(req: IncomingMessage, info: ForwardInfo):
     if (named !== null && named.has(lower)) continue;
     out.push(name, raw[i + 1]!);
   }
-  const h = req.headers;
-  // From an untrusted peer the client's own X-Forwarded-For is not passed on: it could say anything.
-  const priorFor = info.peerTrusted ? h['x-forwarded-for'] : undefined;
+  // From an untrusted peer the client's own X-Forwarded-* are not passed on: they could say anything.
+  const h = info.peerTrusted ? req.headers : null;
+  const priorFor = h?.['x-forwarded-for'];
   out.push('x-forwarded-for', priorFor ? `${Array.isArray(priorFor) ? priorFor.join(', ') : priorFor}, ${info.peerIp}` : info.peerIp);
-  const proto = info.peerTrusted ? h['x-forwarded-proto'] : undefined;
+  const proto = h?.['x-forwarded-proto'];
   out.push('x-forwarded-proto', typeof proto === 'string' ? proto : 'http');
-  const fwdHost = info.peerTrusted ? h['x-forwarded-host'] : undefined;
-  const host = typeof fwdHost === 'string' ? fwdHost : h.host;
+  const fwdHost = h?.['x-forwarded-host'];
+  const host = typeof fwdHost === 'string' ? fwdHost : scan.host;
   if (host) out.push('x-forwarded-host', host);
   out.push(
     'x-request-id', info.requestId,
@@ -95,15 +97,20 @@ export type ForwardResult =
   | { ok: true; status: number }
   | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT'> | 'CLIENT_GONE'; responded: boolean };
 
-function hasBody(req: IncomingMessage): boolean {
-  if (req.headers['transfer-encoding'] !== undefined) return true;
-  const cl = req.headers['content-length'];
-  return cl !== undefined && cl !== '0';
-}
-
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 const CLIENT_GONE = new Error('the client closed the connection');
 const TIMED_OUT = new Error('the upstream did not answer in time');
+/** undici's own timeouts tick at about one second: fine for long timeouts, not for short ones. */
+const PRECISE_TIMER_BELOW_MS = 5_000;
+
+// One 'close' listener per client connection, not one per request: HTTP/1.1 has one request
+// in flight per connection, so the socket names the forward a vanished client should abort.
+const IN_FLIGHT = Symbol('keygate.inFlight');
+type WatchedSocket = Socket & { [IN_FLIGHT]?: ProxyHandler | null };
+function onClientSocketClose(this: WatchedSocket): void {
+  const handler = this[IN_FLIGHT];
+  if (handler) handler.clientGone();
+}
 
 /**
  * undici's lowest-level handler: response bytes go straight into the client's response with
@@ -114,8 +121,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private status = 0;
   private settled = false;
   private abortWith: Error | null = null;
-  /** undici's own timeouts tick at about one second; the upstream's timeoutMs is kept to the millisecond. */
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout | null;
+  private readonly socket: WatchedSocket | null;
 
   constructor(
     private readonly res: ServerResponse,
@@ -124,10 +131,17 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     timeoutMs: number,
     private readonly done: (result: ForwardResult) => void,
   ) {
-    res.once('close', () => {
-      if (!this.settled) this.abort(CLIENT_GONE);
-    });
-    this.timer = setTimeout(() => this.abort(TIMED_OUT), timeoutMs);
+    const socket = res.socket as WatchedSocket | null;
+    this.socket = socket;
+    if (socket) {
+      if (socket[IN_FLIGHT] === undefined) socket.once('close', onClientSocketClose);
+      socket[IN_FLIGHT] = this;
+    }
+    this.timer = timeoutMs < PRECISE_TIMER_BELOW_MS ? setTimeout(() => this.abort(TIMED_OUT), timeoutMs) : null;
+  }
+
+  clientGone(): void {
+    if (!this.settled) this.abort(CLIENT_GONE);
   }
 
   private abort(reason: Error): void {
@@ -145,7 +159,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx informational: the client gets only the final answer
-    clearTimeout(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.status = statusCode;
     if (this.drain.draining) this.res.shouldKeepAlive = false;
     this.res.writeHead(statusCode, clientResponseHeaders(headers, this.requestId));
@@ -175,7 +189,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private settle(result: ForwardResult): void {
     if (this.settled) return;
     this.settled = true;
-    clearTimeout(this.timer);
+    if (this.timer) clearTimeout(this.timer);
+    if (this.socket && this.socket[IN_FLIGHT] === this) this.socket[IN_FLIGHT] = null;
     this.done(result);
   }
 }
@@ -204,21 +219,21 @@ export class Upstream {
    * Streams `req` to the upstream and the answer back into `res`. `body` replaces the
    * request stream when the pipeline already read it (inspected routes).
    */
-  forward(req: IncomingMessage, res: ServerResponse, path: string, headers: string[], requestId: string, drain: DrainState, body?: Buffer): Promise<ForwardResult> {
-    return new Promise<ForwardResult>((resolve) => {
-      this.pool.dispatch(
-        {
-          path: this.basePath + path,
-          method: req.method as Dispatcher.HttpMethod,
-          headers,
-          body: body ?? (hasBody(req) ? req : null),
-          // The handler's own timer bounds the wait for headers; undici's stays as a backstop.
-          headersTimeout: this.timeoutMs + 1_000,
-          bodyTimeout: this.timeoutMs,
-        },
-        new ProxyHandler(res, requestId, drain, this.timeoutMs, resolve),
-      );
-    });
+  forward(req: IncomingMessage, res: ServerResponse, path: string, headers: string[], requestId: string, drain: DrainState,
+    body: Buffer | null, hasBody: boolean, done: (result: ForwardResult) => void): void {
+    const precise = this.timeoutMs < PRECISE_TIMER_BELOW_MS;
+    this.pool.dispatch(
+      {
+        path: this.basePath + path,
+        method: req.method as Dispatcher.HttpMethod,
+        headers,
+        body: body ?? (hasBody ? req : null),
+        // Short timeouts run on the handler's own timer; undici's then stays as a backstop.
+        headersTimeout: precise ? this.timeoutMs + 1_000 : this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      },
+      new ProxyHandler(res, requestId, drain, this.timeoutMs, done),
+    );
   }
 
   close(): Promise<void> {

@@ -129,7 +129,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     const policy = ctx.policy!;
     const test = policy.environment === 'test';
     const upstream = test ? route.upstreamTest : route.upstream;
-    const headers = upstreamRequestHeaders(req, {
+    const headers = upstreamRequestHeaders(req, scan, {
       requestId,
       clientIp: ctx.clientIp ? ctx.clientIp.toString() : peer.text,
       peerIp: peer.text,
@@ -143,16 +143,18 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       },
     });
     const upstreamStarted = performance.now();
-    const result = await upstream.forward(req, res, target.path + target.search, headers, requestId, drain);
-    const upstreamMs = performance.now() - upstreamStarted;
-    upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
-    if (result.ok) return finish(requestId, route.name, result.status, 'OK', policy.keyId, started, upstreamMs);
-    if (result.code === 'CLIENT_GONE') return finish(requestId, route.name, 499, 'CLIENT_CLOSED', policy.keyId, started, upstreamMs);
-    if (result.responded) {
-      res.destroy();
-      return finish(requestId, route.name, 502, result.code, policy.keyId, started, upstreamMs);
-    }
-    refuse(res, requestId, result.code, null, route.name, policy.keyId, started);
+    const keyId = policy.keyId;
+    upstream.forward(req, res, target.path + target.search, headers, requestId, drain, null, scan.hasBody, (result) => {
+      const upstreamMs = performance.now() - upstreamStarted;
+      upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
+      if (result.ok) return finish(requestId, route.name, result.status, 'OK', keyId, started, upstreamMs);
+      if (result.code === 'CLIENT_GONE') return finish(requestId, route.name, 499, 'CLIENT_CLOSED', keyId, started, upstreamMs);
+      if (result.responded) {
+        res.destroy();
+        return finish(requestId, route.name, 502, result.code, keyId, started, upstreamMs);
+      }
+      refuse(res, requestId, result.code, null, route.name, keyId, started);
+    });
   };
 
   const server = createServer({

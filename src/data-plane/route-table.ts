@@ -19,7 +19,7 @@ interface CompiledPattern<R> {
  */
 export class RouteTable<R extends { config: RouteConfig }> {
   private readonly byMethod = new Map<string, CompiledPattern<R>[]>();
-  private readonly exact = new Map<string, R>();
+  private readonly exact = new Map<string, Map<string, R>>();
 
   constructor(routes: readonly R[]) {
     for (const route of routes) {
@@ -29,7 +29,9 @@ export class RouteTable<R extends { config: RouteConfig }> {
       const segments = base === '' || base === '/' ? [] : base.slice(1).split('/').map((s) =>
         s.startsWith('{') ? { param: s.slice(1, -1) } : { literal: s });
       if (!wildcard && segments.every((s) => 'literal' in s)) {
-        this.exact.set(`${method} ${path}`, route);
+        let paths = this.exact.get(method);
+        if (!paths) this.exact.set(method, (paths = new Map()));
+        paths.set(path, route);
         continue;
       }
       const list = this.byMethod.get(method) ?? [];
@@ -39,7 +41,7 @@ export class RouteTable<R extends { config: RouteConfig }> {
   }
 
   match(method: string, path: string): RouteMatch<R> | null {
-    const exact = this.exact.get(`${method} ${path}`);
+    const exact = this.exact.get(method)?.get(path);
     if (exact) return { route: exact, params: {} };
     const candidates = this.byMethod.get(method);
     if (!candidates) return null;
