@@ -1,3 +1,4 @@
+import { hash as digest } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { KeyRecord } from '../domain/api-key.js';
 import { compilePolicy, type CompiledPolicy } from '../domain/compiled-policy.js';
@@ -45,11 +46,17 @@ export interface KeyResolverOptions {
 const UNAUTHENTICATED: Resolution = { ok: false, code: 'UNAUTHENTICATED' };
 const STORE_UNAVAILABLE: Resolution = { ok: false, code: 'STORE_UNAVAILABLE' };
 
+/** A cached key: its compiled policy, and the peppered hash the presented secret has. */
+interface Entry { policy: CompiledPolicy; hash: string }
+
 /**
- * Secret → compiled policy, through an LRU of positive and negative entries keyed by the
- * peppered hash (the cache never holds a secret). Entries are dropped by the change feed;
- * while the node cannot confirm it is fresh, every lookup goes to the store, and a store
- * fault then answers 503: authentication never fails open.
+ * Secret → compiled policy, through an LRU of positive and negative entries. The cache is
+ * keyed by a one-shot SHA-256 of the secret, never the secret itself: a 143-bit random
+ * secret cannot be recovered from it, and it costs a sixth of the peppered HMAC (which also
+ * allocates native objects the GC must finalise), so a cache hit computes no HMAC at all.
+ * The HMAC — what the store indexes — is computed on a miss. Entries are dropped by the
+ * change feed; while the node cannot confirm it is fresh, every lookup goes to the store,
+ * and a store fault then answers 503: authentication never fails open.
  */
 export class KeyResolver {
   private readonly source: KeySource;
@@ -57,9 +64,9 @@ export class KeyResolver {
   private readonly fresh: () => boolean;
   private readonly stats: ResolverStats;
   private readonly now: () => number;
-  private readonly positive: LRUCache<string, CompiledPolicy>;
+  private readonly positive: LRUCache<string, Entry>;
   private readonly negative: LRUCache<string, true>;
-  private readonly hashesByKey = new Map<string, Set<string>>();
+  private readonly cacheIdsByKey = new Map<string, Set<string>>();
   /** Bumped by every change; a lookup that raced a change is used but not cached. */
   private generation = 0;
 
@@ -69,13 +76,13 @@ export class KeyResolver {
     this.fresh = opts.fresh;
     this.stats = opts.stats;
     this.now = opts.now ?? Date.now;
-    this.positive = new LRUCache<string, CompiledPolicy>({
+    this.positive = new LRUCache<string, Entry>({
       max: opts.maxEntries ?? 100_000,
-      dispose: (policy, hash) => {
-        const set = this.hashesByKey.get(policy.keyId);
+      dispose: (entry, cacheId) => {
+        const set = this.cacheIdsByKey.get(entry.policy.keyId);
         if (!set) return;
-        set.delete(hash);
-        if (set.size === 0) this.hashesByKey.delete(policy.keyId);
+        set.delete(cacheId);
+        if (set.size === 0) this.cacheIdsByKey.delete(entry.policy.keyId);
       },
     });
     this.negative = new LRUCache<string, true>({ max: opts.maxNegativeEntries ?? 10_000 });
@@ -87,20 +94,20 @@ export class KeyResolver {
 
   /** Resolves a secret whose format and checksum were already checked. */
   resolve(secret: string): Resolution | Promise<Resolution> {
-    const hash = hashSecret(this.pepper, secret);
+    const cacheId = digest('sha256', secret, 'base64url');
     if (this.fresh()) {
-      const policy = this.positive.get(hash);
-      if (policy !== undefined) {
+      const entry = this.positive.get(cacheId);
+      if (entry !== undefined) {
         this.stats.hit();
-        return this.admit(policy, hash);
+        return this.admit(entry.policy, entry.hash);
       }
-      if (this.negative.has(hash)) {
+      if (this.negative.has(cacheId)) {
         this.stats.hit();
         return UNAUTHENTICATED;
       }
     }
     this.stats.miss();
-    return this.load(hash);
+    return this.load(cacheId, hashSecret(this.pepper, secret));
   }
 
   private admit(policy: CompiledPolicy, hash: string): Resolution {
@@ -109,7 +116,7 @@ export class KeyResolver {
     return until !== undefined && until > this.now() ? { ok: true, policy } : UNAUTHENTICATED;
   }
 
-  private async load(hash: string): Promise<Resolution> {
+  private async load(cacheId: string, hash: string): Promise<Resolution> {
     const generation = this.generation;
     let policy: CompiledPolicy | null;
     try {
@@ -121,12 +128,12 @@ export class KeyResolver {
     }
     if (generation === this.generation) {
       if (policy) {
-        this.positive.set(hash, policy);
-        let set = this.hashesByKey.get(policy.keyId);
-        if (!set) this.hashesByKey.set(policy.keyId, (set = new Set()));
-        set.add(hash);
+        this.positive.set(cacheId, { policy, hash });
+        let set = this.cacheIdsByKey.get(policy.keyId);
+        if (!set) this.cacheIdsByKey.set(policy.keyId, (set = new Set()));
+        set.add(cacheId);
       } else {
-        this.negative.set(hash, true);
+        this.negative.set(cacheId, true);
       }
     }
     return policy ? this.admit(policy, hash) : UNAUTHENTICATED;
@@ -138,11 +145,11 @@ export class KeyResolver {
       if (c.kind === 'key') {
         this.generation++;
         this.negative.clear();
-        const hashes = this.hashesByKey.get(c.id);
+        const hashes = this.cacheIdsByKey.get(c.id);
         if (hashes) for (const h of [...hashes]) this.positive.delete(h);
       } else if (c.kind === 'owner') {
         this.generation++;
-        for (const [hash, policy] of this.positive.entries()) if (policy.ownerId === c.id) this.positive.delete(hash);
+        for (const [cacheId, entry] of this.positive.entries()) if (entry.policy.ownerId === c.id) this.positive.delete(cacheId);
       }
     }
   }
@@ -152,6 +159,6 @@ export class KeyResolver {
     this.generation++;
     this.positive.clear();
     this.negative.clear();
-    this.hashesByKey.clear();
+    this.cacheIdsByKey.clear();
   }
 }
