@@ -97,7 +97,38 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     return peer;
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
+  const fault = (res: ServerResponse, requestId: string, err: unknown): void => {
+    logger.error({ err, requestId }, 'gateway request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = errorBody('INTERNAL', ERROR_CATALOGUE.INTERNAL.message, requestId);
+    res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
+    res.end(body);
+  };
+
+  /**
+   * Runs the route's stages from `from`. A cache hit keeps the whole pipeline synchronous
+   * (no promise per request); only a stage that must wait (a store lookup) goes async.
+   */
+  const runStages = (ctx: RequestContext, from: number, started: number): void => {
+    const stages = ctx.route.stages;
+    for (let i = from; i < stages.length; i++) {
+      const result = stages[i]!(ctx);
+      if (result instanceof Promise) {
+        result.then((r) => {
+          if (r !== null) refuse(ctx.res, ctx.requestId, r, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started);
+          else runStages(ctx, i + 1, started);
+        }).catch((err: unknown) => fault(ctx.res, ctx.requestId, err));
+        return;
+      }
+      if (result !== null) return refuse(ctx.res, ctx.requestId, result, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started);
+    }
+    forward(ctx, started);
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse, requestId: string): void => {
     const started = performance.now();
     const target = parseRequestTarget(req.url ?? '');
     if (target === null) return refuse(res, requestId, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', 'unmatched', null, started);
@@ -121,11 +152,12 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       clientIp: peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip,
       message: null,
     };
-    for (const stage of route.stages) {
-      let result = stage(ctx);
-      if (result instanceof Promise) result = await result;
-      if (result !== null) return refuse(res, requestId, result, ctx.message, route.name, ctx.policy?.keyId ?? null, started);
-    }
+    runStages(ctx, 0, started);
+  };
+
+  const forward = (ctx: RequestContext, started: number): void => {
+    const { req, res, requestId, route, scan } = ctx;
+    const peer = peerOf(req.socket as PeerSocket);
     const policy = ctx.policy!;
     const test = policy.environment === 'test';
     const upstream = test ? route.upstreamTest : route.upstream;
@@ -144,7 +176,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     });
     const upstreamStarted = performance.now();
     const keyId = policy.keyId;
-    upstream.forward(req, res, target.path + target.search, headers, requestId, drain, null, scan.hasBody, (result) => {
+    upstream.forward(req, res, ctx.path + ctx.search, headers, requestId, drain, null, scan.hasBody, (result) => {
       const upstreamMs = performance.now() - upstreamStarted;
       upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
       if (result.ok) return finish(requestId, route.name, result.status, 'OK', keyId, started, upstreamMs);
@@ -164,16 +196,11 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     keepAliveTimeout: 65_000,
   }, (req, res) => {
     const requestId = nextId();
-    handle(req, res, requestId).catch((err: unknown) => {
-      logger.error({ err, requestId }, 'gateway request failed');
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const body = errorBody('INTERNAL', ERROR_CATALOGUE.INTERNAL.message, requestId);
-      res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
-      res.end(body);
-    });
+    try {
+      handle(req, res, requestId);
+    } catch (err) {
+      fault(res, requestId, err);
+    }
   });
 
   // Malformed requests the HTTP parser refuses still get a catalogued JSON answer.
