@@ -58,10 +58,9 @@ export async function stop(proc: ChildProcess): Promise<void> {
 
 export interface LoadResult { rps: number; p50: number; p99: number; non2xx: number; errors: number; requests: number }
 
-export async function load(url: string, opts: { connections: number; seconds: number; headers?: Record<string, string>; method?: string; body?: string; rate?: number }): Promise<LoadResult> {
+export async function load(url: string, opts: { connections: number; seconds: number; headers?: Record<string, string>; method?: string; body?: string }): Promise<LoadResult> {
   const result = await autocannon({
     url,
-    ...(opts.rate !== undefined ? { overallRate: opts.rate } : {}),
     connections: opts.connections,
     duration: opts.seconds,
     pipelining: 1,
