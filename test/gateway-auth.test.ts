@@ -1,14 +1,15 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecret } from '../src/domain/secret.js';
 import { createKey, createWorkspace, sleep, stopAndClean } from './helpers/admin.js';
 import { expectRefused, gatewayConfig, gw, metricSum, pollUntil, scrape } from './helpers/gateway.js';
 import { startKeygate, type Keygate } from './helpers/keygate.js';
 import { buildRequest, hostOf, sendRaw } from './helpers/raw-http.js';
-import { headerValue, headerValues, startUpstream, type RecordingUpstream } from './helpers/upstream.js';
+import { headerValue, headerValues, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
 
 let kg: Keygate;
 let events: RecordingUpstream;
 let eventsTest: RecordingUpstream;
+const pair = useUpstreamPair();
 let ws: string;
 let otherWs: string;
 let ups: RecordingUpstream[];
@@ -24,9 +25,8 @@ function mutate(secret: string, index: number): string {
 }
 
 beforeAll(async () => {
-  events = await startUpstream('events');
-  eventsTest = await startUpstream('events-test');
-  ups = [events, eventsTest];
+  ({ events, eventsTest } = pair);
+  ups = pair.all;
   kg = await startKeygate({ config: gatewayConfig({ events, eventsTest }) });
   ws = await createWorkspace(kg, 'auth');
   otherWs = await createWorkspace(kg, 'other');
@@ -34,13 +34,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAndClean(kg);
-  await events?.close();
-  await eventsTest?.close();
-});
-
-beforeEach(() => {
-  events.reset();
-  eventsTest.reset();
 });
 
 describe('Basic authentication', () => {

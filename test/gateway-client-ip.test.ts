@@ -1,28 +1,18 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, stopAndClean } from './helpers/admin.js';
 import { expectRefused, gatewayConfig, gw } from './helpers/gateway.js';
 import { startKeygate, type Keygate } from './helpers/keygate.js';
 import { buildRequest, hostOf, sendRaw } from './helpers/raw-http.js';
-import { headerValue, startUpstream, type RecordingUpstream } from './helpers/upstream.js';
+import { headerValue, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
 
 let events: RecordingUpstream;
 let eventsTest: RecordingUpstream;
+const pair = useUpstreamPair();
 let ups: RecordingUpstream[];
 
 beforeAll(async () => {
-  events = await startUpstream('events');
-  eventsTest = await startUpstream('events-test');
-  ups = [events, eventsTest];
-});
-
-afterAll(async () => {
-  await events?.close();
-  await eventsTest?.close();
-});
-
-beforeEach(() => {
-  events.reset();
-  eventsTest.reset();
+  ({ events, eventsTest } = pair);
+  ups = pair.all;
 });
 
 /** A keygate with the given trusted proxies and a key allowed only from 10.0.0.0/8. */

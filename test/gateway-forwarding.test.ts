@@ -1,21 +1,21 @@
 import { randomBytes, createHash } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, expectError, rawRequest, stopAndClean } from './helpers/admin.js';
 import { expectRefused, gatewayConfig, gw, metricSamples, metricSum, scrape } from './helpers/gateway.js';
 import { startKeygate, type Keygate } from './helpers/keygate.js';
 import { buildRequest, hostOf, openRaw, sendRaw } from './helpers/raw-http.js';
-import { closedPort, headerValue, headerValues, startUpstream, type RecordingUpstream } from './helpers/upstream.js';
+import { closedPort, headerValue, headerValues, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
 
 let kg: Keygate;
 let events: RecordingUpstream;
 let eventsTest: RecordingUpstream;
+const pair = useUpstreamPair();
 let ws: string;
 /** A live workspace key holding every permission. */
 let live: { key: any; secret: string };
 
 beforeAll(async () => {
-  events = await startUpstream('events');
-  eventsTest = await startUpstream('events-test');
+  ({ events, eventsTest } = pair);
   const downPort = await closedPort();
   kg = await startKeygate({ config: gatewayConfig({ events, eventsTest, downPort }) });
   ws = await createWorkspace(kg, 'forwarding');
@@ -24,13 +24,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAndClean(kg);
-  await events?.close();
-  await eventsTest?.close();
-});
-
-beforeEach(() => {
-  events.reset();
-  eventsTest.reset();
 });
 
 describe('forwarding a request', () => {

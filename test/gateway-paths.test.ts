@@ -1,13 +1,14 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, sleep, stopAndClean } from './helpers/admin.js';
 import { expectRefused, gatewayConfig } from './helpers/gateway.js';
 import { startKeygate, type Keygate } from './helpers/keygate.js';
 import { buildRequest, hostOf, sendRaw, sendRawMany, type RawHttpResponse } from './helpers/raw-http.js';
-import { headerValues, startUpstream, type RecordingUpstream } from './helpers/upstream.js';
+import { headerValues, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
 
 let kg: Keygate;
 let events: RecordingUpstream;
 let eventsTest: RecordingUpstream;
+const pair = useUpstreamPair();
 let ups: RecordingUpstream[];
 let secret: string;
 let host: string;
@@ -20,9 +21,8 @@ function send(method: string, target: string, extra: Array<[string, string]> = [
 }
 
 beforeAll(async () => {
-  events = await startUpstream('events');
-  eventsTest = await startUpstream('events-test');
-  ups = [events, eventsTest];
+  ({ events, eventsTest } = pair);
+  ups = pair.all;
   kg = await startKeygate({ config: gatewayConfig({ events, eventsTest }) });
   host = hostOf(kg.gatewayUrl!);
   const ws = await createWorkspace(kg, 'paths');
@@ -31,13 +31,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAndClean(kg);
-  await events?.close();
-  await eventsTest?.close();
-});
-
-beforeEach(() => {
-  events.reset();
-  eventsTest.reset();
 });
 
 describe('request paths', () => {

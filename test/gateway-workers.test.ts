@@ -1,25 +1,15 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, stopAndClean } from './helpers/admin.js';
 import { gatewayConfig, gw, metricSum, scrape, type GatewayResponse } from './helpers/gateway.js';
 import { startKeygate, type Keygate } from './helpers/keygate.js';
-import { startUpstream, type RecordingUpstream } from './helpers/upstream.js';
+import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
 
 let events: RecordingUpstream;
 let eventsTest: RecordingUpstream;
+const pair = useUpstreamPair();
 
 beforeAll(async () => {
-  events = await startUpstream('events');
-  eventsTest = await startUpstream('events-test');
-});
-
-afterAll(async () => {
-  await events?.close();
-  await eventsTest?.close();
-});
-
-beforeEach(() => {
-  events.reset();
-  eventsTest.reset();
+  ({ events, eventsTest } = pair);
 });
 
 /**

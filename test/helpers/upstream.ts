@@ -1,3 +1,4 @@
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -188,4 +189,33 @@ export async function closedPort(): Promise<number> {
   const port = (srv.address() as AddressInfo).port;
   await new Promise<void>((resolve) => srv.close(() => resolve()));
   return port;
+}
+
+export interface UpstreamPair {
+  events: RecordingUpstream;
+  eventsTest: RecordingUpstream;
+  all: RecordingUpstream[];
+}
+
+/**
+ * The two recording upstreams every gateway suite routes to (`events` and `events-test`):
+ * started before the suite's own beforeAll (call this first), emptied before each test,
+ * closed after the suite's own afterAll.
+ */
+export function useUpstreamPair(): UpstreamPair {
+  const pair = {} as UpstreamPair;
+  beforeAll(async () => {
+    pair.events = await startUpstream('events');
+    pair.eventsTest = await startUpstream('events-test');
+    pair.all = [pair.events, pair.eventsTest];
+  });
+  afterAll(async () => {
+    await pair.events?.close();
+    await pair.eventsTest?.close();
+  });
+  beforeEach(() => {
+    pair.events.reset();
+    pair.eventsTest.reset();
+  });
+  return pair;
 }
