@@ -35,12 +35,15 @@ const record: KeyRecord = {
   expiresAt: null, version: 1, secretHash: hashSecret(PEPPER, secret), retiredSecrets: [], seq: 1,
 };
 const resolver = new KeyResolver({
-  source: { lookup: async (hash) => (hash === record.secretHash ? { record, owner: null } : null) },
+  source: {
+    lookup: async (hash) => (hash === record.secretHash ? { record, owner: null } : null),
+    lookupById: async (id) => (id === record.id ? { record, owner: null } : null),
+  },
   pepper: PEPPER,
   fresh: () => true,
   stats: { hit: () => undefined, miss: () => undefined, storeError: () => undefined },
 });
-const { routes, upstreams } = compileRoutes({ config, resolver });
+const { routes, upstreams } = compileRoutes({ config, resolver, tokens: null });
 const table = new RouteTable(routes);
 const rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'autocannon', 'X-Api-Key', secret, 'Accept', '*/*'];
 const peer = parseIp('127.0.0.1');

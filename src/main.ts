@@ -4,6 +4,7 @@ import type { Config } from './config/schema.js';
 import { createAdminServer } from './control-plane/admin-server.js';
 import { DirectoryService } from './control-plane/directory-service.js';
 import { KeyService } from './control-plane/key-service.js';
+import { SigningKeyService } from './control-plane/signing-key-service.js';
 import { storeKeySource } from './data-plane/key-resolver.js';
 import { PermissionCatalogue } from './domain/permissions.js';
 import type { Logger } from './observability/logger.js';
@@ -26,6 +27,7 @@ export interface App {
   catalogue: PermissionCatalogue;
   keys: KeyService;
   directory: DirectoryService;
+  signingKeys: SigningKeyService;
 }
 
 export async function buildApp(config: Config, logger: Logger): Promise<App> {
@@ -35,7 +37,10 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
   const store = new EmbeddedStore({ path: config.store.path, logger });
   await store.open();
   const catalogue = new PermissionCatalogue(config.routes.map((r) => r.permission));
+  const signingKeys = new SigningKeyService(store, config);
+  await signingKeys.ensureActive();
   return {
+    signingKeys,
     config,
     logger,
     metrics: new Metrics(),
@@ -92,7 +97,14 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     fresh: () => true,
     usageSink: (deltas) => app.store.recordUsage(deltas),
   });
-  const unsubscribe = app.store.subscribe((changes) => gateway.applyChanges(changes));
+  await gateway.setSigningKeys(await app.store.listSigningKeys());
+  const unsubscribe = app.store.subscribe((changes) => {
+    gateway.applyChanges(changes);
+    if (changes.some((c) => c.kind === 'signing-key')) {
+      void app.store.listSigningKeys().then((keys) => gateway.setSigningKeys(keys))
+        .catch((err: unknown) => logger.error({ err }, 'could not load the new signing keys'));
+    }
+  });
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
   const gatewayUrl = await listen(gateway.server, config.gateway.listen.host, config.gateway.listen.port);
 

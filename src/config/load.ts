@@ -52,6 +52,9 @@ function routeShape(method: string, path: string): string {
   return `${method} ${path.replace(/\{[^}]*\}/g, '{}')}`;
 }
 
+/** The gateway's own endpoints, answered ahead of every route. */
+const RESERVED_PATHS = new Set(['/auth/token', '/.well-known/jwks.json']);
+
 function crossCheck(config: Config): string[] {
   const errors: string[] = [];
   const names = new Map<string, number>();
@@ -69,6 +72,7 @@ function crossCheck(config: Config): string[] {
     const sameShape = shapes.get(shape);
     if (sameShape !== undefined) errors.push(`${at}: duplicate route ${route.method} ${route.path} (same as routes[${sameShape}])`);
     else shapes.set(shape, i);
+    if (RESERVED_PATHS.has(route.path)) errors.push(`${at}.path: "${route.path}" is reserved for keygate's own endpoint`);
     if (route.profileScope !== undefined && !route.path.includes(`{${route.profileScope}}`)) {
       errors.push(`${at}.profileScope: "${route.profileScope}" is not a {parameter} of the path`);
     }

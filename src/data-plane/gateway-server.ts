@@ -9,17 +9,22 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createClientIpResolver } from './client-ip.js';
 import type { CompiledRoute, RequestContext } from './context.js';
-import { scanHeaders } from './credentials.js';
+import { scanHeaders, type HeaderScan } from './credentials.js';
 import { upstreamRequestHeaders } from './forwarder.js';
 import { parseRequestTarget } from './request-target.js';
 import { RouteTable } from './route-table.js';
 import type { UsageRecorder } from './usage-recorder.js';
 import type { DrainState } from '../runtime/drain.js';
+import { readBody } from './read-body.js';
+import type { createTokenExchange } from './token-endpoint.js';
+import type { TokenService } from './token-service.js';
 import { compileIpAllowlist } from '../domain/cidr.js';
 
 export interface GatewayDeps {
   config: Config;
   routes: readonly CompiledRoute[];
+  tokens: TokenService;
+  exchange: ReturnType<typeof createTokenExchange>;
   metrics: Metrics;
   logger: Logger;
   usage: UsageRecorder;
@@ -128,12 +133,60 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     forward(ctx, started);
   };
 
+  const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+  // Token bodies are small; the cap keeps a token request from holding much memory.
+  const tokenBodyCap = Math.min(config.gateway.maxBodyBytes, 64 * 1024);
+
+  const sendJson = (res: ServerResponse, requestId: string, status: number, body: string, extra: Record<string, string> = {}): void => {
+    if (drain.draining) res.shouldKeepAlive = false;
+    res.writeHead(status, { ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
+    res.end(body);
+  };
+
+  /** `POST /auth/token` and `GET /.well-known/jwks.json`: the gateway's own endpoints, ahead of every route. */
+  const ownEndpoint = (req: IncomingMessage, res: ServerResponse, requestId: string, path: '/auth/token' | '/.well-known/jwks.json' | string, scan: HeaderScan, started: number): boolean => {
+    if (path === '/.well-known/jwks.json') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') refuse(res, requestId, 'METHOD_NOT_ALLOWED', null, 'jwks', null, started);
+      else {
+        sendJson(res, requestId, 200, deps.tokens.jwksJson(), { 'cache-control': 'public, max-age=300' });
+        finish(requestId, 'jwks', 200, 'OK', null, started, 0);
+      }
+      return true;
+    }
+    if (req.method !== 'POST') {
+      refuse(res, requestId, 'METHOD_NOT_ALLOWED', null, 'auth-token', null, started);
+      return true;
+    }
+    if (!deps.tokens.ready) {
+      refuse(res, requestId, 'STORE_UNAVAILABLE', 'No token signing key is loaded yet.', 'auth-token', null, started);
+      return true;
+    }
+    const type = req.headers['content-type'];
+    if (scan.hasBody && (type === undefined || !JSON_TYPE.test(type))) {
+      refuse(res, requestId, 'UNSUPPORTED_MEDIA_TYPE', null, 'auth-token', null, started);
+      return true;
+    }
+    const peer = peerOf(req.socket as PeerSocket);
+    const clientIp = peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip;
+    readBody(req, tokenBodyCap)
+      .then(async (body) => {
+        if (body === null) return refuse(res, requestId, 'BODY_TOO_LARGE', `The body is over ${tokenBodyCap} bytes.`, 'auth-token', null, started);
+        const out = await deps.exchange(scan, body, clientIp, Date.now());
+        if (!out.ok) return refuse(res, requestId, out.code, out.message ?? null, 'auth-token', out.keyId ?? null, started);
+        sendJson(res, requestId, 200, JSON.stringify(out.body), { 'cache-control': 'no-store' });
+        finish(requestId, 'auth-token', 200, 'OK', out.keyId, started, 0);
+      })
+      .catch((err: unknown) => fault(res, requestId, err));
+    return true;
+  };
+
   const handle = (req: IncomingMessage, res: ServerResponse, requestId: string): void => {
     const started = performance.now();
     const target = parseRequestTarget(req.url ?? '');
     if (target === null) return refuse(res, requestId, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', 'unmatched', null, started);
     const scan = scanHeaders(req.rawHeaders);
     if (scan.hosts > 1) return refuse(res, requestId, 'BAD_REQUEST', 'The request has more than one Host header.', 'unmatched', null, started);
+    if ((target.path === '/auth/token' || target.path === '/.well-known/jwks.json') && ownEndpoint(req, res, requestId, target.path, scan, started)) return;
     const match = table.match(req.method ?? '', target.path);
     if (match === null) return refuse(res, requestId, 'ROUTE_NOT_FOUND', null, 'unmatched', null, started);
     const route = match.route;

@@ -9,21 +9,23 @@ import type { Change, KeyStore } from '../store/types.js';
 /** The one read the data plane makes of the store: a key by secret hash, with its owner. */
 export interface KeySource {
   lookup(hash: string): Promise<{ record: KeyRecord; owner: Owner | null } | null>;
+  /** By key id: how a token finds the current state of the key it was minted from. */
+  lookupById(keyId: string): Promise<{ record: KeyRecord; owner: Owner | null } | null>;
 }
 
 /** A KeySource over a store in this process. */
-export function storeKeySource(store: Pick<KeyStore, 'findKeyBySecretHash' | 'getOwner'>): KeySource {
+export function storeKeySource(store: Pick<KeyStore, 'findKeyBySecretHash' | 'getKey' | 'getOwner'>): KeySource {
+  const withOwner = async (record: KeyRecord | null) =>
+    record ? { record, owner: record.ownerId ? await store.getOwner(record.ownerId) : null } : null;
   return {
-    async lookup(hash) {
-      const record = await store.findKeyBySecretHash(hash);
-      if (!record) return null;
-      return { record, owner: record.ownerId ? await store.getOwner(record.ownerId) : null };
-    },
+    lookup: async (hash) => withOwner(await store.findKeyBySecretHash(hash)),
+    lookupById: async (keyId) => withOwner(await store.getKey(keyId)),
   };
 }
 
 export type Resolution =
-  | { ok: true; policy: CompiledPolicy }
+  /** `hash` is the peppered hash of the secret presented (current or retired). */
+  | { ok: true; policy: CompiledPolicy; hash: string }
   | { ok: false; code: 'UNAUTHENTICATED' | 'STORE_UNAVAILABLE' };
 
 export interface ResolverStats {
@@ -66,6 +68,8 @@ export class KeyResolver {
   private readonly now: () => number;
   private readonly positive: LRUCache<string, Entry>;
   private readonly negative: LRUCache<string, true>;
+  /** Key id → policy, for tokens; a null entry is a key that does not exist (deleted). */
+  private readonly byId: LRUCache<string, CompiledPolicy | false>;
   private readonly cacheIdsByKey = new Map<string, Set<string>>();
   /** Bumped by every change; a lookup that raced a change is used but not cached. */
   private generation = 0;
@@ -86,6 +90,7 @@ export class KeyResolver {
       },
     });
     this.negative = new LRUCache<string, true>({ max: opts.maxNegativeEntries ?? 10_000 });
+    this.byId = new LRUCache<string, CompiledPolicy | false>({ max: opts.maxEntries ?? 100_000 });
   }
 
   get size(): number {
@@ -111,9 +116,9 @@ export class KeyResolver {
   }
 
   private admit(policy: CompiledPolicy, hash: string): Resolution {
-    if (hash === policy.secretHash) return { ok: true, policy };
+    if (hash === policy.secretHash) return { ok: true, policy, hash };
     const until = policy.retired.get(hash);
-    return until !== undefined && until > this.now() ? { ok: true, policy } : UNAUTHENTICATED;
+    return until !== undefined && until > this.now() ? { ok: true, policy, hash } : UNAUTHENTICATED;
   }
 
   private async load(cacheId: string, hash: string): Promise<Resolution> {
@@ -139,6 +144,33 @@ export class KeyResolver {
     return policy ? this.admit(policy, hash) : UNAUTHENTICATED;
   }
 
+  /** The current policy of a key by id (null: no such key), for requests carrying a token. */
+  resolveById(keyId: string): CompiledPolicy | null | 'STORE_UNAVAILABLE' | Promise<CompiledPolicy | null | 'STORE_UNAVAILABLE'> {
+    if (this.fresh()) {
+      const cached = this.byId.get(keyId);
+      if (cached !== undefined) {
+        this.stats.hit();
+        return cached === false ? null : cached;
+      }
+    }
+    this.stats.miss();
+    return this.loadById(keyId);
+  }
+
+  private async loadById(keyId: string): Promise<CompiledPolicy | null | 'STORE_UNAVAILABLE'> {
+    const generation = this.generation;
+    let policy: CompiledPolicy | null;
+    try {
+      const found = await this.source.lookupById(keyId);
+      policy = found ? compilePolicy(found.record, found.owner) : null;
+    } catch {
+      this.stats.storeError();
+      return 'STORE_UNAVAILABLE';
+    }
+    if (generation === this.generation) this.byId.set(keyId, policy ?? false);
+    return policy;
+  }
+
   /** Applies change-feed entries: drop what they touch. */
   apply(changes: readonly Change[]): void {
     for (const c of changes) {
@@ -147,9 +179,11 @@ export class KeyResolver {
         this.negative.clear();
         const hashes = this.cacheIdsByKey.get(c.id);
         if (hashes) for (const h of [...hashes]) this.positive.delete(h);
+        this.byId.delete(c.id);
       } else if (c.kind === 'owner') {
         this.generation++;
         for (const [cacheId, entry] of this.positive.entries()) if (entry.policy.ownerId === c.id) this.positive.delete(cacheId);
+        for (const [keyId, policy] of this.byId.entries()) if (policy && policy.ownerId === c.id) this.byId.delete(keyId);
       }
     }
   }
@@ -159,6 +193,7 @@ export class KeyResolver {
     this.generation++;
     this.positive.clear();
     this.negative.clear();
+    this.byId.clear();
     this.cacheIdsByKey.clear();
   }
 }

@@ -8,27 +8,31 @@ import { ipAllowlistStage } from './stages/ip-allowlist.js';
 import { keyStatusStage } from './stages/key-status.js';
 import { keyTypeStage } from './stages/key-type.js';
 import { permissionStage } from './stages/permission.js';
+import { profileScopeStage } from './stages/profile-scope.js';
+import type { TokenVerifier } from './token-verifier.js';
 
 export interface PipelineDeps {
   config: Config;
   resolver: KeyResolver;
+  tokens: TokenVerifier | null;
 }
 
 /**
  * Builds each route's ordered stage list once, in the contract's order: credential → key
- * status → permission → key type → IP allowlist. A stage is present only when the route
+ * status → permission → key type → IP allowlist → profile scope. A stage is present only when the route
  * needs it (no key-type stage on a route open to every type).
  */
-export function compileRoutes({ config, resolver }: PipelineDeps): { routes: CompiledRoute[]; upstreams: Upstream[] } {
+export function compileRoutes({ config, resolver, tokens }: PipelineDeps): { routes: CompiledRoute[]; upstreams: Upstream[] } {
   const upstreams = new Map<string, Upstream>();
   for (const [name, cfg] of Object.entries(config.upstreams)) upstreams.set(name, new Upstream(name, cfg));
-  const authenticate = authenticateStage(resolver);
+  const authenticate = authenticateStage(resolver, tokens);
   const status = keyStatusStage();
   const ip = ipAllowlistStage();
   const routes = config.routes.map((rc): CompiledRoute => {
     const stages: Stage[] = [authenticate, status, permissionStage(rc.permission)];
     if (rc.keyTypes && !KEY_TYPES.every((t) => rc.keyTypes!.includes(t))) stages.push(keyTypeStage(rc.keyTypes));
     stages.push(ip);
+    if (rc.profileScope !== undefined) stages.push(profileScopeStage(rc.profileScope));
     const upstream = upstreams.get(rc.upstream)!;
     return {
       config: rc,

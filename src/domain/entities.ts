@@ -24,7 +24,7 @@ export interface Owner {
 
 export interface Actor { type: 'admin'; name: string }
 
-export type AuditTargetType = 'workspace' | 'key' | 'group' | 'owner';
+export type AuditTargetType = 'workspace' | 'key' | 'group' | 'owner' | 'signing-key';
 
 export interface AuditEntry {
   id: string;

@@ -8,6 +8,10 @@ import { compileRoutes } from '../data-plane/pipeline.js';
 import { UsageRecorder, type UsageSink } from '../data-plane/usage-recorder.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Change } from '../store/types.js';
+import type { SigningKeyRecord } from '../domain/signing-key.js';
+import { createTokenExchange } from '../data-plane/token-endpoint.js';
+import { TokenService } from '../data-plane/token-service.js';
+import { TokenVerifier } from '../data-plane/token-verifier.js';
 import { drainState, type DrainState } from './drain.js';
 
 export interface GatewayNodeDeps {
@@ -23,6 +27,8 @@ export interface GatewayNodeDeps {
 export interface GatewayNode {
   server: Server;
   drain: DrainState;
+  /** Loads the token signing keys (at start, and whenever the store's set changes). */
+  setSigningKeys(keys: readonly SigningKeyRecord[]): Promise<void>;
   /** Feed entries from the store's change feed. */
   applyChanges(changes: readonly Change[]): void;
   close(): Promise<void>;
@@ -43,12 +49,16 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
   });
   const usage = new UsageRecorder(deps.usageSink);
   usage.start();
-  const { routes, upstreams } = compileRoutes({ config, resolver });
+  const tokens = new TokenService(config.tokens.issuer, config.tokens.ttlSeconds);
+  const { routes, upstreams } = compileRoutes({ config, resolver, tokens: new TokenVerifier(tokens, resolver) });
   const drain = drainState();
-  const server = createGatewayServer({ config, routes, metrics, logger: deps.logger, usage, drain });
+  const server = createGatewayServer({
+    config, routes, metrics, logger: deps.logger, usage, drain, tokens, exchange: createTokenExchange(resolver, tokens),
+  });
   return {
     server,
     drain,
+    setSigningKeys: (keys) => tokens.setKeys(keys),
     applyChanges(changes) {
       resolver.apply(changes);
       const now = Date.now();

@@ -1,5 +1,6 @@
 import type { KeyRecord } from '../domain/api-key.js';
 import type { Owner } from '../domain/entities.js';
+import type { SigningKeyRecord } from '../domain/signing-key.js';
 import type { KeySource } from '../data-plane/key-resolver.js';
 import type { Change, UsageDelta } from '../store/types.js';
 
@@ -12,11 +13,13 @@ export type ToWorker =
   | { t: 'changes'; changes: Change[] }
   | { t: 'sync'; version: number }
   | { t: 'metrics-req'; id: number }
+  | { t: 'signing-keys'; keys: SigningKeyRecord[] }
   | { t: 'shutdown' };
 
 export type ToPrimary =
   | { t: 'ready'; url: string }
-  | { t: 'lookup'; id: number; hash: string }
+  | { t: 'signing-keys-req' }
+  | { t: 'lookup'; id: number; by: 'hash' | 'id'; value: string }
   | { t: 'usage'; deltas: UsageDelta[] }
   | { t: 'report'; appliedVersion: number }
   | { t: 'metrics-res'; id: number; metrics: unknown };
@@ -37,6 +40,14 @@ export class IpcKeySource implements KeySource {
   constructor(private readonly send: (m: ToPrimary) => void, private readonly timeoutMs = 2_000) {}
 
   lookup(hash: string): Promise<{ record: KeyRecord; owner: Owner | null } | null> {
+    return this.request('hash', hash);
+  }
+
+  lookupById(keyId: string): Promise<{ record: KeyRecord; owner: Owner | null } | null> {
+    return this.request('id', keyId);
+  }
+
+  private request(by: 'hash' | 'id', value: string): Promise<{ record: KeyRecord; owner: Owner | null } | null> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -45,7 +56,7 @@ export class IpcKeySource implements KeySource {
       }, this.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       try {
-        this.send({ t: 'lookup', id, hash });
+        this.send({ t: 'lookup', id, by, value });
       } catch (err) {
         clearTimeout(timer);
         this.pending.delete(id);

@@ -60,10 +60,13 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
         if (readyWorkers.size >= workers && onAllReady) onAllReady();
         break;
       case 'lookup':
-        store.findKeyBySecretHash(m.hash)
+        (m.by === 'hash' ? store.findKeyBySecretHash(m.value) : store.getKey(m.value))
           .then(async (record) => ({ record, owner: record?.ownerId ? await store.getOwner(record.ownerId) : null }))
           .then(({ record, owner }) => send(w, { t: 'lookup-result', id: m.id, record, owner }))
           .catch((err: unknown) => send(w, { t: 'lookup-result', id: m.id, record: null, owner: null, error: String(err) }));
+        break;
+      case 'signing-keys-req':
+        void store.listSigningKeys().then((keys) => send(w, { t: 'signing-keys', keys }));
         break;
       case 'usage':
         void store.recordUsage(m.deltas);
@@ -82,7 +85,10 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     }
   };
 
-  const unsubscribe = store.subscribe((changes) => broadcast({ t: 'changes', changes: [...changes] }));
+  const unsubscribe = store.subscribe((changes) => {
+    broadcast({ t: 'changes', changes: [...changes] });
+    if (changes.some((c) => c.kind === 'signing-key')) void store.listSigningKeys().then((keys) => broadcast({ t: 'signing-keys', keys }));
+  });
   const sync = setInterval(() => {
     void store.currentVersion().then((version) => broadcast({ t: 'sync', version }));
   }, SYNC_MS);

@@ -27,6 +27,9 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
     usageSink: async (deltas) => send({ t: 'usage', deltas }),
   });
 
+  let keysLoaded: (() => void) | null = null;
+  const firstKeys = new Promise<void>((resolve) => { keysLoaded = resolve; });
+
   let stopping = false;
   const shutdown = async (): Promise<void> => {
     if (stopping) return;
@@ -57,6 +60,10 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
       case 'metrics-req':
         void metrics.registry.getMetricsAsJSON().then((json) => send({ t: 'metrics-res', id: m.id, metrics: json }));
         break;
+      case 'signing-keys':
+        void node.setSigningKeys(m.keys).then(() => keysLoaded?.())
+          .catch((err: unknown) => logger.error({ err }, 'could not load the signing keys'));
+        break;
       case 'shutdown':
         void shutdown();
         break;
@@ -69,6 +76,8 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
 
   const report = setInterval(() => send({ t: 'report', appliedVersion }), REPORT_MS);
   report.unref();
+  send({ t: 'signing-keys-req' });
+  await firstKeys;
   const url = await listen(node.server, config.gateway.listen.host, config.gateway.listen.port);
   send({ t: 'report', appliedVersion });
   send({ t: 'ready', url });

@@ -1,13 +1,15 @@
 import type { KeyRecord } from '../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../domain/entities.js';
+import type { SigningKeyRecord } from '../domain/signing-key.js';
 
-export type EntityType = 'workspace' | 'key' | 'group' | 'owner';
+export type EntityType = 'workspace' | 'key' | 'group' | 'owner' | 'signing-key';
 
 export type Entity =
   | { type: 'workspace'; value: Workspace }
   | { type: 'key'; value: KeyRecord }
   | { type: 'group'; value: Group }
-  | { type: 'owner'; value: Owner };
+  | { type: 'owner'; value: Owner }
+  | { type: 'signing-key'; value: SigningKeyRecord };
 
 export type WriteOp =
   | { op: 'put'; entity: Entity }
@@ -73,6 +75,8 @@ export interface KeyStore {
   listGroups(): Promise<Group[]>;
   getOwner(id: string): Promise<Owner | null>;
   listOwners(): Promise<Owner[]>;
+  /** Token signing keys, private halves included: for the gateway, never for an admin response. */
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
   /** Newest first. */
   listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]>;
 

@@ -1,7 +1,11 @@
 import { auditQuerySchema, parseBody } from '../schemas.js';
 import type { AdminDeps, AdminRouter } from './types.js';
 
-export function metaRoutes(router: AdminRouter, { store, catalogue, config }: AdminDeps): void {
+export function metaRoutes(router: AdminRouter, { store, catalogue, config, signingKeys }: AdminDeps): void {
+  // Public halves only: a signing key's private part never leaves the store and the gateways.
+  router.add('GET', '/v1/signing-keys', async () => ({ status: 200, body: { items: await signingKeys.list() } }));
+  router.add('POST', '/v1/signing-keys/rotate', async (ctx) => ({ status: 201, body: await signingKeys.rotate(ctx.actor) }));
+
   router.add('GET', '/v1/permissions', async () => ({
     status: 200,
     body: {

@@ -6,6 +6,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { KeyStore } from '../../store/types.js';
 import type { DirectoryService } from '../directory-service.js';
 import type { KeyService } from '../key-service.js';
+import type { SigningKeyService } from '../signing-key-service.js';
 import type { Router } from '../router.js';
 
 export interface AdminDeps {
@@ -15,6 +16,7 @@ export interface AdminDeps {
   directory: DirectoryService;
   catalogue: PermissionCatalogue;
   metrics: Metrics;
+  signingKeys: SigningKeyService;
 }
 
 export interface AdminContext {

@@ -2,13 +2,14 @@ import { checkSecretFormat } from '../../domain/secret.js';
 import type { KeyResolver } from '../key-resolver.js';
 import { readCredential } from '../credentials.js';
 import type { RequestContext, Stage, StageResult } from '../context.js';
+import type { TokenVerifier } from '../token-verifier.js';
 
 /**
  * Credential → compiled policy. Unknown secrets, bad checksums, Basic credentials naming
  * another workspace and Basic on a key that may not use it all give the same 401, so the
  * answer never tells which part was wrong.
  */
-export function authenticateStage(resolver: KeyResolver): Stage {
+export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier | null): Stage {
   const finish = (ctx: RequestContext, basicWorkspace: string | null, res: Awaited<ReturnType<KeyResolver['resolve']>>): StageResult => {
     if (!res.ok) return res.code;
     const policy = res.policy;
@@ -27,8 +28,7 @@ export function authenticateStage(resolver: KeyResolver): Stage {
       case 'ambiguous':
         return 'AMBIGUOUS_CREDENTIALS';
       case 'token':
-        // This node mints no tokens yet, so no token can verify.
-        return 'TOKEN_INVALID';
+        return tokens ? tokens.verify(ctx, cred.token) : 'TOKEN_INVALID';
       case 'secret':
       case 'basic': {
         // The checksum rejects typos and guesses before any hashing or lookup.

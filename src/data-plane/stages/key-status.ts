@@ -2,7 +2,7 @@ import type { KeyStatus } from '../../domain/api-key.js';
 import type { ErrorCode } from '../../errors.js';
 import type { Stage } from '../context.js';
 
-const REFUSAL: Record<KeyStatus, ErrorCode | null> = {
+export const STATUS_REFUSAL: Record<KeyStatus, ErrorCode | null> = {
   active: null,
   disabled: 'KEY_DISABLED',
   suspended: 'KEY_SUSPENDED',
@@ -11,5 +11,5 @@ const REFUSAL: Record<KeyStatus, ErrorCode | null> = {
 
 /** Disabled and suspended keys are 403, expired ones 401 (CONTRACT §4). */
 export function keyStatusStage(): Stage {
-  return (ctx) => REFUSAL[ctx.policy!.status(ctx.now)];
+  return (ctx) => STATUS_REFUSAL[ctx.policy!.status(ctx.now)];
 }

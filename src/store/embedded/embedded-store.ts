@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { KeyRecord } from '../../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
+import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { KeygateError } from '../../errors.js';
 import type { Change, ChangeListener, KeyStore, KeyUsage, NodeReport, UsageDelta, WriteBatch } from '../types.js';
 import { CorruptStoreError, Journal, frame, readFramedFile, syncDir, writeFileAtomic } from './journal.js';
@@ -180,6 +181,10 @@ export class EmbeddedStore implements KeyStore {
 
   async listOwners(): Promise<Owner[]> {
     return clone([...this.state.owners.values()]);
+  }
+
+  async listSigningKeys(): Promise<SigningKeyRecord[]> {
+    return clone([...this.state.signingKeys.values()]);
   }
 
   async listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]> {

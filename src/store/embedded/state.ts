@@ -1,5 +1,6 @@
 import type { KeyRecord } from '../../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
+import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { KeygateError } from '../../errors.js';
 import { preconditionToken, type Change, type Entity, type EntityType, type WriteBatch } from '../types.js';
 
@@ -13,6 +14,8 @@ export interface SnapshotData {
   groups: Group[];
   owners: Owner[];
   audit: AuditEntry[];
+  /** Absent in snapshots written before token signing existed. */
+  signingKeys?: SigningKeyRecord[];
 }
 
 function addTo(index: Map<string, Set<string>>, key: string | null, id: string): void {
@@ -40,6 +43,7 @@ export class StoreState {
   readonly keys = new Map<string, KeyRecord>();
   readonly groups = new Map<string, Group>();
   readonly owners = new Map<string, Owner>();
+  readonly signingKeys = new Map<string, SigningKeyRecord>();
   readonly audit: AuditEntry[] = [];
   readonly byHash = new Map<string, string>();
   readonly byGroup = new Map<string, Set<string>>();
@@ -51,6 +55,7 @@ export class StoreState {
       case 'key': return this.keys;
       case 'group': return this.groups;
       case 'owner': return this.owners;
+      case 'signing-key': return this.signingKeys;
     }
   }
 
@@ -121,6 +126,7 @@ export class StoreState {
       groups: [...this.groups.values()],
       owners: [...this.owners.values()],
       audit: this.audit,
+      signingKeys: [...this.signingKeys.values()],
     };
   }
 
@@ -129,6 +135,7 @@ export class StoreState {
     for (const w of data.workspaces) state.workspaces.set(w.id, w);
     for (const g of data.groups) state.groups.set(g.id, g);
     for (const o of data.owners) state.owners.set(o.id, o);
+    for (const k of data.signingKeys ?? []) state.signingKeys.set(k.id, k);
     for (const k of data.keys) state.putKey(k, k.seq);
     for (const a of data.audit) state.audit.push(a);
     state.version = data.version;

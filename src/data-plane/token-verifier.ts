@@ -1,0 +1,51 @@
+import { LRUCache } from 'lru-cache';
+import type { CompiledPolicy } from '../domain/compiled-policy.js';
+import type { RequestContext, StageResult } from './context.js';
+import type { KeyResolver } from './key-resolver.js';
+import { CLOCK_SKEW_SECONDS, type TokenService, type VerifiedToken } from './token-service.js';
+
+/** How many characters of the secret's peppered hash a token carries to name its secret. */
+export const SECRET_FINGERPRINT_LENGTH = 12;
+
+/**
+ * Bearer JWTs on the hot path. A verified token is cached by its whole text (so a repeated
+ * token costs a map lookup, not a signature check), its `exp` is honoured on every hit, and
+ * the key it was minted from is re-read on every request: a token answers with its key's
+ * current state, and stops working once that key is deleted or its secret rotated past grace.
+ */
+export class TokenVerifier {
+  private readonly cache: LRUCache<string, VerifiedToken | false>;
+
+  constructor(private readonly tokens: TokenService, private readonly resolver: KeyResolver, maxEntries = 100_000) {
+    this.cache = new LRUCache({ max: maxEntries });
+  }
+
+  verify(ctx: RequestContext, token: string): StageResult | Promise<StageResult> {
+    const cached = this.cache.get(token);
+    if (cached !== undefined) return this.admit(ctx, cached);
+    return this.tokens.verify(token).then((verified) => {
+      this.cache.set(token, verified ?? false);
+      return this.admit(ctx, verified ?? false);
+    });
+  }
+
+  private admit(ctx: RequestContext, token: VerifiedToken | false): StageResult | Promise<StageResult> {
+    if (token === false || token.expiresAt + CLOCK_SKEW_SECONDS * 1000 <= ctx.now) return 'TOKEN_INVALID';
+    const found = this.resolver.resolveById(token.keyId);
+    return found instanceof Promise ? found.then((p) => this.bind(ctx, token, p)) : this.bind(ctx, token, found);
+  }
+
+  private bind(ctx: RequestContext, token: VerifiedToken, policy: CompiledPolicy | null | 'STORE_UNAVAILABLE'): StageResult {
+    if (policy === 'STORE_UNAVAILABLE') return policy;
+    if (policy === null || !secretStillWorks(policy, token.secretFingerprint, ctx.now)) return 'TOKEN_INVALID';
+    ctx.policy = policy;
+    ctx.profile = token.profile;
+    return null;
+  }
+}
+
+function secretStillWorks(policy: CompiledPolicy, fingerprint: string, now: number): boolean {
+  if (policy.secretHash.startsWith(fingerprint)) return true;
+  for (const [hash, until] of policy.retired) if (until > now && hash.startsWith(fingerprint)) return true;
+  return false;
+}
