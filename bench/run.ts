@@ -87,10 +87,13 @@ async function main(): Promise<void> {
     const { secret } = await adminCall(kg.admin, 'POST', '/v1/keys', {
       workspaceId: ws.id, name: 'bench', permissions: ['events.read'], ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'],
     });
+    const minted = await fetch(`${kg.gateway}/auth/token`, { method: 'POST', headers: { 'x-api-key': secret } });
+    const { token } = (await minted.json()) as { token: string };
     results = await measureAll([
       { name: 'upstream direct', url: `${upstreamUrl}/v1/events`, headers: {} },
       { name: 'bare undici proxy', url: `http://127.0.0.1:${bare.line.listening as number}/v1/events`, headers: {} },
       { name: 'keygate key path (permission + IP)', url: `${kg.gateway}/v1/events`, headers: { 'x-api-key': secret } },
+      { name: 'keygate token path (same checks)', url: `${kg.gateway}/v1/events`, headers: { authorization: `Bearer ${token}` } },
     ]);
   } finally {
     for (const p of procs.reverse()) await stop(p);
@@ -100,8 +103,10 @@ async function main(): Promise<void> {
   const byName = new Map(results.map((r) => [r.name, r]));
   const bare = byName.get('bare undici proxy')!;
   const key = byName.get('keygate key path (permission + IP)')!;
+  const tokenPath = byName.get('keygate token path (same checks)')!;
   const ratios = {
     keyVsBare: Number((key.rps / bare.rps).toFixed(3)),
+    tokenVsKey: Number((tokenPath.rps / key.rps).toFixed(3)),
     p99OverheadMs: Number((key.p99 - bare.p99).toFixed(2)),
   };
   const rows = results.map((r) => `| ${r.name.padEnd(36)} | ${String(r.rps).padStart(8)} | ${String(r.p50).padStart(6)} | ${String(r.p99).padStart(6)} | ${String(r.non2xx + r.errors).padStart(7)} | ${r.rounds.join(' / ')}`);
@@ -110,7 +115,7 @@ async function main(): Promise<void> {
     '| scenario                             |    req/s | p50 ms | p99 ms | non-2xx | req/s per round',
     '|--------------------------------------|---------:|-------:|-------:|--------:|----------------',
     ...rows,
-    `key path / bare proxy req/s: ${ratios.keyVsBare}; p99 overhead over bare proxy: ${ratios.p99OverheadMs} ms`,
+    `key path / bare proxy req/s: ${ratios.keyVsBare}; p99 overhead over bare proxy: ${ratios.p99OverheadMs} ms; token path / key path req/s: ${ratios.tokenVsKey}`,
     '',
   ].join('\n'));
   const dir = join(ROOT, 'bench', 'results');
