@@ -3,22 +3,20 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { ParsedIp } from '../domain/cidr.js';
-import { parseIp } from '../domain/cidr.js';
+import { compileIpAllowlist, parseIp, type ParsedIp } from '../domain/cidr.js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { DrainState } from '../runtime/drain.js';
 import { createClientIpResolver } from './client-ip.js';
 import type { CompiledRoute, RequestContext } from './context.js';
 import { scanHeaders, type HeaderScan } from './credentials.js';
 import { upstreamRequestHeaders } from './forwarder.js';
+import { readBody } from './read-body.js';
 import { parseRequestTarget } from './request-target.js';
 import { RouteTable } from './route-table.js';
-import type { UsageRecorder } from './usage-recorder.js';
-import type { DrainState } from '../runtime/drain.js';
-import { readBody } from './read-body.js';
 import type { createTokenExchange } from './token-endpoint.js';
 import type { TokenService } from './token-service.js';
-import { compileIpAllowlist } from '../domain/cidr.js';
+import type { UsageRecorder } from './usage-recorder.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -85,7 +83,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       'cache-control': 'no-store',
     };
     if (status === 401) headers['www-authenticate'] = 'Bearer realm="keygate"';
-    if (drain.draining) res.shouldKeepAlive = false;
+    // An unread body is not worth draining: close instead.
+    if (drain.draining || status === 413) res.shouldKeepAlive = false;
     res.writeHead(status, headers);
     res.end(body);
     finish(requestId, route, status, code, keyId, started, 0);
