@@ -40,6 +40,8 @@ export class TokenService {
   private signer: { kid: string; alg: SigningAlgorithm; key: CryptoKey | Uint8Array } | null = null;
   private verifiers = new Map<string, Verifier>();
   private jwks = '{"keys":[]}';
+  /** Bumped whenever the key set changes, so a refusal cached under the old set is retried. */
+  generation = 0;
 
   constructor(private readonly issuer: string, readonly ttlSeconds: number) {}
 
@@ -61,6 +63,7 @@ export class TokenService {
     this.verifiers = verifiers;
     this.signer = signer;
     this.jwks = JSON.stringify({ keys: published });
+    this.generation++;
   }
 
   jwksJson(): string {

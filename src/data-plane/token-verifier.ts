@@ -14,7 +14,8 @@ export const SECRET_FINGERPRINT_LENGTH = 12;
  * current state, and stops working once that key is deleted or its secret rotated past grace.
  */
 export class TokenVerifier {
-  private readonly cache: LRUCache<string, VerifiedToken | false>;
+  /** A verified token, or — for a refused one — the signing-key generation it was refused under. */
+  private readonly cache: LRUCache<string, VerifiedToken | number>;
 
   constructor(private readonly tokens: TokenService, private readonly resolver: KeyResolver, maxEntries = 100_000) {
     this.cache = new LRUCache({ max: maxEntries });
@@ -22,9 +23,14 @@ export class TokenVerifier {
 
   verify(ctx: RequestContext, token: string): StageResult | Promise<StageResult> {
     const cached = this.cache.get(token);
-    if (cached !== undefined) return this.admit(ctx, cached);
+    // A refusal stands only while the key set is the one it was refused under: a token signed
+    // by a key this process had not loaded yet verifies once the key arrives.
+    if (cached !== undefined && (typeof cached !== 'number' || cached === this.tokens.generation)) {
+      return this.admit(ctx, typeof cached === 'number' ? false : cached);
+    }
+    const generation = this.tokens.generation;
     return this.tokens.verify(token).then((verified) => {
-      this.cache.set(token, verified ?? false);
+      this.cache.set(token, verified ?? generation);
       return this.admit(ctx, verified ?? false);
     });
   }
