@@ -39,8 +39,6 @@ export interface Identity {
 
 export interface ForwardInfo {
   requestId: string;
-  /** The resolved client address (after trusted-proxy handling). */
-  clientIp: string;
   /** The socket peer, IPv4-mapped addresses read as IPv4. */
   peerIp: string;
   /** Whether the peer is a trusted proxy, whose X-Forwarded-* may be extended. */

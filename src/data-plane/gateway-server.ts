@@ -215,7 +215,6 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     const upstream = test ? route.upstreamTest : route.upstream;
     const headers = upstreamRequestHeaders(req, scan, {
       requestId,
-      clientIp: ctx.clientIp ? ctx.clientIp.toString() : peer.text,
       peerIp: peer.text,
       peerTrusted: peer.trusted,
       identity: {
