@@ -121,9 +121,8 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const timer = setInterval(() => void heartbeat(), HEARTBEAT_MS);
   timer.unref();
 
-  ready = true;
-  logger.info({ gateway: gatewayUrl, admin: adminUrl }, 'ready');
-
+  // Handlers go in before the ready line: whoever reads that line may signal at once, and a
+  // signal that finds no handler kills the process without draining.
   onTermination(logger, config.gateway.requestTimeoutMs, async () => {
     ready = false;
     clearInterval(timer);
@@ -136,4 +135,6 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     gateway.server.closeAllConnections();
     admin.closeAllConnections();
   });
+  ready = true;
+  logger.info({ gateway: gatewayUrl, admin: adminUrl }, 'ready');
 }

@@ -73,10 +73,12 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     if (logRequests) logger.info({ requestId, route, status, outcome, keyId, ms: Math.round(ms * 100) / 100 }, 'request');
   };
 
-  const refuse = (res: ServerResponse, requestId: string, code: ErrorCode, message: string | null, route: string, keyId: string | null, started: number): void => {
+  const refuse = (res: ServerResponse, requestId: string, code: ErrorCode, message: string | null, route: string, keyId: string | null, started: number,
+    extra?: Record<string, string>): void => {
     const { status } = ERROR_CATALOGUE[code];
     const body = errorBody(code, message ?? ERROR_CATALOGUE[code].message, requestId);
     const headers: Record<string, string | number> = {
+      ...extra,
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
       'x-request-id': requestId,
@@ -145,7 +147,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   /** `POST /auth/token` and `GET /.well-known/jwks.json`: the gateway's own endpoints, ahead of every route. */
   const ownEndpoint = (req: IncomingMessage, res: ServerResponse, requestId: string, path: '/auth/token' | '/.well-known/jwks.json' | string, scan: HeaderScan, started: number): boolean => {
     if (path === '/.well-known/jwks.json') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') refuse(res, requestId, 'METHOD_NOT_ALLOWED', null, 'jwks', null, started);
+      if (req.method !== 'GET' && req.method !== 'HEAD') refuse(res, requestId, 'METHOD_NOT_ALLOWED', null, 'jwks', null, started, { allow: 'GET, HEAD' });
       else {
         sendJson(res, requestId, 200, deps.tokens.jwksJson(), { 'cache-control': 'public, max-age=300' });
         finish(requestId, 'jwks', 200, 'OK', null, started, 0);
@@ -153,7 +155,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       return true;
     }
     if (req.method !== 'POST') {
-      refuse(res, requestId, 'METHOD_NOT_ALLOWED', null, 'auth-token', null, started);
+      refuse(res, requestId, 'METHOD_NOT_ALLOWED', null, 'auth-token', null, started, { allow: 'POST' });
       return true;
     }
     if (!deps.tokens.ready) {

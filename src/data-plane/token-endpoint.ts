@@ -2,13 +2,12 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { ParsedIp } from '../domain/cidr.js';
 import { formatIssues } from '../domain/issues.js';
-import { checkSecretFormat } from '../domain/secret.js';
+import { checkSecretFormat, secretFingerprint } from '../domain/secret.js';
 import type { ErrorCode } from '../errors.js';
 import { readCredential, type HeaderScan } from './credentials.js';
 import type { KeyResolver } from './key-resolver.js';
 import { STATUS_REFUSAL } from './stages/key-status.js';
 import type { TokenService } from './token-service.js';
-import { SECRET_FINGERPRINT_LENGTH } from './token-verifier.js';
 
 const identity = z.union([
   z.strictObject({ customId: z.string().min(1).max(256) }),
@@ -77,8 +76,7 @@ export function createTokenExchange(resolver: KeyResolver, tokens: TokenService)
       if (policy.simpleAuthSalt === null || !signatureMatches(policy.simpleAuthSalt, value, signature!)) return { ok: false, code: 'UNAUTHENTICATED', keyId };
       profile = value;
     }
-    // The hash of the secret presented: current, or a retired one still in its grace period.
-    const presentedHash = resolved.hash;
+    // Names the secret presented (current, or retired and still in grace) without any of its hash.
     const minted = await tokens.mint({
       key: keyId,
       profile,
@@ -86,7 +84,7 @@ export function createTokenExchange(resolver: KeyResolver, tokens: TokenService)
       typ: policy.type,
       env: policy.environment,
       kv: policy.version,
-      sfp: presentedHash.slice(0, SECRET_FINGERPRINT_LENGTH),
+      sfp: secretFingerprint(resolved.hash),
     }, now);
     return { ok: true, body: { token: minted.token, tokenType: 'Bearer', expiresIn: minted.expiresIn }, keyId };
   };

@@ -13,7 +13,7 @@ export interface TokenClaims {
   typ: KeyType;
   env: Environment;
   kv: number;
-  /** The first characters of the peppered hash of the secret it was minted from. */
+  /** The fingerprint of the secret it was minted from (see `secretFingerprint`). */
   sfp: string;
 }
 

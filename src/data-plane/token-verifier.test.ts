@@ -6,7 +6,8 @@ import type { SigningKeyRecord } from '../domain/signing-key.js';
 import type { RequestContext } from './context.js';
 import { KeyResolver, type KeySource } from './key-resolver.js';
 import { CLOCK_SKEW_SECONDS, TokenService } from './token-service.js';
-import { SECRET_FINGERPRINT_LENGTH, TokenVerifier } from './token-verifier.js';
+import { TokenVerifier } from './token-verifier.js';
+import { secretFingerprint } from '../domain/secret.js';
 
 const PEPPER = 'unit-test-pepper';
 const WS = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';
@@ -46,7 +47,7 @@ async function setup() {
   const verify = vi.spyOn(service, 'verify');
   const verifier = new TokenVerifier(service, resolver);
   const mint = async (profile: string | null = null, fingerprintOf = hash) => (await service.mint({
-    key: 'key_1', profile, ws: WS, typ: 'workspace', env: 'live', kv: 1, sfp: fingerprintOf.slice(0, SECRET_FINGERPRINT_LENGTH),
+    key: 'key_1', profile, ws: WS, typ: 'workspace', env: 'live', kv: 1, sfp: secretFingerprint(fingerprintOf),
   })).token;
   /** Simulates a key change arriving on the change feed. */
   const changed = () => resolver.apply([{ version: 2, kind: 'key', id: 'key_1', op: 'put', at: Date.now() }]);
@@ -170,7 +171,7 @@ describe('TokenVerifier and signing key changes', () => {
     const newKey = { ...(await signingKey()), id: 'sk_2' };
     const minter = new TokenService('https://keygate.test', TTL);
     await minter.setKeys([newKey]);
-    const { token } = await minter.mint({ key: 'key_1', profile: null, ws: WS, typ: 'workspace', env: 'live', kv: 1, sfp: hash.slice(0, SECRET_FINGERPRINT_LENGTH) });
+    const { token } = await minter.mint({ key: 'key_1', profile: null, ws: WS, typ: 'workspace', env: 'live', kv: 1, sfp: secretFingerprint(hash) });
     expect(state.record).not.toBeNull();
     expect(await verifier.verify(ctxAt(), token)).toBe('TOKEN_INVALID');
     await service.setKeys([newKey]);

@@ -4,9 +4,6 @@ import type { RequestContext, StageResult } from './context.js';
 import type { KeyResolver } from './key-resolver.js';
 import { CLOCK_SKEW_SECONDS, type TokenService, type VerifiedToken } from './token-service.js';
 
-/** How many characters of the secret's peppered hash a token carries to name its secret. */
-export const SECRET_FINGERPRINT_LENGTH = 12;
-
 /**
  * Bearer JWTs on the hot path. A verified token is cached by its whole text (so a repeated
  * token costs a map lookup, not a signature check), its `exp` is honoured on every hit, and
@@ -51,7 +48,7 @@ export class TokenVerifier {
 }
 
 function secretStillWorks(policy: CompiledPolicy, fingerprint: string, now: number): boolean {
-  if (policy.secretHash.startsWith(fingerprint)) return true;
-  for (const [hash, until] of policy.retired) if (until > now && hash.startsWith(fingerprint)) return true;
-  return false;
+  if (policy.fingerprint === fingerprint) return true;
+  const until = policy.retiredFingerprints.get(fingerprint);
+  return until !== undefined && until > now;
 }

@@ -2,7 +2,7 @@ import { statusAt, type KeyRecord, type KeyStatus, type KeyType, type Quota, typ
 import { compileIpAllowlist, type IpMatcher } from './cidr.js';
 import type { Owner } from './entities.js';
 import { effectivePermissions, type PermissionMatcher } from './permissions.js';
-import type { Environment } from './secret.js';
+import { secretFingerprint, type Environment } from './secret.js';
 
 export type NameMatcher = (name: string) => boolean;
 
@@ -42,6 +42,9 @@ export interface CompiledPolicy {
   readonly secretHash: string;
   /** Retired secret hash → the instant (ms) it stops working. */
   readonly retired: ReadonlyMap<string, number>;
+  /** Fingerprints (see `secretFingerprint`) of the current secret and of retired ones → until when. */
+  readonly fingerprint: string;
+  readonly retiredFingerprints: ReadonlyMap<string, number>;
   readonly simpleAuthSalt: string | null;
   readonly allows: PermissionMatcher;
   readonly ipRestricted: boolean;
@@ -71,6 +74,8 @@ export function compilePolicy(rec: KeyRecord, owner: Owner | null): CompiledPoli
     expiresAt,
     secretHash: rec.secretHash,
     retired: new Map(rec.retiredSecrets.map((r) => [r.hash, Date.parse(r.expiresAt)])),
+    fingerprint: secretFingerprint(rec.secretHash),
+    retiredFingerprints: new Map(rec.retiredSecrets.map((r) => [secretFingerprint(r.hash), Date.parse(r.expiresAt)])),
     simpleAuthSalt: rec.simpleAuth.enabled ? rec.simpleAuth.salt : null,
     // An owner that vanished leaves no bound; an existing owner bounds the key.
     allows: effectivePermissions(rec.permissions, owner ? owner.permissions : null),

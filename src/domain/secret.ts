@@ -1,4 +1,4 @@
-import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, hash, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { randomBase62, toBase62 } from './ids.js';
 
@@ -58,6 +58,14 @@ export function hashSecret(pepper: string, secret: string): string {
   let key = pepperKeys.get(pepper);
   if (key === undefined) pepperKeys.set(pepper, (key = createSecretKey(Buffer.from(pepper, 'utf8'))));
   return createHmac('sha256', key).update(secret).digest('base64url');
+}
+
+/**
+ * A short one-way tag of a stored secret hash, carried in tokens to name the secret they were
+ * minted from without exposing any part of the hash itself.
+ */
+export function secretFingerprint(secretHash: string): string {
+  return hash('sha256', `keygate-sfp:${secretHash}`, 'base64url').slice(0, 16);
 }
 
 /**

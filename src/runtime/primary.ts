@@ -115,9 +115,8 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   const admin = createAdminServer({ ...app, ready: () => ready, metricsText: collectMetrics, drain: adminDrain });
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
   await allReady;
-  ready = true;
-  logger.info({ gateway: gatewayUrl, admin: adminUrl, workers }, 'ready');
 
+  // Before the ready line: a signal that finds no handler kills the process without draining.
   onTermination(logger, config.gateway.requestTimeoutMs, async () => {
     ready = false;
     stopping = true;
@@ -131,4 +130,6 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     admin.closeAllConnections();
     for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL');
   });
+  ready = true;
+  logger.info({ gateway: gatewayUrl, admin: adminUrl, workers }, 'ready');
 }
