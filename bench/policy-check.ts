@@ -9,6 +9,7 @@ import { generateSecret, hashSecret } from '../src/domain/secret.js';
 import type { RequestContext } from '../src/data-plane/context.js';
 import { scanHeaders } from '../src/data-plane/credentials.js';
 import { KeyResolver } from '../src/data-plane/key-resolver.js';
+import { LocalRateLimiter } from '../src/data-plane/rate-limiter.js';
 import { compileRoutes } from '../src/data-plane/pipeline.js';
 import { parseRequestTarget } from '../src/data-plane/request-target.js';
 import { RouteTable } from '../src/data-plane/route-table.js';
@@ -43,7 +44,7 @@ const resolver = new KeyResolver({
   fresh: () => true,
   stats: { hit: () => undefined, miss: () => undefined, storeError: () => undefined },
 });
-const { routes, upstreams } = compileRoutes({ config, resolver, tokens: null });
+const { routes, upstreams } = compileRoutes({ config, resolver, tokens: null, limiter: new LocalRateLimiter(), rateLimited: { inc: () => undefined } });
 const table = new RouteTable(routes);
 const rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'autocannon', 'X-Api-Key', secret, 'Accept', '*/*'];
 const peer = parseIp('127.0.0.1');
@@ -56,7 +57,7 @@ async function once(): Promise<void> {
   const ctx: RequestContext = {
     req: { rawHeaders } as IncomingMessage, res, requestId: 'r', route: match.route, params: match.params,
     path: target.path, search: target.search, scan, now: Date.now(), policy: null, profile: null,
-    clientIp: peer, peerIp: peer, peerTrusted: false, message: null,
+    clientIp: peer, peerIp: peer, peerTrusted: false, message: null, responseHeaders: null,
   };
   for (const stage of match.route.stages) {
     let r = stage(ctx);

@@ -6,6 +6,7 @@ import { DirectoryService } from './control-plane/directory-service.js';
 import { KeyService } from './control-plane/key-service.js';
 import { SigningKeyService } from './control-plane/signing-key-service.js';
 import { storeKeySource } from './data-plane/key-resolver.js';
+import { LocalRateLimiter } from './data-plane/rate-limiter.js';
 import { PermissionCatalogue } from './domain/permissions.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -88,6 +89,9 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   let ready = false;
   const adminDrain = drainState();
   const admin = createAdminServer({ ...app, ready: () => ready, drain: adminDrain });
+  const limiter = new LocalRateLimiter();
+  const prune = setInterval(() => limiter.prune(Date.now()), 60_000);
+  prune.unref();
   // In one process the store's change feed is synchronous, so the cache is never stale.
   const gateway = createGatewayNode({
     config,
@@ -96,6 +100,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     source: storeKeySource(app.store),
     fresh: () => true,
     usageSink: (deltas) => app.store.recordUsage(deltas),
+    limiter,
   });
   await gateway.setSigningKeys(await app.store.listSigningKeys());
   const unsubscribe = app.store.subscribe((changes) => {

@@ -25,6 +25,8 @@ export interface RequestContext {
   peerTrusted: boolean;
   /** A custom message for the refusal, e.g. naming the refused event. */
   message: string | null;
+  /** Extra headers for the refusal (Retry-After and RateLimit-* on a 429). */
+  responseHeaders: Record<string, string> | null;
 }
 
 /** A stage continues (null) or refuses with a catalogued code; it never throws for a policy outcome. */

@@ -124,12 +124,12 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       const result = stages[i]!(ctx);
       if (result instanceof Promise) {
         result.then((r) => {
-          if (r !== null) refuse(ctx.res, ctx.requestId, r, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started);
+          if (r !== null) refuse(ctx.res, ctx.requestId, r, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started, ctx.responseHeaders ?? undefined);
           else runStages(ctx, i + 1, started);
         }).catch((err: unknown) => fault(ctx.res, ctx.requestId, err));
         return;
       }
-      if (result !== null) return refuse(ctx.res, ctx.requestId, result, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started);
+      if (result !== null) return refuse(ctx.res, ctx.requestId, result, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started, ctx.responseHeaders ?? undefined);
     }
     forward(ctx, started);
   };
@@ -205,6 +205,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       peerTrusted: peer.trusted,
       clientIp: peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip,
       message: null,
+      responseHeaders: null,
     };
     runStages(ctx, 0, started);
   };

@@ -10,29 +10,36 @@ import { keyTypeStage } from './stages/key-type.js';
 import { permissionStage } from './stages/permission.js';
 import { profileScopeStage } from './stages/profile-scope.js';
 import type { TokenVerifier } from './token-verifier.js';
+import type { RateLimiter } from './rate-limiter.js';
+import { rateLimitStage } from './stages/rate-limit.js';
+import type { CounterChild } from '../observability/hot-metrics.js';
 
 export interface PipelineDeps {
   config: Config;
   resolver: KeyResolver;
   tokens: TokenVerifier | null;
+  limiter: RateLimiter;
+  rateLimited: CounterChild;
 }
 
 /**
  * Builds each route's ordered stage list once, in the contract's order: credential → key
- * status → permission → key type → IP allowlist → profile scope. A stage is present only when the route
+ * status → permission → key type → IP allowlist → profile scope → rate limit and quota. A stage is present only when the route
  * needs it (no key-type stage on a route open to every type).
  */
-export function compileRoutes({ config, resolver, tokens }: PipelineDeps): { routes: CompiledRoute[]; upstreams: Upstream[] } {
+export function compileRoutes({ config, resolver, tokens, limiter, rateLimited }: PipelineDeps): { routes: CompiledRoute[]; upstreams: Upstream[] } {
   const upstreams = new Map<string, Upstream>();
   for (const [name, cfg] of Object.entries(config.upstreams)) upstreams.set(name, new Upstream(name, cfg));
   const authenticate = authenticateStage(resolver, tokens);
   const status = keyStatusStage();
   const ip = ipAllowlistStage();
+  const limits = rateLimitStage(limiter, rateLimited);
   const routes = config.routes.map((rc): CompiledRoute => {
     const stages: Stage[] = [authenticate, status, permissionStage(rc.permission)];
     if (rc.keyTypes && !KEY_TYPES.every((t) => rc.keyTypes!.includes(t))) stages.push(keyTypeStage(rc.keyTypes));
     stages.push(ip);
     if (rc.profileScope !== undefined) stages.push(profileScopeStage(rc.profileScope));
+    stages.push(limits);
     const upstream = upstreams.get(rc.upstream)!;
     return {
       config: rc,

@@ -35,8 +35,9 @@ export class Metrics {
   readonly upstreamDuration = this.hot(new HotHistogram('keygate_upstream_duration_seconds',
     'Time from dispatch to the end of the upstream response.',
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]));
-  /** Requests refused by a rate limit or quota; keygate enforces none yet, so this stays 0. */
   readonly rateLimited = this.hot(new HotCounter('keygate_rate_limited_total', 'Requests refused by a rate limit or quota.')).labels();
+  readonly rateLimitFallbacks = this.hot(new HotCounter('keygate_rate_limit_fallbacks_total',
+    'Rate-limit decisions made without the shared counters, as rateLimit.onStoreError says.')).labels();
   readonly keyCacheHits = this.hot(new HotCounter('keygate_key_cache_hits_total', 'Key lookups answered from the in-process cache (positive or negative entries).')).labels();
   readonly keyCacheMisses = this.hot(new HotCounter('keygate_key_cache_misses_total', 'Key lookups that went to the store.')).labels();
   readonly propagationLag = this.hot(new HotHistogram('keygate_propagation_lag_seconds',

@@ -7,6 +7,7 @@ import { KeyResolver, type KeySource } from '../data-plane/key-resolver.js';
 import { compileRoutes } from '../data-plane/pipeline.js';
 import { UsageRecorder, type UsageSink } from '../data-plane/usage-recorder.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { RateLimiter } from '../data-plane/rate-limiter.js';
 import type { Change } from '../store/types.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import { createTokenExchange } from '../data-plane/token-endpoint.js';
@@ -22,6 +23,7 @@ export interface GatewayNodeDeps {
   /** Whether this node is known to be within the propagation bound right now. */
   fresh: () => boolean;
   usageSink: UsageSink;
+  limiter: RateLimiter;
 }
 
 export interface GatewayNode {
@@ -50,7 +52,9 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
   const usage = new UsageRecorder(deps.usageSink);
   usage.start();
   const tokens = new TokenService(config.tokens.issuer, config.tokens.ttlSeconds);
-  const { routes, upstreams } = compileRoutes({ config, resolver, tokens: new TokenVerifier(tokens, resolver) });
+  const { routes, upstreams } = compileRoutes({
+    config, resolver, tokens: new TokenVerifier(tokens, resolver), limiter: deps.limiter, rateLimited: metrics.rateLimited,
+  });
   const drain = drainState();
   const server = createGatewayServer({
     config, routes, metrics, logger: deps.logger, usage, drain, tokens, exchange: createTokenExchange(resolver, tokens),

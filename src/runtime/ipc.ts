@@ -1,4 +1,5 @@
-import type { KeyRecord } from '../domain/api-key.js';
+import type { KeyRecord, Quota, RateLimit } from '../domain/api-key.js';
+import { LocalRateLimiter, type LimitDecision, type RateLimiter } from '../data-plane/rate-limiter.js';
 import type { Owner } from '../domain/entities.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import type { KeySource } from '../data-plane/key-resolver.js';
@@ -14,11 +15,13 @@ export type ToWorker =
   | { t: 'sync'; version: number }
   | { t: 'metrics-req'; id: number }
   | { t: 'signing-keys'; keys: SigningKeyRecord[] }
+  | { t: 'limit-result'; id: number; decision: LimitDecision }
   | { t: 'shutdown' };
 
 export type ToPrimary =
   | { t: 'ready'; url: string }
   | { t: 'signing-keys-req' }
+  | { t: 'limit'; id: number; keyId: string; rate: RateLimit | null; quota: Quota | null; now: number }
   | { t: 'lookup'; id: number; by: 'hash' | 'id'; value: string }
   | { t: 'usage'; deltas: UsageDelta[] }
   | { t: 'report'; appliedVersion: number }
@@ -72,5 +75,57 @@ export class IpcKeySource implements KeySource {
     clearTimeout(p.timer);
     if (m.error !== undefined) p.reject(new Error(m.error));
     else p.resolve(m.record ? { record: m.record, owner: m.owner } : null);
+  }
+}
+
+/**
+ * Workers share one set of counters, the primary's, so a limit holds across the whole node.
+ * When the primary does not answer in time, `rateLimit.onStoreError` decides: `allow`, `deny`,
+ * or `local` (this worker enforces its share, limit ÷ workers).
+ */
+export class IpcRateLimiter implements RateLimiter {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (d: LimitDecision) => void; timer: NodeJS.Timeout; fallback: () => LimitDecision }>();
+  private readonly local = new LocalRateLimiter();
+
+  constructor(
+    private readonly send: (m: ToPrimary) => void,
+    private readonly onError: 'local' | 'allow' | 'deny',
+    private readonly workers: number,
+    private readonly fallbackUsed: () => void,
+    private readonly timeoutMs = 250,
+  ) {}
+
+  take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Promise<LimitDecision> {
+    const id = this.nextId++;
+    const fallback = (): LimitDecision => {
+      this.fallbackUsed();
+      if (this.onError === 'allow') return { ok: true };
+      if (this.onError === 'deny') return { ok: false, code: 'RATE_LIMITED', headers: { 'retry-after': '1' } };
+      const share = (n: number): number => Math.max(1, Math.ceil(n / this.workers));
+      return this.local.take(keyId, rate && { ...rate, limit: share(rate.limit) }, quota && { ...quota, limit: share(quota.limit) }, now);
+    };
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve(fallback());
+      }, this.timeoutMs);
+      this.pending.set(id, { resolve, timer, fallback });
+      try {
+        this.send({ t: 'limit', id, keyId, rate, quota, now });
+      } catch {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        resolve(fallback());
+      }
+    });
+  }
+
+  onResult(m: Extract<ToWorker, { t: 'limit-result' }>): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    clearTimeout(p.timer);
+    p.resolve(m.decision);
   }
 }

@@ -7,6 +7,7 @@ import { onTermination } from '../main.js';
 import { drainServer, drainState } from './drain.js';
 import { listen } from './gateway-node.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+import { LocalRateLimiter } from '../data-plane/rate-limiter.js';
 
 const SYNC_MS = 1_000;
 const METRICS_TIMEOUT_MS = 2_000;
@@ -46,6 +47,9 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     return AggregatorRegistry.aggregate(replies).metrics();
   };
 
+  const limiter = new LocalRateLimiter();
+  const prune = setInterval(() => limiter.prune(Date.now()), 60_000);
+  prune.unref();
   const readyWorkers = new Set<number>();
   let gatewayUrl = '';
   let onAllReady: (() => void) | null = null;
@@ -67,6 +71,9 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
         break;
       case 'signing-keys-req':
         void store.listSigningKeys().then((keys) => send(w, { t: 'signing-keys', keys }));
+        break;
+      case 'limit':
+        send(w, { t: 'limit-result', id: m.id, decision: limiter.take(m.keyId, m.rate, m.quota, m.now) });
         break;
       case 'usage':
         void store.recordUsage(m.deltas);

@@ -3,7 +3,8 @@ import type { Config } from '../config/schema.js';
 import { Metrics } from '../observability/metrics.js';
 import { drainServer } from './drain.js';
 import { createGatewayNode, listen } from './gateway-node.js';
-import { IpcKeySource, isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+import { IpcKeySource, IpcRateLimiter, isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+import { workerCount } from '../main.js';
 
 const REPORT_MS = 5_000;
 
@@ -14,6 +15,7 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   };
   const metrics = new Metrics();
   const source = new IpcKeySource(send);
+  const limiter = new IpcRateLimiter(send, config.rateLimit.onStoreError, workerCount(config), () => metrics.rateLimitFallbacks.inc());
   let lastSync = Date.now();
   let appliedVersion = 0;
   const node = createGatewayNode({
@@ -25,6 +27,7 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
     // tell whether it missed one, so it stops trusting its cache.
     fresh: () => Date.now() - lastSync <= config.propagation.maxStalenessMs,
     usageSink: async (deltas) => send({ t: 'usage', deltas }),
+    limiter,
   });
 
   let keysLoaded: (() => void) | null = null;
@@ -47,6 +50,9 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
     switch (m.t) {
       case 'lookup-result':
         source.onResult(m);
+        break;
+      case 'limit-result':
+        limiter.onResult(m);
         break;
       case 'changes':
         node.applyChanges(m.changes);

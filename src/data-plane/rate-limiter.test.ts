@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { LocalRateLimiter } from './rate-limiter.js';
+
+const T0 = Date.UTC(2026, 10, 23, 12, 0, 0); // aligned to every window size used below
+
+describe('LocalRateLimiter', () => {
+  it('admits up to the limit within a window and refuses the next request with RATE_LIMITED', () => {
+    const l = new LocalRateLimiter();
+    const rate = { limit: 3, windowSeconds: 10 };
+    for (let i = 0; i < 3; i++) expect(l.take('k', rate, null, T0 + i).ok).toBe(true);
+    const refused = l.take('k', rate, null, T0 + 5);
+    expect(refused).toMatchObject({ ok: false, code: 'RATE_LIMITED' });
+    expect(refused.headers).toMatchObject({ 'ratelimit-limit': '3', 'ratelimit-remaining': '0' });
+  });
+
+  it('does not let refused requests consume the budget', () => {
+    const l = new LocalRateLimiter();
+    const rate = { limit: 2, windowSeconds: 10 };
+    l.take('k', rate, null, T0);
+    l.take('k', rate, null, T0);
+    for (let i = 0; i < 50; i++) expect(l.take('k', rate, null, T0 + 100).ok).toBe(false);
+    // Two full windows later nothing weighs any more: exactly the limit is admitted again.
+    expect(l.take('k', rate, null, T0 + 20_000).ok).toBe(true);
+    expect(l.take('k', rate, null, T0 + 20_001).ok).toBe(true);
+    expect(l.take('k', rate, null, T0 + 20_002).ok).toBe(false);
+  });
+
+  it('weighs the previous window by how much of it still overlaps the sliding window', () => {
+    const l = new LocalRateLimiter();
+    const rate = { limit: 10, windowSeconds: 10 };
+    for (let i = 0; i < 10; i++) l.take('k', rate, null, T0 + i);
+    // A quarter into the next window, 75% of the previous 10 still count: 2 more fit, not 3.
+    const at = T0 + 12_500;
+    expect(l.take('k', rate, null, at).ok).toBe(true);
+    expect(l.take('k', rate, null, at).ok).toBe(true);
+    expect(l.take('k', rate, null, at).ok).toBe(false);
+  });
+
+  it('says in Retry-After when a request will fit again', () => {
+    const l = new LocalRateLimiter();
+    const rate = { limit: 2, windowSeconds: 10 };
+    l.take('k', rate, null, T0);
+    l.take('k', rate, null, T0);
+    const refused = l.take('k', rate, null, T0 + 1_000);
+    // The window ends in 9 s; then the previous 2 must fade to 1: half of the next window.
+    expect(refused.headers?.['retry-after']).toBe('14');
+    expect(l.take('k', rate, null, T0 + 14_999).ok).toBe(false);
+    expect(l.take('k', rate, null, T0 + 15_001).ok).toBe(true);
+  });
+
+  it('refuses every request of a key whose limit is 0', () => {
+    const l = new LocalRateLimiter();
+    expect(l.take('k', { limit: 0, windowSeconds: 1 }, null, T0)).toMatchObject({ ok: false, code: 'RATE_LIMITED' });
+  });
+
+  it('counts a quota per UTC day and refuses past it with QUOTA_EXCEEDED until the next day', () => {
+    const l = new LocalRateLimiter();
+    const quota = { limit: 2, period: 'day' as const };
+    expect(l.take('k', null, quota, T0).ok).toBe(true);
+    expect(l.take('k', null, quota, T0 + 1).ok).toBe(true);
+    const refused = l.take('k', null, quota, T0 + 2);
+    expect(refused).toMatchObject({ ok: false, code: 'QUOTA_EXCEEDED' });
+    expect(refused.headers?.['retry-after']).toBe(String(12 * 3600)); // T0 is noon UTC
+    expect(l.take('k', null, quota, Date.UTC(2026, 10, 24)).ok).toBe(true);
+  });
+
+  it('counts a monthly quota until the first of the next month', () => {
+    const l = new LocalRateLimiter();
+    const quota = { limit: 1, period: 'month' as const };
+    expect(l.take('k', null, quota, T0).ok).toBe(true);
+    expect(l.take('k', null, quota, Date.UTC(2026, 10, 30, 23)).ok).toBe(false);
+    expect(l.take('k', null, quota, Date.UTC(2026, 11, 1)).ok).toBe(true);
+  });
+
+  it('consumes neither budget when one of them refuses', () => {
+    const l = new LocalRateLimiter();
+    const rate = { limit: 1, windowSeconds: 10 };
+    const quota = { limit: 5, period: 'day' as const };
+    expect(l.take('k', rate, quota, T0).ok).toBe(true);
+    expect(l.take('k', rate, quota, T0 + 1).code).toBe('RATE_LIMITED');
+    // Only the admitted request counted against the quota: four more fit over the next windows.
+    for (let i = 1; i <= 4; i++) expect(l.take('k', rate, quota, T0 + i * 20_000).ok).toBe(true);
+    expect(l.take('k', rate, quota, T0 + 5 * 20_000).code).toBe('QUOTA_EXCEEDED');
+  });
+
+  it('keeps separate counters per key', () => {
+    const l = new LocalRateLimiter();
+    const rate = { limit: 1, windowSeconds: 10 };
+    expect(l.take('a', rate, null, T0).ok).toBe(true);
+    expect(l.take('b', rate, null, T0).ok).toBe(true);
+    expect(l.take('a', rate, null, T0).ok).toBe(false);
+  });
+});

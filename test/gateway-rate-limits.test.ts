@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey, createWorkspace, stopAndClean } from './helpers/admin.js';
+import { expectRefused, gatewayConfig, gw, metricSum, scrape } from './helpers/gateway.js';
+import { startKeygate, type Keygate } from './helpers/keygate.js';
+import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+
+let events: RecordingUpstream;
+let eventsTest: RecordingUpstream;
+const pair = useUpstreamPair();
+let ups: RecordingUpstream[];
+
+beforeAll(async () => {
+  ({ events, eventsTest } = pair);
+  ups = pair.all;
+});
+
+/** `n` requests in parallel batches of 16; returns the status counts. */
+async function burst(kg: Keygate, secret: string, n: number, connection?: 'close'): Promise<Map<number, number>> {
+  const counts = new Map<number, number>();
+  for (let done = 0; done < n; done += 16) {
+    const size = Math.min(16, n - done);
+    const statuses = await Promise.all(Array.from({ length: size }, () =>
+      gw(kg, '/v1/events', { headers: { 'x-api-key': secret, ...(connection ? { connection } : {}) } }).then((r) => r.status)));
+    for (const s of statuses) counts.set(s, (counts.get(s) ?? 0) + 1);
+  }
+  return counts;
+}
+
+for (const workers of [1, 2]) {
+  describe(`rate limits and quotas with gateway.workers: ${workers}`, () => {
+    let kg: Keygate;
+    let ws: string;
+
+    beforeAll(async () => {
+      kg = await startKeygate({ config: gatewayConfig({ events, eventsTest, gateway: { workers } }) });
+      ws = await createWorkspace(kg, 'limits');
+    });
+    afterAll(async () => {
+      await stopAndClean(kg);
+    });
+
+    it('admits exactly the limit within a window and answers the rest 429 RATE_LIMITED with Retry-After and RateLimit-*', async () => {
+      const { secret } = await createKey(kg, { workspaceId: ws, name: 'rl', permissions: ['*'], rateLimit: { limit: 25, windowSeconds: 3600 } });
+      // Connection: close spreads the requests over the workers; the limit still holds in total.
+      const counts = await burst(kg, secret, 60, 'close');
+      expect(counts.get(200)).toBe(25);
+      expect(counts.get(429)).toBe(35);
+      const res = await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } });
+      events.reset();
+      await expectRefused(res, 429, 'RATE_LIMITED', []);
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(res.headers.get('ratelimit-limit')).toBe('25');
+      expect(res.headers.get('ratelimit-remaining')).toBe('0');
+      expect(Number(res.headers.get('ratelimit-reset'))).toBeGreaterThan(0);
+    });
+
+    it('forwards nothing for a rate-limited request', async () => {
+      const { secret } = await createKey(kg, { workspaceId: ws, name: 'rl-nothing', permissions: ['*'], rateLimit: { limit: 1, windowSeconds: 3600 } });
+      expect((await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } })).status).toBe(200);
+      events.reset();
+      await expectRefused(await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } }), 429, 'RATE_LIMITED', ups);
+    });
+
+    it('enforces a daily quota with 429 QUOTA_EXCEEDED once it is used up', async () => {
+      const { secret } = await createKey(kg, { workspaceId: ws, name: 'quota', permissions: ['*'], quota: { limit: 3, period: 'day' } });
+      const counts = await burst(kg, secret, 8);
+      expect(counts.get(200)).toBe(3);
+      events.reset();
+      const res = await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } });
+      await expectRefused(res, 429, 'QUOTA_EXCEEDED', ups);
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    });
+
+    it('does not count requests refused before the limit (a missing permission) against it', async () => {
+      const { secret } = await createKey(kg, { workspaceId: ws, name: 'rl-perm', permissions: ['events.read'], rateLimit: { limit: 2, windowSeconds: 3600 } });
+      for (let i = 0; i < 5; i++) expect((await gw(kg, '/v1/profiles/p1', { headers: { 'x-api-key': secret } })).status).toBe(403);
+      expect((await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } })).status).toBe(200);
+      expect((await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } })).status).toBe(200);
+      expect((await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } })).status).toBe(429);
+    });
+
+    it('applies a limit added by PATCH to the next requests', async () => {
+      const { key, secret } = await createKey(kg, { workspaceId: ws, name: 'rl-patch', permissions: ['*'] });
+      expect((await burst(kg, secret, 5)).get(200)).toBe(5);
+      const patched = await kg.admin('PATCH', `/v1/keys/${key.id}`, { rateLimit: { limit: 2, windowSeconds: 3600 } });
+      expect(patched.status).toBe(200);
+      const counts = await burst(kg, secret, 6);
+      expect(counts.get(200)).toBe(2);
+      expect(counts.get(429)).toBe(4);
+    });
+
+    it('counts every refusal in keygate_rate_limited_total', async () => {
+      expect(metricSum(await scrape(kg), 'keygate_rate_limited_total')).toBeGreaterThanOrEqual(35);
+    });
+  });
+}
