@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import { availableParallelism, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import type { Config } from './config/schema.js';
 import { createAdminServer } from './control-plane/admin-server.js';
 import { DirectoryService } from './control-plane/directory-service.js';
@@ -13,6 +13,7 @@ import { Metrics } from './observability/metrics.js';
 import { drainServer, drainState } from './runtime/drain.js';
 import { createGatewayNode, listen } from './runtime/gateway-node.js';
 import { startPrimary } from './runtime/primary.js';
+import { onTermination, workerCount } from './runtime/process.js';
 import { runWorker } from './runtime/worker.js';
 import { EmbeddedStore } from './store/embedded/embedded-store.js';
 import type { KeyStore } from './store/types.js';
@@ -50,34 +51,6 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
     keys: new KeyService({ store, config, catalogue }),
     directory: new DirectoryService(store, catalogue),
   };
-}
-
-export function workerCount(config: Config): number {
-  return config.gateway.workers === 'auto' ? availableParallelism() : config.gateway.workers;
-}
-
-/** Stops on SIGTERM/SIGINT once: `drain` finishes in-flight work, then the process exits 0. */
-export function onTermination(logger: Logger, graceMs: number, drain: () => Promise<void>, force: () => void): void {
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'draining');
-    const timer = setTimeout(() => {
-      logger.warn('drain timed out; closing remaining connections');
-      force();
-    }, graceMs);
-    timer.unref();
-    drain()
-      .then(() => logger.info('stopped'))
-      .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
-      .finally(() => {
-        clearTimeout(timer);
-        logger.flush(() => process.exit(0));
-      });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 /** `keygate serve`: open the store, start the ports, log the ready line, drain on SIGTERM. */

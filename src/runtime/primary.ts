@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import { createAdminServer } from '../control-plane/admin-server.js';
 import type { App } from '../main.js';
-import { onTermination } from '../main.js';
+import { onTermination } from './process.js';
 import { drainServer, drainState } from './drain.js';
 import { listen } from './gateway-node.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';

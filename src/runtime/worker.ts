@@ -4,7 +4,7 @@ import { Metrics } from '../observability/metrics.js';
 import { drainServer } from './drain.js';
 import { createGatewayNode, listen } from './gateway-node.js';
 import { IpcKeySource, IpcRateLimiter, isMessage, type ToPrimary, type ToWorker } from './ipc.js';
-import { workerCount } from '../main.js';
+import { workerCount } from './process.js';
 
 const REPORT_MS = 5_000;
 
