@@ -31,7 +31,8 @@ async function main(argv: string[]): Promise<number> {
       } catch (e) {
         logger.fatal({ err: e }, `could not start: ${(e as Error).message}`);
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
-        return 1;
+        // Whatever did start (a listening port, a worker's IPC channel) must not keep a failed start alive.
+        process.exit(1);
       }
       return -1; // keep running
     }

@@ -1,9 +1,11 @@
 import { appendFileSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Agent, request } from 'node:http';
+import { spawn } from 'node:child_process';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, listAllKeys, runServeExpectingExit, stopAndClean, writeConfig } from './helpers/admin.js';
-import { ADMIN_TOKEN, baseConfig, startKeygate, tempDir, type Keygate } from './helpers/keygate.js';
+import { ADMIN_TOKEN, CLI, baseConfig, startKeygate, tempDir, type Keygate } from './helpers/keygate.js';
 import { configWithPlainUpstream, gatewayStatus, startPlainUpstream, type PlainUpstream } from './helpers/admin-upstream.js';
 
 const JOURNAL = 'journal.log';
@@ -278,6 +280,48 @@ describe('data dir', () => {
     expect(statSync(join(dir, 'a', 'b')).mode & 0o777).toBe(0o700);
     expect(statSync(join(dataDir, JOURNAL)).mode & 0o777).toBe(0o600);
     expect(await stopClean(kg)).toBe(0);
+  });
+
+  it('of two serves started together on a data dir with a stale lock, only one opens it (regression: both took the lock over)', async () => {
+    const dataDir = freshDataDir();
+    const first = await start(dataDir);
+    expect(await stopClean(first, 'SIGKILL')).toBeNull(); // leaves store.lock naming a dead process
+    const configFile = writeConfig(dataDir, baseConfig);
+    try {
+      for (let round = 0; round < 3; round++) {
+        const procs = [0, 1].map(() => spawn(process.execPath, [CLI, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'ignore'] }));
+        const readies = procs.map((p) => new Promise<boolean>((resolve) => {
+          let out = '';
+          p.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('"msg":"ready"')) resolve(true); });
+          p.once('exit', () => resolve(false));
+          setTimeout(() => resolve(false), 8_000);
+        }));
+        const ready = await Promise.all(readies);
+        expect(ready.filter(Boolean).length).toBe(1);
+        await Promise.all(procs.map((p) => new Promise<void>((resolve) => {
+          if (p.exitCode !== null || p.signalCode !== null) return resolve();
+          p.once('exit', () => resolve());
+          p.kill('SIGKILL');
+        })));
+      }
+    } finally {
+      rmSync(dirname(configFile), { recursive: true, force: true });
+    }
+  });
+
+  it('exits non-zero, instead of hanging, when gateway workers cannot take the port (regression)', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const port = (blocker.address() as AddressInfo).port;
+    const configFile = writeConfig(freshDataDir(), (dir) => ({ ...baseConfig(dir), gateway: { listen: { host: '127.0.0.1', port }, workers: 2 } }));
+    try {
+      const res = await runServeExpectingExit(configFile, 20_000);
+      expect(res.becameReady).toBe(false);
+      expect(res.code).toBe(1);
+    } finally {
+      blocker.close();
+      rmSync(dirname(configFile), { recursive: true, force: true });
+    }
   });
 
   it('a second serve on the same data dir exits non-zero while the first runs, and the first keeps working', async () => {

@@ -103,7 +103,7 @@ export function createAdminServer(deps: AdminServerDeps): Server {
     res.setHeader('x-request-id', requestId);
     // While draining, every answer (including ones already in flight) closes its connection.
     deps.drain?.responses.add(res);
-    res.once('finish', () => deps.drain?.responses.delete(res));
+    res.once('close', () => deps.drain?.responses.delete(res));
     if (deps.drain?.draining) res.shouldKeepAlive = false;
     handle(req, res, requestId, trace)
       .catch((err: unknown) => {

@@ -210,3 +210,12 @@ describe('readCredential', () => {
     expect(readCredential(scan({ authorizations: [`Digest ${SECRET}`] }))).toEqual({ kind: 'invalid' });
   });
 });
+
+describe('token length', () => {
+  it('refuses a JWT-shaped bearer value longer than 4096 characters before any verification (regression: memory growth from huge fake tokens)', () => {
+    const huge = `eyJhbGciOiJFZERTQSJ9.${'a'.repeat(5000)}.sig`;
+    expect(readCredential(scan({ authorizations: [`Bearer ${huge}`] }))).toEqual({ kind: 'invalid' });
+    const normal = `eyJhbGciOiJFZERTQSJ9.${'a'.repeat(500)}.sig`;
+    expect(readCredential(scan({ authorizations: [`Bearer ${normal}`] }))).toEqual({ kind: 'token', token: normal });
+  });
+});

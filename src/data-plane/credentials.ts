@@ -59,6 +59,8 @@ export function scanHeaders(raw: readonly string[]): HeaderScan {
 }
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.|$)/;
+/** Our tokens are well under 1 KiB; anything far longer is refused before any parsing or caching. */
+export const MAX_TOKEN_LENGTH = 4096;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -95,7 +97,7 @@ export function readCredential(scan: HeaderScan): Credential {
   if (value === '') return { kind: 'invalid' };
   if (scheme === 'bearer') {
     if (value.startsWith('kg_')) return { kind: 'secret', secret: value, via: 'bearer' };
-    if (JWT_SHAPE.test(value)) return { kind: 'token', token: value };
+    if (value.length <= MAX_TOKEN_LENGTH && JWT_SHAPE.test(value)) return { kind: 'token', token: value };
     return { kind: 'invalid' };
   }
   if (scheme === 'basic') return parseBasic(value);

@@ -259,7 +259,10 @@ export function createGatewayServer(deps: GatewayDeps): Server {
 
   // Malformed requests the HTTP parser refuses still get a catalogued JSON answer.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET') {
+    // Answer only on a connection that has not started another response: a malformed request
+    // pipelined behind a valid one must not write over that one's answer.
+    const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+    if (!socket.writable || busy || (err as { code?: string }).code === 'ECONNRESET') {
       socket.destroy();
       return;
     }

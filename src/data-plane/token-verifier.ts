@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { CompiledPolicy } from '../domain/compiled-policy.js';
 import type { RequestContext, StageResult } from './context.js';
@@ -5,7 +6,7 @@ import type { KeyResolver } from './key-resolver.js';
 import { CLOCK_SKEW_SECONDS, type TokenService, type VerifiedToken } from './token-service.js';
 
 /**
- * Bearer JWTs on the hot path. A verified token is cached by its whole text (so a repeated
+ * Bearer JWTs on the hot path. A verified token is cached by a digest of its text (so a repeated
  * token costs a map lookup, not a signature check), its `exp` is honoured on every hit, and
  * the key it was minted from is re-read on every request: a token answers with its key's
  * current state, and stops working once that key is deleted or its secret rotated past grace.
@@ -19,7 +20,9 @@ export class TokenVerifier {
   }
 
   verify(ctx: RequestContext, token: string): StageResult | Promise<StageResult> {
-    const cached = this.cache.get(token);
+    // Keyed by a digest: every entry costs the same few bytes, whatever a client sends.
+    const id = hash('sha256', token, 'base64url');
+    const cached = this.cache.get(id);
     // A refusal stands only while the key set is the one it was refused under: a token signed
     // by a key this process had not loaded yet verifies once the key arrives.
     if (cached !== undefined && (typeof cached !== 'number' || cached === this.tokens.generation)) {
@@ -27,7 +30,7 @@ export class TokenVerifier {
     }
     const generation = this.tokens.generation;
     return this.tokens.verify(token).then((verified) => {
-      this.cache.set(token, verified ?? generation);
+      this.cache.set(id, verified ?? generation);
       return this.admit(ctx, verified ?? false);
     });
   }

@@ -101,7 +101,13 @@ export class IpcRateLimiter implements RateLimiter {
     const fallback = (): LimitDecision => {
       this.fallbackUsed();
       if (this.onError === 'allow') return { ok: true };
-      if (this.onError === 'deny') return { ok: false, code: 'RATE_LIMITED', headers: { 'retry-after': '1' } };
+      if (this.onError === 'deny') {
+        return {
+          ok: false,
+          code: 'RATE_LIMITED',
+          headers: { 'retry-after': '1', 'ratelimit-limit': String(rate?.limit ?? quota?.limit ?? 0), 'ratelimit-remaining': '0', 'ratelimit-reset': '1' },
+        };
+      }
       const share = (n: number): number => Math.max(1, Math.ceil(n / this.workers));
       return this.local.take(keyId, rate && { ...rate, limit: share(rate.limit) }, quota && { ...quota, limit: share(quota.limit) }, now);
     };

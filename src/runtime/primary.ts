@@ -112,8 +112,15 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   cluster.on('exit', (w, code, signal) => {
     readyWorkers.delete(w.id);
     if (stopping) return;
-    logger.error({ pid: w.process.pid, code, signal }, 'gateway worker exited; starting another');
-    fork();
+    if (!ready) {
+      // A worker that cannot start (the port is taken, say) would fail again: stop, don't loop.
+      logger.fatal({ pid: w.process.pid, code, signal }, 'a gateway worker failed to start');
+      for (const other of Object.values(cluster.workers ?? {})) other?.kill('SIGKILL');
+      logger.flush(() => process.exit(1));
+      return;
+    }
+    logger.error({ pid: w.process.pid, code, signal }, 'gateway worker exited; starting another in 1 s');
+    setTimeout(() => { if (!stopping) fork(); }, 1_000).unref();
   });
 
   const allReady = new Promise<void>((resolve) => { onAllReady = resolve; });

@@ -1,5 +1,6 @@
-import { constants, promises as fsp } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { KeyRecord } from '../../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
@@ -56,7 +57,14 @@ export class EmbeddedStore implements KeyStore {
   }
 
   async open(): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const created = await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    // A directory made now is durable only once its parent's entry for it is, at every level made.
+    if (created !== undefined) {
+      for (let d = this.dir; ; d = dirname(d)) {
+        await syncDir(dirname(d));
+        if (d === created || dirname(d) === d) break;
+      }
+    }
     await this.acquireLock();
     try {
       await this.load();
@@ -92,27 +100,51 @@ export class EmbeddedStore implements KeyStore {
     this.logger.info({ path: this.dir, version: this.state.version, keys: this.state.keys.size, replayed }, 'embedded store loaded');
   }
 
+  /**
+   * One writer per directory. The lock file is created whole and atomically (written under a
+   * private name, then hard-linked into place, which fails if it exists). A lock left by a dead
+   * process is taken over only while holding a second, equally atomic takeover lock, so two
+   * processes starting together after a crash cannot both win.
+   */
   private async acquireLock(): Promise<void> {
     if (openInThisProcess.has(this.dir)) throw new Error(`the store at ${this.dir} is already open in this process (the embedded store has a single writer)`);
     const lockPath = join(this.dir, LOCK);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fh = await fsp.open(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        await fh.writeFile(String(process.pid));
-        await fh.close();
-        openInThisProcess.add(this.dir);
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const takeoverPath = `${lockPath}.takeover`;
+    const mine = join(this.dir, `${LOCK}.${process.pid}.${randomBytes(6).toString('hex')}`);
+    await fsp.writeFile(mine, String(process.pid), { mode: 0o600 });
+    const inUse = (pid: number) => new Error(`the store at ${this.dir} is in use by process ${pid} (the embedded store has a single writer)`);
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        if (await linkIfAbsent(mine, lockPath)) {
+          openInThisProcess.add(this.dir);
+          return;
+        }
+        const holder = await readPid(lockPath);
+        if (holder === null) continue; // it went away meanwhile: try again
+        if (heldByAnother(holder)) throw inUse(holder);
+        // The holder died without cleaning up (kill -9). Only the holder of the takeover lock may replace it.
+        if (!(await linkIfAbsent(mine, takeoverPath))) {
+          const taker = await readPid(takeoverPath);
+          if (taker !== null && heldByAnother(taker)) throw inUse(taker);
+          await fsp.rm(takeoverPath, { force: true });
+          continue;
+        }
+        try {
+          const again = await readPid(lockPath);
+          if (again !== null && heldByAnother(again)) throw inUse(again);
+          await fsp.rm(lockPath, { force: true });
+          if (await linkIfAbsent(mine, lockPath)) {
+            openInThisProcess.add(this.dir);
+            return;
+          }
+        } finally {
+          await fsp.rm(takeoverPath, { force: true });
+        }
       }
-      const holder = Number((await fsp.readFile(lockPath, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
-        throw new Error(`the store at ${this.dir} is in use by process ${holder} (the embedded store has a single writer)`);
-      }
-      // The holder died without cleaning up (kill -9): the lock is stale.
-      await fsp.rm(lockPath, { force: true });
+      throw new Error(`could not lock the store at ${this.dir}`);
+    } finally {
+      await fsp.rm(mine, { force: true });
     }
-    throw new Error(`could not lock the store at ${this.dir}`);
   }
 
   async close(): Promise<void> {
@@ -227,10 +259,16 @@ export class EmbeddedStore implements KeyStore {
   private async compact(): Promise<void> {
     try {
       await writeFileAtomic(this.dir, SNAPSHOT, frame(this.state.snapshot()));
-      await this.journal!.reset();
-      await syncDir(this.dir);
     } catch (err) {
-      this.logger.error({ err }, 'journal compaction failed; will retry after the next write');
+      this.logger.error({ err }, 'journal compaction failed (the journal is kept as it was); will retry after the next write');
+      return;
+    }
+    try {
+      await this.journal!.reset();
+    } catch (err) {
+      // The snapshot holds everything; only appending to a journal of unknown length is unsafe.
+      this.broken = true;
+      this.logger.error({ err }, 'could not reset the journal after a snapshot; refusing further writes');
     }
   }
 
@@ -305,6 +343,11 @@ export class EmbeddedStore implements KeyStore {
   }
 }
 
+/** A live process other than this one (a lock naming our own pid is left from a previous life of it). */
+function heldByAnother(pid: number): boolean {
+  return pid > 0 && pid !== process.pid && processAlive(pid);
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -312,4 +355,22 @@ function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Hard-links `from` to `to`; false when `to` already exists. Atomic on every local filesystem. */
+async function linkIfAbsent(from: string, to: string): Promise<boolean> {
+  try {
+    await fsp.link(from, to);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+async function readPid(path: string): Promise<number | null> {
+  const text = await fsp.readFile(path, 'utf8').catch(() => null);
+  if (text === null) return null;
+  const pid = Number(text.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : 0;
 }

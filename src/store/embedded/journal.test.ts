@@ -247,3 +247,26 @@ describe('on disk', () => {
     });
   });
 });
+
+describe('short writes', () => {
+  it('keeps writing until every byte is down when the file accepts only a few bytes per call (regression: a 2xx for a half-written record)', async () => {
+    const { writeFully } = await import('./journal.js');
+    const written: Buffer[] = [];
+    const fh = {
+      write: async (buf: Buffer, offset: number, length: number) => {
+        const n = Math.min(3, length);
+        written.push(Buffer.from(buf.subarray(offset, offset + n)));
+        return { bytesWritten: n, buffer: buf };
+      },
+    } as unknown as Parameters<typeof writeFully>[0];
+    const data = Buffer.from('a record that takes several calls');
+    await writeFully(fh, data, 0);
+    expect(Buffer.concat(written).equals(data)).toBe(true);
+  });
+
+  it('fails instead of acknowledging when a write makes no progress (a full disk)', async () => {
+    const { writeFully } = await import('./journal.js');
+    const fh = { write: async () => ({ bytesWritten: 0 }) } as unknown as Parameters<typeof writeFully>[0];
+    await expect(writeFully(fh, Buffer.from('x'), 0)).rejects.toThrow(/short write/);
+  });
+});

@@ -1,5 +1,5 @@
 import { constants, promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 
 // On-disk framing, one record per line: `<crc32 of the JSON, 8 hex> <JSON>\n`.
@@ -67,6 +67,19 @@ export function parseJournal(buf: Buffer, file: string): ReadResult {
   return { records, validBytes, tornBytes: buf.length - validBytes };
 }
 
+/**
+ * Writes every byte of `buf` at `position`. A write may be short (a full disk, a file-size
+ * limit); stopping there would acknowledge bytes that never reached the file.
+ */
+export async function writeFully(fh: fsp.FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error(`short write: ${done} of ${buf.length} bytes`);
+    done += bytesWritten;
+  }
+}
+
 /** An append-only file where `append` resolves only once the bytes are on disk. */
 export class Journal {
   /** Set when a failed append could not be undone: the file must not be written again. */
@@ -75,8 +88,11 @@ export class Journal {
   private constructor(private readonly fh: fsp.FileHandle, private size: number, readonly path: string) {}
 
   static async open(path: string): Promise<{ journal: Journal; records: unknown[]; tornBytes: number }> {
+    const existed = await fsp.stat(path).then(() => true, () => false);
     const fh = await fsp.open(path, constants.O_RDWR | constants.O_CREAT, FILE_MODE);
     try {
+      // A new file is durable only once its directory entry is.
+      if (!existed) await syncDir(dirname(path));
       await fh.chmod(FILE_MODE);
       const buf = await fh.readFile();
       const { records, validBytes, tornBytes } = parseJournal(buf, path);
@@ -99,7 +115,7 @@ export class Journal {
     const buf = frame(payload);
     const at = this.size;
     try {
-      await this.fh.write(buf, 0, buf.length, at);
+      await writeFully(this.fh, buf, at);
       await this.fh.datasync();
       this.size = at + buf.length;
     } catch (err) {
@@ -115,9 +131,15 @@ export class Journal {
   }
 
   async reset(): Promise<void> {
-    await this.fh.truncate(0);
-    await this.fh.datasync();
-    this.size = 0;
+    try {
+      await this.fh.truncate(0);
+      this.size = 0;
+      await this.fh.datasync();
+    } catch (err) {
+      // The file's length is no longer known: no append may follow.
+      this.poisoned = true;
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
@@ -131,11 +153,16 @@ export async function writeFileAtomic(dir: string, name: string, data: Buffer): 
   const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, FILE_MODE);
   try {
     await fh.chmod(FILE_MODE);
-    await fh.write(data, 0, data.length, 0);
+    await writeFully(fh, data, 0);
     await fh.datasync();
+    const { size } = await fh.stat();
+    if (size !== data.length) throw new Error(`${tmp}: wrote ${size} of ${data.length} bytes`);
   } finally {
     await fh.close();
   }
+  // Read it back before it replaces anything: a damaged snapshot must never take the journal's place.
+  const written = await fsp.readFile(tmp);
+  if (!written.equals(data)) throw new Error(`${tmp}: read back differs from what was written`);
   await fsp.rename(tmp, join(dir, name));
   await syncDir(dir);
 }
