@@ -85,6 +85,8 @@ export class DirectoryService {
       ops: [{ op: 'delete', type: 'group', id }],
       audit: [this.audit(actor, 'group.delete', 'group', id, before, null)],
       expect: [{ type: 'group', id, token: before.updatedAt }],
+      // Checked again where the write applies: a key may have joined since the count above.
+      expectEmptyGroups: [id],
     });
   }
 

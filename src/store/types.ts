@@ -25,6 +25,8 @@ export interface WriteBatch {
   ops: WriteOp[];
   audit: AuditEntry[];
   expect?: Precondition[];
+  /** Groups that must have no keys when the batch applies (a group delete racing a key write). */
+  expectEmptyGroups?: string[];
 }
 
 /** One entry of the change feed: every write bumps the store version once. */

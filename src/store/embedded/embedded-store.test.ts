@@ -716,3 +716,33 @@ describe('EmbeddedStore', () => {
     });
   });
 });
+
+describe('group delete guard', () => {
+  it('refuses a batch expecting an empty group once a key has joined it (regression: a delete racing a key write)', async () => {
+    const { mkdtempSync: mk, rmSync: rm } = await import('node:fs');
+    const { tmpdir: td } = await import('node:os');
+    const { join: j } = await import('node:path');
+    const pinoMod = (await import('pino')).default;
+    const { EmbeddedStore } = await import('./embedded-store.js');
+    const dir = mk(j(td(), 'keygate-group-guard-'));
+    const store = new EmbeddedStore({ path: dir, logger: pinoMod({ level: 'silent' }) });
+    await store.open();
+    try {
+      const now = new Date().toISOString();
+      await store.commit({ ops: [{ op: 'put', entity: { type: 'group', value: { id: 'grp_1', name: 'g', description: '', createdAt: now, updatedAt: now } } }], audit: [] });
+      const key = {
+        id: 'key_1', workspaceId: 'w', name: 'k', description: '', groupId: 'grp_1', ownerId: null, type: 'workspace', environment: 'live',
+        prefix: 'kg_live_abcd', enabled: true, permissions: [], permissionsLocked: false, ipAllowlist: [], eventAllowlist: [], eventDenylist: [],
+        profileAttributeAllowlist: [], basicAuth: false, simpleAuth: { enabled: false, salt: null }, rateLimit: null, quota: null,
+        createdAt: now, updatedAt: now, expiresAt: null, version: 1, secretHash: 'h1', retiredSecrets: [], seq: 0,
+      } as const;
+      await store.commit({ ops: [{ op: 'put', entity: { type: 'key', value: { ...key, permissions: [], ipAllowlist: [], eventAllowlist: [], eventDenylist: [], profileAttributeAllowlist: [], retiredSecrets: [], simpleAuth: { enabled: false, salt: null } } } }], audit: [] });
+      await expect(store.commit({ ops: [{ op: 'delete', type: 'group', id: 'grp_1' }], audit: [], expectEmptyGroups: ['grp_1'] }))
+        .rejects.toMatchObject({ code: 'GROUP_IN_USE' });
+      expect(await store.getGroup('grp_1')).not.toBeNull();
+    } finally {
+      await store.close();
+      rm(dir, { recursive: true, force: true });
+    }
+  });
+});

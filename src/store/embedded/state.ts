@@ -70,6 +70,9 @@ export class StoreState {
       const token = current === undefined ? null : preconditionToken({ type: p.type, value: current } as Entity);
       if (token !== p.token) throw new KeygateError('CONFLICT');
     }
+    for (const groupId of batch.expectEmptyGroups ?? []) {
+      if ((this.byGroup.get(groupId)?.size ?? 0) > 0) throw new KeygateError('GROUP_IN_USE');
+    }
   }
 
   /** Applies a batch that already passed `check`; returns the change entries it makes. */
