@@ -4,22 +4,12 @@ import type { Owner } from '../domain/entities.js';
 import { generateSecret, hashSecret } from '../domain/secret.js';
 import type { Change } from '../store/types.js';
 import { KeyResolver, type KeySource, type Resolution } from './key-resolver.js';
+import { keyRecord } from '../testing/fixtures.js';
 
 const PEPPER = 'unit-test-pepper';
 const WS = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';
 const NOW = Date.parse('2030-01-01T00:00:00.000Z');
 
-function keyRecord(over: Partial<KeyRecord> = {}): KeyRecord {
-  return {
-    id: 'key_1', workspaceId: WS, name: 'k', description: '', groupId: null, ownerId: null,
-    type: 'workspace', environment: 'live', prefix: 'kg_live_abcd', enabled: true,
-    permissions: ['*'], permissionsLocked: false, ipAllowlist: [], eventAllowlist: [], eventDenylist: [],
-    profileAttributeAllowlist: [], basicAuth: false, simpleAuth: { enabled: false, salt: null },
-    rateLimit: null, quota: null, createdAt: '2029-01-01T00:00:00.000Z', updatedAt: '2029-01-01T00:00:00.000Z',
-    expiresAt: null, version: 1, secretHash: 'unset', retiredSecrets: [], seq: 1,
-    ...over,
-  };
-}
 
 function owner(id: string, over: Partial<Owner> = {}): Owner {
   return { id, name: id, status: 'active', permissions: ['*'], createdAt: '2029-01-01T00:00:00.000Z', updatedAt: '2029-01-01T00:00:00.000Z', version: 1, ...over };

@@ -8,22 +8,12 @@ import { KeyResolver, type KeySource } from './key-resolver.js';
 import { CLOCK_SKEW_SECONDS, TokenService } from './token-service.js';
 import { TokenVerifier } from './token-verifier.js';
 import { secretFingerprint } from '../domain/secret.js';
+import { keyRecord } from '../testing/fixtures.js';
 
 const PEPPER = 'unit-test-pepper';
 const WS = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';
 const TTL = 300;
 
-function keyRecord(over: Partial<KeyRecord> = {}): KeyRecord {
-  return {
-    id: 'key_1', workspaceId: WS, name: 'k', description: '', groupId: null, ownerId: null,
-    type: 'workspace', environment: 'live', prefix: 'kg_live_abcd', enabled: true,
-    permissions: ['*'], permissionsLocked: false, ipAllowlist: [], eventAllowlist: [], eventDenylist: [],
-    profileAttributeAllowlist: [], basicAuth: false, simpleAuth: { enabled: false, salt: null },
-    rateLimit: null, quota: null, createdAt: '2020-01-01T00:00:00.000Z', updatedAt: '2020-01-01T00:00:00.000Z',
-    expiresAt: null, version: 1, secretHash: 'unset', retiredSecrets: [], seq: 1,
-    ...over,
-  };
-}
 
 async function signingKey(): Promise<SigningKeyRecord> {
   const { publicKey, privateKey } = await generateKeyPair('EdDSA', { extractable: true, crv: 'Ed25519' });

@@ -7,23 +7,13 @@ import { scanHeaders } from '../credentials.js';
 import { KeyResolver, type KeySource } from '../key-resolver.js';
 import type { TokenVerifier } from '../token-verifier.js';
 import { authenticateStage } from './authenticate.js';
+import { keyRecord } from '../../testing/fixtures.js';
 
 const PEPPER = 'unit-test-pepper';
 const WS = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';
 const OTHER_WS = '9e8d7c6b-5a49-4382-a716-a5f4e3d2c1b0';
 const NOW = Date.parse('2030-01-01T00:00:00.000Z');
 
-function keyRecord(over: Partial<KeyRecord> = {}): KeyRecord {
-  return {
-    id: 'key_1', workspaceId: WS, name: 'k', description: '', groupId: null, ownerId: null,
-    type: 'workspace', environment: 'live', prefix: 'kg_live_abcd', enabled: true,
-    permissions: ['*'], permissionsLocked: false, ipAllowlist: [], eventAllowlist: [], eventDenylist: [],
-    profileAttributeAllowlist: [], basicAuth: false, simpleAuth: { enabled: false, salt: null },
-    rateLimit: null, quota: null, createdAt: '2029-01-01T00:00:00.000Z', updatedAt: '2029-01-01T00:00:00.000Z',
-    expiresAt: null, version: 1, secretHash: 'unset', retiredSecrets: [], seq: 1,
-    ...over,
-  };
-}
 
 function setup(recOver: Partial<KeyRecord> = {}, opts: { fail?: boolean; tokens?: TokenVerifier | null } = {}) {
   const { secret } = generateSecret('live');

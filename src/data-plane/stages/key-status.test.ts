@@ -4,19 +4,12 @@ import { compilePolicy } from '../../domain/compiled-policy.js';
 import type { Owner } from '../../domain/entities.js';
 import type { RequestContext } from '../context.js';
 import { keyStatusStage } from './key-status.js';
+import { keyRecord as baseKeyRecord } from '../../testing/fixtures.js';
 
 const NOW = Date.parse('2030-01-01T00:00:00.000Z');
 
 function keyRecord(over: Partial<KeyRecord> = {}): KeyRecord {
-  return {
-    id: 'key_1', workspaceId: '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b', name: 'k', description: '', groupId: null, ownerId: null,
-    type: 'workspace', environment: 'live', prefix: 'kg_live_abcd', enabled: true,
-    permissions: ['*'], permissionsLocked: false, ipAllowlist: [], eventAllowlist: [], eventDenylist: [],
-    profileAttributeAllowlist: [], basicAuth: false, simpleAuth: { enabled: false, salt: null },
-    rateLimit: null, quota: null, createdAt: '2029-01-01T00:00:00.000Z', updatedAt: '2029-01-01T00:00:00.000Z',
-    expiresAt: null, version: 1, secretHash: 'h', retiredSecrets: [], seq: 1,
-    ...over,
-  };
+  return baseKeyRecord({ secretHash: 'h', ...over });
 }
 
 function owner(status: Owner['status']): Owner {
