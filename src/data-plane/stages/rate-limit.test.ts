@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { compilePolicy } from '../../domain/compiled-policy.js';
+import { keyRecord } from '../../testing/fixtures.js';
+import type { RequestContext } from '../context.js';
+import type { LimitDecision, RateLimiter } from '../rate-limiter.js';
+import { LocalRateLimiter } from '../rate-limiter.js';
+import { rateLimitStage } from './rate-limit.js';
+
+const NOW = Date.UTC(2026, 10, 23, 12);
+
+function ctxFor(over: Parameters<typeof keyRecord>[0]): RequestContext {
+  return { policy: compilePolicy(keyRecord(over), null), now: NOW, responseHeaders: null } as unknown as RequestContext;
+}
+
+function counter() {
+  const c = { n: 0, inc: () => { c.n++; } };
+  return c;
+}
+
+describe('rate-limit stage', () => {
+  it('passes a key with neither a rate limit nor a quota without asking the limiter', () => {
+    let asked = 0;
+    const limiter: RateLimiter = { take: () => { asked++; return { ok: true }; } };
+    expect(rateLimitStage(limiter, counter())(ctxFor({}))).toBeNull();
+    expect(asked).toBe(0);
+  });
+
+  it('refuses past the limit with RATE_LIMITED, sets the 429 headers on the context and counts the refusal', () => {
+    const rateLimited = counter();
+    const stage = rateLimitStage(new LocalRateLimiter(), rateLimited);
+    const ctx = () => ctxFor({ rateLimit: { limit: 1, windowSeconds: 60 } });
+    expect(stage(ctx())).toBeNull();
+    const refused = ctx();
+    expect(stage(refused)).toBe('RATE_LIMITED');
+    expect(refused.responseHeaders).toMatchObject({ 'ratelimit-limit': '1', 'ratelimit-remaining': '0' });
+    expect(rateLimited.n).toBe(1);
+  });
+
+  it('answers QUOTA_EXCEEDED when the quota is what ran out', () => {
+    const stage = rateLimitStage(new LocalRateLimiter(), counter());
+    expect(stage(ctxFor({ quota: { limit: 1, period: 'day' } }))).toBeNull();
+    expect(stage(ctxFor({ quota: { limit: 1, period: 'day' } }))).toBe('QUOTA_EXCEEDED');
+  });
+
+  it('waits for a limiter that answers asynchronously (the cluster primary)', async () => {
+    const decision: LimitDecision = { ok: false, code: 'RATE_LIMITED', headers: { 'retry-after': '3' } };
+    const limiter: RateLimiter = { take: async () => decision };
+    const ctx = ctxFor({ rateLimit: { limit: 5, windowSeconds: 1 } });
+    expect(await rateLimitStage(limiter, counter())(ctx)).toBe('RATE_LIMITED');
+    expect(ctx.responseHeaders).toEqual({ 'retry-after': '3' });
+  });
+});
