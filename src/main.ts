@@ -30,6 +30,8 @@ export interface App {
   keys: KeyService;
   directory: DirectoryService;
   signingKeys: SigningKeyService;
+  /** Rate-limit and quota counters: the node's one shared set (workers ask the primary's). */
+  limiter: LocalRateLimiter;
 }
 
 export async function buildApp(config: Config, logger: Logger): Promise<App> {
@@ -41,7 +43,10 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
   const catalogue = new PermissionCatalogue(config.routes.map((r) => r.permission));
   const signingKeys = new SigningKeyService(store, config);
   await signingKeys.ensureActive();
+  const limiter = new LocalRateLimiter();
+  setInterval(() => limiter.prune(Date.now()), 60_000).unref();
   return {
+    limiter,
     signingKeys,
     config,
     logger,
@@ -62,9 +67,6 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   let ready = false;
   const adminDrain = drainState();
   const admin = createAdminServer({ ...app, ready: () => ready, drain: adminDrain });
-  const limiter = new LocalRateLimiter();
-  const prune = setInterval(() => limiter.prune(Date.now()), 60_000);
-  prune.unref();
   // In one process the store's change feed is synchronous, so the cache is never stale.
   const gateway = createGatewayNode({
     config,
@@ -73,7 +75,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     source: storeKeySource(app.store),
     fresh: () => true,
     usageSink: (deltas) => app.store.recordUsage(deltas),
-    limiter,
+    limiter: app.limiter,
   });
   await gateway.setSigningKeys(await app.store.listSigningKeys());
   const unsubscribe = app.store.subscribe((changes) => {

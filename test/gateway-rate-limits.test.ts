@@ -89,6 +89,19 @@ for (const workers of [1, 2]) {
       expect(counts.get(429)).toBe(4);
     });
 
+    it('shows the budgets left in GET /v1/keys/{id}/usage without consuming them', async () => {
+      const { key, secret } = await createKey(kg, { workspaceId: ws, name: 'usage-budgets', permissions: ['*'],
+        rateLimit: { limit: 10, windowSeconds: 3600 }, quota: { limit: 50, period: 'month' } });
+      await burst(kg, secret, 4);
+      for (let i = 0; i < 2; i++) {
+        const usage = await kg.admin('GET', `/v1/keys/${key.id}/usage`);
+        expect(usage.status).toBe(200);
+        expect(usage.body.rateLimit).toMatchObject({ limit: 10, windowSeconds: 3600 });
+        expect(usage.body.rateLimit.remaining).toBeLessThanOrEqual(6);
+        expect(usage.body.quota).toMatchObject({ limit: 50, period: 'month', used: 4, remaining: 46 });
+      }
+    });
+
     it('counts every refusal in keygate_rate_limited_total', async () => {
       expect(metricSum(await scrape(kg), 'keygate_rate_limited_total')).toBeGreaterThanOrEqual(35);
     });

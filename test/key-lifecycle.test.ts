@@ -229,8 +229,8 @@ describe('key lifecycle', () => {
     expect(res.body.requests.total).toBe(0);
     expect(res.body.requests.byOutcome).toEqual({});
     expect(res.body.lastUsedAt).toBeNull();
-    expect(res.body.rateLimit).toEqual({ limit: 5, windowSeconds: 1 });
-    expect(res.body.quota).toEqual({ limit: 10, period: 'day' });
+    expect(res.body.rateLimit).toMatchObject({ limit: 5, windowSeconds: 1, remaining: 5 });
+    expect(res.body.quota).toMatchObject({ limit: 10, period: 'day', used: 0, remaining: 10 });
   });
 });
 

@@ -91,3 +91,25 @@ describe('LocalRateLimiter', () => {
     expect(l.take('a', rate, null, T0).ok).toBe(false);
   });
 });
+
+describe('LocalRateLimiter.peek', () => {
+  it('reports what is left of each budget without consuming any', () => {
+    const l = new LocalRateLimiter();
+    const rate = { limit: 5, windowSeconds: 10 };
+    const quota = { limit: 100, period: 'day' as const };
+    l.take('k', rate, quota, T0);
+    l.take('k', rate, quota, T0 + 1);
+    const seen = l.peek('k', rate, quota, T0 + 2);
+    expect(seen.rateLimit).toEqual({ limit: 5, windowSeconds: 10, remaining: 3, resetSeconds: 10 });
+    expect(seen.quota).toEqual({ limit: 100, period: 'day', used: 2, remaining: 98, resetsAt: '2026-11-24T00:00:00.000Z' });
+    expect(l.peek('k', rate, quota, T0 + 2)).toEqual(seen);
+  });
+
+  it('reports full budgets for a key it has never seen, and null for a budget the key does not have', () => {
+    const l = new LocalRateLimiter();
+    expect(l.peek('new', { limit: 7, windowSeconds: 60 }, null, T0)).toEqual({
+      rateLimit: { limit: 7, windowSeconds: 60, remaining: 7, resetSeconds: 60 },
+      quota: null,
+    });
+  });
+});

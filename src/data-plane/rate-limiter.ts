@@ -82,6 +82,34 @@ export class LocalRateLimiter implements RateLimiter {
     return OK;
   }
 
+  /** The budgets left for a key, without consuming any: what the usage endpoint shows. */
+  peek(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): {
+    rateLimit: (RateLimit & { remaining: number; resetSeconds: number }) | null;
+    quota: (Quota & { used: number; remaining: number; resetsAt: string }) | null;
+  } {
+    let rateOut = null;
+    if (rate !== null) {
+      const size = rate.windowSeconds * 1000;
+      const start = Math.floor(now / size) * size;
+      const w = this.windows.get(keyId);
+      let estimate = 0;
+      if (w && w.size === size) {
+        const previous = w.start === start ? w.previous : start - w.start === size ? w.current : 0;
+        const current = w.start === start ? w.current : 0;
+        estimate = previous * (1 - (now - start) / size) + current;
+      }
+      rateOut = { ...rate, remaining: Math.max(0, Math.floor(rate.limit - estimate)), resetSeconds: Math.ceil((start + size - now) / 1000) };
+    }
+    let quotaOut = null;
+    if (quota !== null) {
+      const start = periodStart(quota.period, now);
+      const p = this.periods.get(keyId);
+      const used = p && p.start === start ? p.count : 0;
+      quotaOut = { ...quota, used, remaining: Math.max(0, quota.limit - used), resetsAt: new Date(periodEnd(quota.period, start)).toISOString() };
+    }
+    return { rateLimit: rateOut, quota: quotaOut };
+  }
+
   /** Drops rate windows that no longer weigh on anything, and quota counts of past periods. */
   prune(now: number): void {
     for (const [id, w] of this.windows) if (now - w.start >= 2 * w.size) this.windows.delete(id);

@@ -7,7 +7,6 @@ import { onTermination } from './process.js';
 import { drainServer, drainState } from './drain.js';
 import { listen } from './gateway-node.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
-import { LocalRateLimiter } from '../data-plane/rate-limiter.js';
 
 const SYNC_MS = 1_000;
 const METRICS_TIMEOUT_MS = 2_000;
@@ -47,9 +46,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     return AggregatorRegistry.aggregate(replies).metrics();
   };
 
-  const limiter = new LocalRateLimiter();
-  const prune = setInterval(() => limiter.prune(Date.now()), 60_000);
-  prune.unref();
+  const { limiter } = app;
   const readyWorkers = new Set<number>();
   let gatewayUrl = '';
   let onAllReady: (() => void) | null = null;

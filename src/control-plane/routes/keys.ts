@@ -1,7 +1,7 @@
 import { parseBody, createKeySchema, keyListQuerySchema, patchKeySchema, rotateKeySchema } from '../schemas.js';
 import type { AdminDeps, AdminRouter } from './types.js';
 
-export function keyRoutes(router: AdminRouter, { keys, store }: AdminDeps): void {
+export function keyRoutes(router: AdminRouter, { keys, store, limiter }: AdminDeps): void {
   router.add('POST', '/v1/keys', async (ctx) => {
     const input = parseBody(createKeySchema, await ctx.body());
     const { key, secret, salt } = await keys.create(input, ctx.actor);
@@ -36,13 +36,14 @@ export function keyRoutes(router: AdminRouter, { keys, store }: AdminDeps): void
   router.add('GET', '/v1/keys/:id/usage', async (ctx) => {
     const key = await keys.get(ctx.params.id!);
     const usage = await store.getUsage(key.id);
+    const budgets = limiter.peek(key.id, key.rateLimit, key.quota, Date.now());
     return {
       status: 200,
       body: {
         requests: { total: usage.total, byOutcome: usage.byOutcome },
         lastUsedAt: usage.lastUsedAt,
-        rateLimit: key.rateLimit,
-        quota: key.quota,
+        rateLimit: budgets.rateLimit,
+        quota: budgets.quota,
       },
     };
   });

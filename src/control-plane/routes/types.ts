@@ -7,6 +7,7 @@ import type { KeyStore } from '../../store/types.js';
 import type { DirectoryService } from '../directory-service.js';
 import type { KeyService } from '../key-service.js';
 import type { SigningKeyService } from '../signing-key-service.js';
+import type { LocalRateLimiter } from '../../data-plane/rate-limiter.js';
 import type { Router } from '../router.js';
 
 export interface AdminDeps {
@@ -17,6 +18,8 @@ export interface AdminDeps {
   catalogue: PermissionCatalogue;
   metrics: Metrics;
   signingKeys: SigningKeyService;
+  /** The node's shared rate-limit counters, read (never consumed) by the usage endpoint. */
+  limiter: LocalRateLimiter;
 }
 
 export interface AdminContext {
