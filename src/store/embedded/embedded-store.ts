@@ -7,6 +7,7 @@ import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { KeygateError } from '../../errors.js';
 import type { Change, ChangeListener, KeyStore, KeyUsage, NodeReport, UsageDelta, WriteBatch } from '../types.js';
+import { AuditFile } from './audit-file.js';
 import { CorruptStoreError, Journal, frame, readFramedFile, syncDir, writeFileAtomic } from './journal.js';
 import { StoreState, type BatchRecord, type SnapshotData } from './state.js';
 
@@ -14,6 +15,7 @@ const JOURNAL = 'journal.log';
 const SNAPSHOT = 'snapshot.json';
 const LOCK = 'store.lock';
 const USAGE = 'usage.json';
+const AUDIT = 'audit.log';
 const FEED_BACKLOG = 10_000;
 const USAGE_FLUSH_MS = 10_000;
 
@@ -41,6 +43,7 @@ export class EmbeddedStore implements KeyStore {
   private readonly compactAfterBytes: number;
   private state = new StoreState();
   private journal: Journal | null = null;
+  private auditFile: AuditFile | null = null;
   private writeChain: Promise<unknown> = Promise.resolve();
   private broken = false;
   private readonly feed: Change[] = [];
@@ -69,6 +72,8 @@ export class EmbeddedStore implements KeyStore {
     try {
       await this.load();
     } catch (err) {
+      await this.auditFile?.close().catch(() => undefined);
+      this.auditFile = null;
       openInThisProcess.delete(this.dir);
       await fsp.rm(join(this.dir, LOCK), { force: true });
       throw err;
@@ -78,6 +83,7 @@ export class EmbeddedStore implements KeyStore {
   private async load(): Promise<void> {
     const snapshot = (await readFramedFile(join(this.dir, SNAPSHOT))) as SnapshotData | null;
     this.state = snapshot ? StoreState.fromSnapshot(snapshot) : new StoreState();
+    this.auditFile = await AuditFile.open(join(this.dir, AUDIT), snapshot?.auditBytes ?? 0);
     const { journal, records, tornBytes } = await Journal.open(join(this.dir, JOURNAL));
     if (tornBytes > 0) {
       this.logger.warn({ file: journal.path, tornBytes }, 'cut a torn record from the end of the journal (a crash during a write that was never acknowledged)');
@@ -153,6 +159,8 @@ export class EmbeddedStore implements KeyStore {
     await this.writeChain.catch(() => undefined);
     await this.journal?.close();
     this.journal = null;
+    await this.auditFile?.close();
+    this.auditFile = null;
     if (openInThisProcess.delete(this.dir)) await fsp.rm(join(this.dir, LOCK), { force: true });
   }
 
@@ -221,11 +229,12 @@ export class EmbeddedStore implements KeyStore {
 
   async listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
-    const log = this.state.audit;
-    for (let i = log.length - 1; i >= 0 && out.length < filter.limit; i--) {
-      const entry = log[i]!;
+    const recent = this.state.recentAudit;
+    for (let i = recent.length - 1; i >= 0 && out.length < filter.limit; i--) {
+      const entry = recent[i]!;
       if (filter.targetId === undefined || entry.target.id === filter.targetId) out.push(clone(entry));
     }
+    if (out.length < filter.limit && this.auditFile) out.push(...(await this.auditFile.newest(filter.limit - out.length, filter.targetId)));
     return out;
   }
 
@@ -257,12 +266,18 @@ export class EmbeddedStore implements KeyStore {
 
   /** Folds the journal into a fresh snapshot. A failure leaves the journal as it was. */
   private async compact(): Promise<void> {
+    // The recent audit goes to the audit file first; the snapshot then counts those bytes.
+    const recent = this.state.recentAudit;
+    let undo: (() => Promise<void>) | null = null;
     try {
-      await writeFileAtomic(this.dir, SNAPSHOT, frame(this.state.snapshot()));
+      if (recent.length > 0) undo = await this.auditFile!.append(recent);
+      await writeFileAtomic(this.dir, SNAPSHOT, frame(this.state.snapshot(this.auditFile!.bytes)));
     } catch (err) {
+      if (undo) await undo();
       this.logger.error({ err }, 'journal compaction failed (the journal is kept as it was); will retry after the next write');
       return;
     }
+    recent.length = 0;
     try {
       await this.journal!.reset();
     } catch (err) {

@@ -13,7 +13,10 @@ export interface SnapshotData {
   keys: KeyRecord[];
   groups: Group[];
   owners: Owner[];
-  audit: AuditEntry[];
+  /** Audit entries not yet folded into the audit file (only in snapshots of older versions). */
+  audit?: AuditEntry[];
+  /** How many bytes of the audit file this snapshot covers. */
+  auditBytes?: number;
   /** Absent in snapshots written before token signing existed. */
   signingKeys?: SigningKeyRecord[];
 }
@@ -44,7 +47,8 @@ export class StoreState {
   readonly groups = new Map<string, Group>();
   readonly owners = new Map<string, Owner>();
   readonly signingKeys = new Map<string, SigningKeyRecord>();
-  readonly audit: AuditEntry[] = [];
+  /** Audit entries since the last compaction; older ones live in the audit file. */
+  readonly recentAudit: AuditEntry[] = [];
   readonly byHash = new Map<string, string>();
   readonly byGroup = new Map<string, Set<string>>();
   readonly byOwner = new Map<string, Set<string>>();
@@ -90,7 +94,7 @@ export class StoreState {
         changes.push({ version: batch.v, kind: op.type, id: op.id, op: 'delete', at: batch.at });
       }
     }
-    for (const entry of batch.audit) this.audit.push(entry);
+    for (const entry of batch.audit) this.recentAudit.push(entry);
     this.version = batch.v;
     return changes;
   }
@@ -121,14 +125,15 @@ export class StoreState {
     removeFrom(this.byOwner, rec.ownerId, rec.id);
   }
 
-  snapshot(): SnapshotData {
+  /** Everything but the recent audit, which a compaction has just folded into the audit file. */
+  snapshot(auditBytes: number): SnapshotData {
     return {
       version: this.version,
       workspaces: [...this.workspaces.values()],
       keys: [...this.keys.values()],
       groups: [...this.groups.values()],
       owners: [...this.owners.values()],
-      audit: this.audit,
+      auditBytes,
       signingKeys: [...this.signingKeys.values()],
     };
   }
@@ -140,7 +145,7 @@ export class StoreState {
     for (const o of data.owners) state.owners.set(o.id, o);
     for (const k of data.signingKeys ?? []) state.signingKeys.set(k.id, k);
     for (const k of data.keys) state.putKey(k, k.seq);
-    for (const a of data.audit) state.audit.push(a);
+    for (const a of data.audit ?? []) state.recentAudit.push(a);
     state.version = data.version;
     return state;
   }
