@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isJsonContentType, parseJsonBody } from '../domain/json-body.js';
 import { KeygateError, ValidationError, renderError } from '../errors.js';
 
 export const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
 
-const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 /**
  * Reads a JSON body of at most `limit` bytes. An empty body reads as `undefined`. Refuses
@@ -20,21 +20,10 @@ export async function readJsonBody(req: IncomingMessage, limit = ADMIN_MAX_BODY_
     chunks.push(chunk);
   }
   if (size === 0) return undefined;
-  const type = req.headers['content-type'];
-  if (type === undefined || !JSON_TYPE.test(type)) {
-    throw new KeygateError('UNSUPPORTED_MEDIA_TYPE');
-  }
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks, size));
-  } catch {
-    throw new KeygateError('INVALID_BODY', 'The body is not valid UTF-8.');
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new KeygateError('INVALID_BODY', `The body is not valid JSON: ${(err as Error).message}`);
-  }
+  if (!isJsonContentType(req.headers['content-type'])) throw new KeygateError('UNSUPPORTED_MEDIA_TYPE');
+  const parsed = parseJsonBody(Buffer.concat(chunks, size));
+  if (!parsed.ok) throw new KeygateError('INVALID_BODY', parsed.message);
+  return parsed.value;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

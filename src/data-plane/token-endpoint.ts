@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { ParsedIp } from '../domain/cidr.js';
 import { formatIssues } from '../domain/issues.js';
+import { parseJsonBody } from '../domain/json-body.js';
 import { checkSecretFormat, secretFingerprint } from '../domain/secret.js';
 import type { ErrorCode } from '../errors.js';
 import { readCredential, type HeaderScan } from './credentials.js';
@@ -40,11 +41,9 @@ export function createTokenExchange(resolver: KeyResolver, tokens: TokenService)
   return async (scan: HeaderScan, rawBody: Buffer, clientIp: ParsedIp | null, now: number): Promise<Exchange> => {
     let parsed: unknown = {};
     if (rawBody.length > 0) {
-      try {
-        parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(rawBody));
-      } catch {
-        return { ok: false, code: 'INVALID_BODY', message: 'The body is not valid JSON.' };
-      }
+      const body = parseJsonBody(rawBody);
+      if (!body.ok) return { ok: false, code: 'INVALID_BODY', message: body.message };
+      parsed = body.value;
     }
     const input = requestSchema.safeParse(parsed);
     if (!input.success) return { ok: false, code: 'BAD_REQUEST', message: formatIssues(input.error.issues).join('; ') };
