@@ -7,6 +7,7 @@ import { onTermination } from './process.js';
 import { drainServer, drainState } from './drain.js';
 import { listen } from './gateway-node.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+import { storeKeySource } from '../data-plane/key-resolver.js';
 
 const SYNC_MS = 1_000;
 const METRICS_TIMEOUT_MS = 2_000;
@@ -47,6 +48,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   };
 
   const { limiter } = app;
+  const keys = storeKeySource(store);
   const readyWorkers = new Set<number>();
   let gatewayUrl = '';
   let onAllReady: (() => void) | null = null;
@@ -61,9 +63,8 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
         if (readyWorkers.size >= workers && onAllReady) onAllReady();
         break;
       case 'lookup':
-        (m.by === 'hash' ? store.findKeyBySecretHash(m.value) : store.getKey(m.value))
-          .then(async (record) => ({ record, owner: record?.ownerId ? await store.getOwner(record.ownerId) : null }))
-          .then(({ record, owner }) => send(w, { t: 'lookup-result', id: m.id, record, owner }))
+        (m.by === 'hash' ? keys.lookup(m.value) : keys.lookupById(m.value))
+          .then((found) => send(w, { t: 'lookup-result', id: m.id, record: found?.record ?? null, owner: found?.owner ?? null }))
           .catch((err: unknown) => send(w, { t: 'lookup-result', id: m.id, record: null, owner: null, error: String(err) }));
         break;
       case 'signing-keys-req':
