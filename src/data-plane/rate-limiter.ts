@@ -26,6 +26,25 @@ function periodEnd(period: Quota['period'], start: number): number {
   return period === 'day' ? start + 86_400_000 : Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
 }
 
+/** A key's window as it stands at `now`: the same object while its fixed window lasts. */
+function windowAt(w: Window | undefined, size: number, now: number): Window {
+  const start = Math.floor(now / size) * size;
+  if (w && w.size === size && w.start === start) return w;
+  // One window later, the old current becomes the weighted previous; any later, nothing remains.
+  const previous = w && w.size === size && start - w.start === size ? w.current : 0;
+  return { start, size, current: 0, previous };
+}
+
+/** Requests counted in the sliding window ending at `now`. */
+function estimateAt(w: Window, now: number): number {
+  return w.previous * (1 - (now - w.start) / w.size) + w.current;
+}
+
+function periodAt(p: Period | undefined, period: Quota['period'], now: number): Period {
+  const start = periodStart(period, now);
+  return p && p.start === start ? p : { start, count: 0 };
+}
+
 /** When the sliding estimate next leaves room for one request, in ms from `now`. */
 function waitForRoom(w: Window, limit: number, now: number): number {
   if (limit === 0) return w.size;
@@ -37,7 +56,7 @@ function waitForRoom(w: Window, limit: number, now: number): number {
   return w.start + fraction * w.size - now;
 }
 
-function refusal(code: 'RATE_LIMITED' | 'QUOTA_EXCEEDED', limit: number, remaining: number, resetMs: number): LimitDecision {
+export function refusal(code: 'RATE_LIMITED' | 'QUOTA_EXCEEDED', limit: number, remaining: number, resetMs: number): LimitDecision {
   const reset = String(Math.max(1, Math.ceil(resetMs / 1000)));
   return {
     ok: false,
@@ -58,24 +77,15 @@ export class LocalRateLimiter implements RateLimiter {
   take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): LimitDecision {
     let window: Window | undefined;
     if (rate !== null) {
-      const size = rate.windowSeconds * 1000;
-      const start = Math.floor(now / size) * size;
-      window = this.windows.get(keyId);
-      if (!window || window.size !== size) this.windows.set(keyId, (window = { start, size, current: 0, previous: 0 }));
-      else if (window.start !== start) {
-        window.previous = start - window.start === size ? window.current : 0;
-        window.current = 0;
-        window.start = start;
-      }
-      const estimate = window.previous * (1 - (now - start) / size) + window.current;
-      if (estimate + 1 > rate.limit) return refusal('RATE_LIMITED', rate.limit, 0, waitForRoom(window, rate.limit, now));
+      window = windowAt(this.windows.get(keyId), rate.windowSeconds * 1000, now);
+      this.windows.set(keyId, window);
+      if (estimateAt(window, now) + 1 > rate.limit) return refusal('RATE_LIMITED', rate.limit, 0, waitForRoom(window, rate.limit, now));
     }
     let period: Period | undefined;
     if (quota !== null) {
-      const start = periodStart(quota.period, now);
-      period = this.periods.get(keyId);
-      if (!period || period.start !== start) this.periods.set(keyId, (period = { start, count: 0 }));
-      if (period.count + 1 > quota.limit) return refusal('QUOTA_EXCEEDED', quota.limit, 0, periodEnd(quota.period, start) - now);
+      period = periodAt(this.periods.get(keyId), quota.period, now);
+      this.periods.set(keyId, period);
+      if (period.count + 1 > quota.limit) return refusal('QUOTA_EXCEEDED', quota.limit, 0, periodEnd(quota.period, period.start) - now);
     }
     if (window) window.current++;
     if (period) period.count++;
@@ -89,23 +99,13 @@ export class LocalRateLimiter implements RateLimiter {
   } {
     let rateOut = null;
     if (rate !== null) {
-      const size = rate.windowSeconds * 1000;
-      const start = Math.floor(now / size) * size;
-      const w = this.windows.get(keyId);
-      let estimate = 0;
-      if (w && w.size === size) {
-        const previous = w.start === start ? w.previous : start - w.start === size ? w.current : 0;
-        const current = w.start === start ? w.current : 0;
-        estimate = previous * (1 - (now - start) / size) + current;
-      }
-      rateOut = { ...rate, remaining: Math.max(0, Math.floor(rate.limit - estimate)), resetSeconds: Math.ceil((start + size - now) / 1000) };
+      const w = windowAt(this.windows.get(keyId), rate.windowSeconds * 1000, now);
+      rateOut = { ...rate, remaining: Math.max(0, Math.floor(rate.limit - estimateAt(w, now))), resetSeconds: Math.ceil((w.start + w.size - now) / 1000) };
     }
     let quotaOut = null;
     if (quota !== null) {
-      const start = periodStart(quota.period, now);
-      const p = this.periods.get(keyId);
-      const used = p && p.start === start ? p.count : 0;
-      quotaOut = { ...quota, used, remaining: Math.max(0, quota.limit - used), resetsAt: new Date(periodEnd(quota.period, start)).toISOString() };
+      const p = periodAt(this.periods.get(keyId), quota.period, now);
+      quotaOut = { ...quota, used: p.count, remaining: Math.max(0, quota.limit - p.count), resetsAt: new Date(periodEnd(quota.period, p.start)).toISOString() };
     }
     return { rateLimit: rateOut, quota: quotaOut };
   }

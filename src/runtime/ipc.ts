@@ -1,5 +1,5 @@
 import type { KeyRecord, Quota, RateLimit } from '../domain/api-key.js';
-import { LocalRateLimiter, type LimitDecision, type RateLimiter } from '../data-plane/rate-limiter.js';
+import { LocalRateLimiter, refusal, type LimitDecision, type RateLimiter } from '../data-plane/rate-limiter.js';
 import type { Owner } from '../domain/entities.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import type { KeySource } from '../data-plane/key-resolver.js';
@@ -101,13 +101,7 @@ export class IpcRateLimiter implements RateLimiter {
     const fallback = (): LimitDecision => {
       this.fallbackUsed();
       if (this.onError === 'allow') return { ok: true };
-      if (this.onError === 'deny') {
-        return {
-          ok: false,
-          code: 'RATE_LIMITED',
-          headers: { 'retry-after': '1', 'ratelimit-limit': String(rate?.limit ?? quota?.limit ?? 0), 'ratelimit-remaining': '0', 'ratelimit-reset': '1' },
-        };
-      }
+      if (this.onError === 'deny') return refusal('RATE_LIMITED', rate?.limit ?? quota?.limit ?? 0, 0, 1_000);
       const share = (n: number): number => Math.max(1, Math.ceil(n / this.workers));
       return this.local.take(keyId, rate && { ...rate, limit: share(rate.limit) }, quota && { ...quota, limit: share(quota.limit) }, now);
     };
