@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { compileIpAllowlist, parseIp, type ParsedIp } from '../domain/cidr.js';
+import { isJsonContentType } from '../domain/json-body.js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { DrainState } from '../runtime/drain.js';
@@ -73,22 +74,21 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     if (logRequests) logger.info({ requestId, route, status, outcome, keyId, ms: Math.round(ms * 100) / 100 }, 'request');
   };
 
+  /** Every JSON answer the gateway makes itself; while draining it closes the connection. */
+  const sendJson = (res: ServerResponse, requestId: string, status: number, body: string, extra: Record<string, string> = {}): void => {
+    if (drain.draining) res.shouldKeepAlive = false;
+    res.writeHead(status, { ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
+    res.end(body);
+  };
+
   const refuse = (res: ServerResponse, requestId: string, code: ErrorCode, message: string | null, route: string, keyId: string | null, started: number,
     extra?: Record<string, string>): void => {
     const { status } = ERROR_CATALOGUE[code];
-    const body = errorBody(code, message ?? ERROR_CATALOGUE[code].message, requestId);
-    const headers: Record<string, string | number> = {
-      ...extra,
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      'x-request-id': requestId,
-      'cache-control': 'no-store',
-    };
+    const headers: Record<string, string> = { ...extra, 'cache-control': 'no-store' };
     if (status === 401) headers['www-authenticate'] = 'Bearer realm="keygate"';
     // An unread body is not worth draining: close instead.
-    if (drain.draining || status === 413) res.shouldKeepAlive = false;
-    res.writeHead(status, headers);
-    res.end(body);
+    if (status === 413) res.shouldKeepAlive = false;
+    sendJson(res, requestId, status, errorBody(code, message ?? ERROR_CATALOGUE[code].message, requestId), headers);
     finish(requestId, route, status, code, keyId, started, 0);
   };
 
@@ -109,9 +109,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       res.destroy();
       return;
     }
-    const body = errorBody('INTERNAL', ERROR_CATALOGUE.INTERNAL.message, requestId);
-    res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
-    res.end(body);
+    sendJson(res, requestId, 500, errorBody('INTERNAL', ERROR_CATALOGUE.INTERNAL.message, requestId));
   };
 
   /**
@@ -134,15 +132,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     forward(ctx, started);
   };
 
-  const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
   // Token bodies are small; the cap keeps a token request from holding much memory.
   const tokenBodyCap = Math.min(config.gateway.maxBodyBytes, 64 * 1024);
-
-  const sendJson = (res: ServerResponse, requestId: string, status: number, body: string, extra: Record<string, string> = {}): void => {
-    if (drain.draining) res.shouldKeepAlive = false;
-    res.writeHead(status, { ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
-    res.end(body);
-  };
 
   /** `POST /auth/token` and `GET /.well-known/jwks.json`: the gateway's own endpoints, ahead of every route. */
   const ownEndpoint = (req: IncomingMessage, res: ServerResponse, requestId: string, path: '/auth/token' | '/.well-known/jwks.json' | string, scan: HeaderScan, started: number): boolean => {
@@ -162,8 +153,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       refuse(res, requestId, 'STORE_UNAVAILABLE', 'No token signing key is loaded yet.', 'auth-token', null, started);
       return true;
     }
-    const type = req.headers['content-type'];
-    if (scan.hasBody && (type === undefined || !JSON_TYPE.test(type))) {
+    if (scan.hasBody && !isJsonContentType(req.headers['content-type'])) {
       refuse(res, requestId, 'UNSUPPORTED_MEDIA_TYPE', null, 'auth-token', null, started);
       return true;
     }
