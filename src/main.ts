@@ -6,7 +6,7 @@ import { DirectoryService } from './control-plane/directory-service.js';
 import { KeyService } from './control-plane/key-service.js';
 import { SigningKeyService } from './control-plane/signing-key-service.js';
 import { storeKeySource } from './data-plane/key-resolver.js';
-import { LocalRateLimiter } from './data-plane/rate-limiter.js';
+import { LocalRateLimiter, type RateLimiter } from './data-plane/rate-limiter.js';
 import { PermissionCatalogue } from './domain/permissions.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -15,10 +15,12 @@ import { createGatewayNode, listen } from './runtime/gateway-node.js';
 import { startPrimary } from './runtime/primary.js';
 import { onTermination, workerCount } from './runtime/process.js';
 import { runWorker } from './runtime/worker.js';
+import { startHeartbeat, storeUsageSink } from './runtime/heartbeat.js';
 import { EmbeddedStore } from './store/embedded/embedded-store.js';
+import { RedisConnection } from './store/redis/connection.js';
+import { RedisRateLimiter } from './store/redis/redis-rate-limiter.js';
+import { RedisStore } from './store/redis/redis-store.js';
 import type { KeyStore } from './store/types.js';
-
-const HEARTBEAT_MS = 5_000;
 
 /** Everything the control plane runs on, built once here and handed down (no globals). */
 export interface App {
@@ -30,27 +32,48 @@ export interface App {
   keys: KeyService;
   directory: DirectoryService;
   signingKeys: SigningKeyService;
-  /** Rate-limit and quota counters: the node's one shared set (workers ask the primary's). */
-  limiter: LocalRateLimiter;
+  /**
+   * Rate-limit and quota counters: in this process (embedded), or in Redis shared by every
+   * node. Workers ask the primary's.
+   */
+  limiter: RateLimiter & { prune(now: number): void };
+  /** How many keygate processes share the limits (kept by the heartbeat; 1 when embedded). */
+  instances: { count: number };
+}
+
+/** The store and the rate limiter the config asks for. */
+function backend(config: Config, logger: Logger, metrics: Metrics, instances: { count: number }): { store: KeyStore; limiter: App['limiter'] } {
+  if (config.store.driver === 'embedded') {
+    return { store: new EmbeddedStore({ path: config.store.path, logger }), limiter: new LocalRateLimiter() };
+  }
+  const connection = new RedisConnection({
+    ...(config.store.url !== undefined ? { url: config.store.url } : {}),
+    ...(config.store.cluster !== undefined ? { cluster: config.store.cluster } : {}),
+    keyPrefix: config.store.keyPrefix,
+    logger,
+    fastTimeoutMs: config.store.timeoutMs,
+  });
+  const store = new RedisStore({ connection, logger, feedBlockMs: Math.min(1_000, Math.floor(config.propagation.maxStalenessMs / 4)) });
+  const limiter = new RedisRateLimiter(connection, config.rateLimit.onStoreError, () => instances.count, () => metrics.rateLimitFallbacks.inc());
+  return { store, limiter };
 }
 
 export async function buildApp(config: Config, logger: Logger): Promise<App> {
-  if (config.store.driver !== 'embedded') {
-    throw new Error('store.driver "redis" is not available in this version of keygate; use "embedded"');
-  }
-  const store = new EmbeddedStore({ path: config.store.path, logger });
+  const metrics = new Metrics();
+  const instances = { count: 1 };
+  const { store, limiter } = backend(config, logger, metrics, instances);
   await store.open();
   const catalogue = new PermissionCatalogue(config.routes.map((r) => r.permission));
   const signingKeys = new SigningKeyService(store, config);
   await signingKeys.ensureActive();
-  const limiter = new LocalRateLimiter();
   setInterval(() => limiter.prune(Date.now()), 60_000).unref();
   return {
     limiter,
+    instances,
     signingKeys,
     config,
     logger,
-    metrics: new Metrics(),
+    metrics,
     store,
     catalogue,
     keys: new KeyService({ store, config, catalogue }),
@@ -67,14 +90,17 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   let ready = false;
   const adminDrain = drainState();
   const admin = createAdminServer({ ...app, ready: () => ready, drain: adminDrain });
-  // In one process the store's change feed is synchronous, so the cache is never stale.
+  // The embedded store's feed is synchronous, so it is always confirmed current; the Redis
+  // store's is confirmed by each read of its stream.
+  const { store } = app;
+  const maxStaleness = config.propagation.maxStalenessMs;
   const gateway = createGatewayNode({
     config,
     logger,
     metrics: app.metrics,
-    source: storeKeySource(app.store),
-    fresh: () => true,
-    usageSink: (deltas) => app.store.recordUsage(deltas),
+    source: storeKeySource(store),
+    fresh: () => Date.now() - store.feedConfirmedAt() <= maxStaleness,
+    usageSink: storeUsageSink(store, app.metrics),
     limiter: app.limiter,
   });
   await gateway.setSigningKeys(await app.store.listSigningKeys());
@@ -84,28 +110,25 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
       void app.store.listSigningKeys().then((keys) => gateway.setSigningKeys(keys))
         .catch((err: unknown) => logger.error({ err }, 'could not load the new signing keys'));
     }
-  });
+  }, () => gateway.reset());
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
   const gatewayUrl = await listen(gateway.server, config.gateway.listen.host, config.gateway.listen.port);
 
   const nodeId = `${hostname()}:${process.pid}`;
-  const heartbeat = async (): Promise<void> => {
-    try {
-      await app.store.reportNode({ id: nodeId, role: 'gateway', appliedVersion: await app.store.currentVersion(), reportedAt: new Date().toISOString() });
-    } catch (err) {
-      app.metrics.storeErrors.inc({ operation: 'heartbeat' });
-      logger.warn({ err }, 'node heartbeat failed');
-    }
-  };
-  await heartbeat();
-  const timer = setInterval(() => void heartbeat(), HEARTBEAT_MS);
-  timer.unref();
+  const heartbeat = startHeartbeat({
+    store,
+    metrics: app.metrics,
+    logger,
+    reports: () => [{ id: nodeId, instance: nodeId, role: 'gateway', appliedVersion: store.appliedVersion(), reportedAt: new Date().toISOString() }],
+    onInstances: (n) => { app.instances.count = n; },
+  });
+  await heartbeat.beat();
 
   // Handlers go in before the ready line: whoever reads that line may signal at once, and a
   // signal that finds no handler kills the process without draining.
   onTermination(logger, config.gateway.requestTimeoutMs, async () => {
     ready = false;
-    clearInterval(timer);
+    heartbeat.stop();
     // In-flight requests finish first; only then are usage counts flushed and the store closed.
     await Promise.all([drainServer(gateway.server, gateway.drain), drainServer(admin, adminDrain)]);
     unsubscribe();

@@ -93,6 +93,19 @@ function crossCheck(config: Config): string[] {
   if (config.store.driver === 'redis') {
     if (config.store.url === undefined && config.store.cluster === undefined) errors.push('store.url: required when store.driver is "redis" (or give store.cluster)');
     if (config.store.url !== undefined && config.store.cluster !== undefined) errors.push('store.cluster: give either store.url or store.cluster, not both');
+    const urls: Array<[string, string]> = config.store.url !== undefined ? [['store.url', config.store.url]] : [];
+    config.store.cluster?.forEach((u, i) => urls.push([`store.cluster[${i}]`, u]));
+    for (const [path, u] of urls) {
+      let url: URL | null = null;
+      try { url = new URL(u); } catch { /* reported below */ }
+      if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname) errors.push(`${path}: "${redact(u)}" is not a redis:// or rediss:// URL`);
+    }
+    if (/[{}]/.test(config.store.keyPrefix)) errors.push('store.keyPrefix: must not contain "{" or "}" (keygate places its own Redis Cluster hash tags)');
   }
   return errors;
+}
+
+/** A URL as it may appear in an error message: without its password. */
+function redact(u: string): string {
+  return u.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }

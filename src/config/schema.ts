@@ -73,6 +73,11 @@ const route = z.strictObject({
   profileScope: z.string().min(1).optional(),
 });
 
+const keyRateLimit = z.strictObject({
+  limit: z.preprocess(fromText, z.number().int().min(0).max(1_000_000_000)),
+  windowSeconds: z.preprocess(fromText, z.number().int().min(1).max(31 * 86_400)),
+});
+
 const adminToken = z.strictObject({
   name: z.string().min(1).max(100),
   token: z.string().min(16, { message: 'must be at least 16 characters (is the environment variable set?)' }),
@@ -98,6 +103,8 @@ export const configSchema = z.strictObject({
     url: z.string().min(1).optional(),
     cluster: z.array(z.string().min(1)).min(1).optional(),
     keyPrefix: z.string().default('keygate:'),
+    /** Redis: the bound on each call a request waits for (key lookups, rate limits). */
+    timeoutMs: z.preprocess(fromText, z.number().int().min(1).max(10_000)).default(200),
   }).prefault({}),
   secrets: z.strictObject({
     pepper: z.string().min(16, { message: 'must be at least 16 characters (set KEYGATE_PEPPER)' }),
@@ -112,7 +119,11 @@ export const configSchema = z.strictObject({
     algorithm: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
     issuer: z.string().min(1).default('keygate'),
   }).prefault({}),
-  rateLimit: z.strictObject({ onStoreError: z.enum(['local', 'allow', 'deny']).default('local') }).prefault({}),
+  rateLimit: z.strictObject({
+    onStoreError: z.enum(['local', 'allow', 'deny']).default('local'),
+    /** The rate limit a new key of each type gets when its create request gives none. */
+    defaults: z.strictObject({ workspace: keyRateLimit.nullable().default(null), profile: keyRateLimit.nullable().default(null) }).prefault({}),
+  }).prefault({}),
   upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, { message: 'upstream names use letters, digits, "-" and "_"' }), upstream).default({}),
   routes: z.array(route).default([]),
   permissionPresets: z.record(

@@ -63,7 +63,7 @@ export function createAdminServer(deps: AdminServerDeps): Server {
         sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });
         return { status: ok ? 200 : 503, route: path };
       }
-      metrics.storeVersion.set(await deps.store.currentVersion());
+      metrics.storeVersion.set(deps.store.appliedVersion());
       const text = deps.metricsText ? await deps.metricsText() : await metrics.registry.metrics();
       res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
       res.end(text);

@@ -125,7 +125,7 @@ export class KeyService {
       profileAttributeAllowlist: [...input.profileAttributeAllowlist],
       basicAuth: input.basicAuth,
       simpleAuth: { enabled: input.simpleAuth.enabled, salt },
-      rateLimit: input.rateLimit,
+      rateLimit: input.rateLimit === undefined ? this.config.rateLimit.defaults[input.type] : input.rateLimit,
       quota: input.quota,
       createdAt: nowIso,
       updatedAt: nowIso,

@@ -80,7 +80,8 @@ export const createKeySchema = z.strictObject({
   profileAttributeAllowlist: listOf(attributeName).default([]),
   basicAuth: z.boolean().default(false),
   simpleAuth: keyFields.simpleAuth.default({ enabled: false }),
-  rateLimit: rateLimit.default(null),
+  /** Omitted: the config's default for the key's type (`rateLimit.defaults`); null: no limit. */
+  rateLimit: rateLimit.optional(),
   quota: quota.default(null),
   expiresAt: expiresAt.optional(),
   enabled: z.boolean().default(true),

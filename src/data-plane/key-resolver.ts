@@ -14,12 +14,10 @@ export interface KeySource {
 }
 
 /** A KeySource over a store in this process. */
-export function storeKeySource(store: Pick<KeyStore, 'findKeyBySecretHash' | 'getKey' | 'getOwner'>): KeySource {
-  const withOwner = async (record: KeyRecord | null) =>
-    record ? { record, owner: record.ownerId ? await store.getOwner(record.ownerId) : null } : null;
+export function storeKeySource(store: Pick<KeyStore, 'lookupKey'>): KeySource {
   return {
-    lookup: async (hash) => withOwner(await store.findKeyBySecretHash(hash)),
-    lookupById: async (keyId) => withOwner(await store.getKey(keyId)),
+    lookup: (hash) => store.lookupKey('hash', hash),
+    lookupById: (keyId) => store.lookupKey('id', keyId),
   };
 }
 

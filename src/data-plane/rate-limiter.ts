@@ -7,21 +7,29 @@ export interface LimitDecision {
   headers?: Record<string, string>;
 }
 
-export interface RateLimiter {
-  take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): LimitDecision | Promise<LimitDecision>;
+/** The budgets left for a key, as the usage endpoint shows them. */
+export interface Budgets {
+  rateLimit: (RateLimit & { remaining: number; resetSeconds: number }) | null;
+  quota: (Quota & { used: number; remaining: number; resetsAt: string }) | null;
 }
 
-interface Window { start: number; size: number; current: number; previous: number }
-interface Period { start: number; count: number }
+export interface RateLimiter {
+  take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): LimitDecision | Promise<LimitDecision>;
+  /** The budgets left, without consuming any. */
+  peek(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Budgets | Promise<Budgets>;
+}
+
+export interface Window { start: number; size: number; current: number; previous: number }
+export interface Period { start: number; count: number }
 
 const OK: LimitDecision = { ok: true };
 
-function periodStart(period: Quota['period'], now: number): number {
+export function periodStart(period: Quota['period'], now: number): number {
   const d = new Date(now);
   return period === 'day' ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()) : Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
 }
 
-function periodEnd(period: Quota['period'], start: number): number {
+export function periodEnd(period: Quota['period'], start: number): number {
   const d = new Date(start);
   return period === 'day' ? start + 86_400_000 : Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
 }
@@ -36,7 +44,7 @@ function windowAt(w: Window | undefined, size: number, now: number): Window {
 }
 
 /** Requests counted in the sliding window ending at `now`. */
-function estimateAt(w: Window, now: number): number {
+export function estimateAt(w: Window, now: number): number {
   return w.previous * (1 - (now - w.start) / w.size) + w.current;
 }
 
@@ -46,7 +54,7 @@ function periodAt(p: Period | undefined, period: Quota['period'], now: number): 
 }
 
 /** When the sliding estimate next leaves room for one request, in ms from `now`. */
-function waitForRoom(w: Window, limit: number, now: number): number {
+export function waitForRoom(w: Window, limit: number, now: number): number {
   if (limit === 0) return w.size;
   if (w.current + 1 > limit) {
     // This window alone is full: it becomes the weighted previous one, which must fade enough.
@@ -54,6 +62,28 @@ function waitForRoom(w: Window, limit: number, now: number): number {
   }
   const fraction = 1 - (limit - 1 - w.current) / w.previous;
   return w.start + fraction * w.size - now;
+}
+
+/** A rate refusal: the window is full until the sliding estimate leaves room for one. */
+export function rateRefusal(w: Window, limit: number, now: number): LimitDecision {
+  return refusal('RATE_LIMITED', limit, 0, waitForRoom(w, limit, now));
+}
+
+/** A quota refusal: the period is used up until it ends. */
+export function quotaRefusal(quota: Quota, periodStartMs: number, now: number): LimitDecision {
+  return refusal('QUOTA_EXCEEDED', quota.limit, 0, periodEnd(quota.period, periodStartMs) - now);
+}
+
+/** What is left of a window and a period, as the usage endpoint shows it. */
+export function budgets(w: Window | null, p: Period | null, rate: RateLimit | null, quota: Quota | null, now: number): Budgets {
+  return {
+    rateLimit: rate && w && {
+      ...rate, remaining: Math.max(0, Math.floor(rate.limit - estimateAt(w, now))), resetSeconds: Math.ceil((w.start + w.size - now) / 1000),
+    },
+    quota: quota && p && {
+      ...quota, used: p.count, remaining: Math.max(0, quota.limit - p.count), resetsAt: new Date(periodEnd(quota.period, p.start)).toISOString(),
+    },
+  };
 }
 
 export function refusal(code: 'RATE_LIMITED' | 'QUOTA_EXCEEDED', limit: number, remaining: number, resetMs: number): LimitDecision {
@@ -79,40 +109,58 @@ export class LocalRateLimiter implements RateLimiter {
     if (rate !== null) {
       window = windowAt(this.windows.get(keyId), rate.windowSeconds * 1000, now);
       this.windows.set(keyId, window);
-      if (estimateAt(window, now) + 1 > rate.limit) return refusal('RATE_LIMITED', rate.limit, 0, waitForRoom(window, rate.limit, now));
+      if (estimateAt(window, now) + 1 > rate.limit) return rateRefusal(window, rate.limit, now);
     }
     let period: Period | undefined;
     if (quota !== null) {
       period = periodAt(this.periods.get(keyId), quota.period, now);
       this.periods.set(keyId, period);
-      if (period.count + 1 > quota.limit) return refusal('QUOTA_EXCEEDED', quota.limit, 0, periodEnd(quota.period, period.start) - now);
+      if (period.count + 1 > quota.limit) return quotaRefusal(quota, period.start, now);
     }
     if (window) window.current++;
     if (period) period.count++;
     return OK;
   }
 
-  /** The budgets left for a key, without consuming any: what the usage endpoint shows. */
-  peek(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): {
-    rateLimit: (RateLimit & { remaining: number; resetSeconds: number }) | null;
-    quota: (Quota & { used: number; remaining: number; resetsAt: string }) | null;
-  } {
-    let rateOut = null;
-    if (rate !== null) {
-      const w = windowAt(this.windows.get(keyId), rate.windowSeconds * 1000, now);
-      rateOut = { ...rate, remaining: Math.max(0, Math.floor(rate.limit - estimateAt(w, now))), resetSeconds: Math.ceil((w.start + w.size - now) / 1000) };
-    }
-    let quotaOut = null;
-    if (quota !== null) {
-      const p = periodAt(this.periods.get(keyId), quota.period, now);
-      quotaOut = { ...quota, used: p.count, remaining: Math.max(0, quota.limit - p.count), resetsAt: new Date(periodEnd(quota.period, p.start)).toISOString() };
-    }
-    return { rateLimit: rateOut, quota: quotaOut };
+  peek(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Budgets {
+    return budgets(
+      rate && windowAt(this.windows.get(keyId), rate.windowSeconds * 1000, now),
+      quota && periodAt(this.periods.get(keyId), quota.period, now),
+      rate, quota, now,
+    );
   }
 
   /** Drops rate windows that no longer weigh on anything, and quota counts of past periods. */
   prune(now: number): void {
     for (const [id, w] of this.windows) if (now - w.start >= 2 * w.size) this.windows.delete(id);
     for (const [id, p] of this.periods) if (now - p.start > 32 * 86_400_000) this.periods.delete(id);
+  }
+}
+
+/**
+ * What a limiter does when its shared counters cannot be reached, as `rateLimit.onStoreError`
+ * says: `allow`, `deny`, or `local` — enforce this process's share of each budget (the limit
+ * divided by `shares()`, the number of processes sharing it) on counters of its own.
+ */
+export class StoreErrorFallback {
+  private readonly local = new LocalRateLimiter();
+
+  constructor(
+    private readonly mode: 'local' | 'allow' | 'deny',
+    private readonly shares: () => number,
+    private readonly used: () => void,
+  ) {}
+
+  take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): LimitDecision {
+    this.used();
+    if (this.mode === 'allow') return OK;
+    if (this.mode === 'deny') return refusal('RATE_LIMITED', rate?.limit ?? quota?.limit ?? 0, 0, 1_000);
+    const n = Math.max(1, this.shares());
+    const share = (limit: number): number => Math.max(1, Math.ceil(limit / n));
+    return this.local.take(keyId, rate && { ...rate, limit: share(rate.limit) }, quota && { ...quota, limit: share(quota.limit) }, now);
+  }
+
+  prune(now: number): void {
+    this.local.prune(now);
   }
 }

@@ -25,6 +25,21 @@ export class UsageRecorder {
     if (at > entry.lastUsedAt) entry.lastUsedAt = at;
   }
 
+  /** Adds counts gathered elsewhere (a worker's batch), kept and retried like this process's own. */
+  merge(deltas: readonly UsageDelta[]): void {
+    for (const d of deltas) this.add(d.keyId, d.byOutcome, Date.parse(d.lastUsedAt));
+  }
+
+  private add(keyId: string, byOutcome: Record<string, number>, lastUsedAt: number): void {
+    const now = this.pending.get(keyId);
+    if (!now) {
+      this.pending.set(keyId, { byOutcome: { ...byOutcome }, lastUsedAt });
+      return;
+    }
+    for (const [outcome, n] of Object.entries(byOutcome)) now.byOutcome[outcome] = (now.byOutcome[outcome] ?? 0) + n;
+    now.lastUsedAt = Math.max(now.lastUsedAt, lastUsedAt);
+  }
+
   async flush(): Promise<void> {
     if (this.flushing) return this.flushing;
     if (this.pending.size === 0) return;
@@ -33,12 +48,7 @@ export class UsageRecorder {
     const deltas: UsageDelta[] = [];
     for (const [keyId, e] of batch) deltas.push({ keyId, byOutcome: e.byOutcome, lastUsedAt: new Date(e.lastUsedAt).toISOString() });
     this.flushing = this.sink(deltas).catch(() => {
-      for (const [keyId, e] of batch) {
-        const now = this.pending.get(keyId);
-        if (!now) { this.pending.set(keyId, e); continue; }
-        for (const [outcome, n] of Object.entries(e.byOutcome)) now.byOutcome[outcome] = (now.byOutcome[outcome] ?? 0) + n;
-        now.lastUsedAt = Math.max(now.lastUsedAt, e.lastUsedAt);
-      }
+      for (const [keyId, e] of batch) this.add(keyId, e.byOutcome, e.lastUsedAt);
     }).finally(() => { this.flushing = null; });
     return this.flushing;
   }

@@ -33,6 +33,8 @@ export interface GatewayNode {
   setSigningKeys(keys: readonly SigningKeyRecord[]): Promise<void>;
   /** Feed entries from the store's change feed. */
   applyChanges(changes: readonly Change[]): void;
+  /** The feed had a gap: forget every cached key. */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,7 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
     server,
     drain,
     setSigningKeys: (keys) => tokens.setKeys(keys),
+    reset: () => resolver.clear(),
     applyChanges(changes) {
       resolver.apply(changes);
       const now = Date.now();

@@ -1,5 +1,5 @@
 import type { KeyRecord, Quota, RateLimit } from '../domain/api-key.js';
-import { LocalRateLimiter, refusal, type LimitDecision, type RateLimiter } from '../data-plane/rate-limiter.js';
+import { StoreErrorFallback, type Budgets, type LimitDecision, type RateLimiter } from '../data-plane/rate-limiter.js';
 import type { Owner } from '../domain/entities.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import type { KeySource } from '../data-plane/key-resolver.js';
@@ -12,7 +12,9 @@ import type { Change, UsageDelta } from '../store/types.js';
 export type ToWorker =
   | { t: 'lookup-result'; id: number; record: KeyRecord | null; owner: Owner | null; error?: string }
   | { t: 'changes'; changes: Change[] }
-  | { t: 'sync'; version: number }
+  /** The primary has applied `version`, and every change committed before `confirmedAt`. */
+  | { t: 'sync'; version: number; confirmedAt: number }
+  | { t: 'reset' }
   | { t: 'metrics-req'; id: number }
   | { t: 'signing-keys'; keys: SigningKeyRecord[] }
   | { t: 'limit-result'; id: number; decision: LimitDecision }
@@ -86,25 +88,26 @@ export class IpcKeySource implements KeySource {
 export class IpcRateLimiter implements RateLimiter {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (d: LimitDecision) => void; timer: NodeJS.Timeout; fallback: () => LimitDecision }>();
-  private readonly local = new LocalRateLimiter();
+  private readonly fallback: StoreErrorFallback;
 
   constructor(
     private readonly send: (m: ToPrimary) => void,
-    private readonly onError: 'local' | 'allow' | 'deny',
-    private readonly workers: number,
-    private readonly fallbackUsed: () => void,
+    onError: 'local' | 'allow' | 'deny',
+    workers: number,
+    fallbackUsed: () => void,
     private readonly timeoutMs = 250,
-  ) {}
+  ) {
+    this.fallback = new StoreErrorFallback(onError, () => workers, fallbackUsed);
+  }
+
+  /** Budgets are shown by the admin port, which reads the primary's counters; a worker has none to show. */
+  peek(): Budgets {
+    return { rateLimit: null, quota: null };
+  }
 
   take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Promise<LimitDecision> {
     const id = this.nextId++;
-    const fallback = (): LimitDecision => {
-      this.fallbackUsed();
-      if (this.onError === 'allow') return { ok: true };
-      if (this.onError === 'deny') return refusal('RATE_LIMITED', rate?.limit ?? quota?.limit ?? 0, 0, 1_000);
-      const share = (n: number): number => Math.max(1, Math.ceil(n / this.workers));
-      return this.local.take(keyId, rate && { ...rate, limit: share(rate.limit) }, quota && { ...quota, limit: share(quota.limit) }, now);
-    };
+    const fallback = (): LimitDecision => this.fallback.take(keyId, rate, quota, now);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);

@@ -8,8 +8,11 @@ import { drainServer, drainState } from './drain.js';
 import { listen } from './gateway-node.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 import { storeKeySource } from '../data-plane/key-resolver.js';
+import { UsageRecorder } from '../data-plane/usage-recorder.js';
+import { startHeartbeat, storeUsageSink } from './heartbeat.js';
 
 const SYNC_MS = 1_000;
+
 const METRICS_TIMEOUT_MS = 2_000;
 
 /**
@@ -49,6 +52,11 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
 
   const { limiter } = app;
   const keys = storeKeySource(store);
+  // Workers' usage counts are gathered here and written in batches, kept across store faults.
+  const usage = new UsageRecorder(storeUsageSink(store, metrics));
+  usage.start();
+  const workerVersions = new Map<number, { pid: number; appliedVersion: number }>();
+  const syncMessage = (): ToWorker => ({ t: 'sync', version: store.appliedVersion(), confirmedAt: store.feedConfirmedAt() });
   const readyWorkers = new Set<number>();
   let gatewayUrl = '';
   let onAllReady: (() => void) | null = null;
@@ -57,7 +65,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     if (!isMessage<ToPrimary>(m)) return;
     switch (m.t) {
       case 'ready':
-        void store.currentVersion().then((version) => send(w, { t: 'sync', version }));
+        send(w, syncMessage());
         gatewayUrl = m.url;
         readyWorkers.add(w.id);
         if (readyWorkers.size >= workers && onAllReady) onAllReady();
@@ -71,13 +79,14 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
         void store.listSigningKeys().then((keys) => send(w, { t: 'signing-keys', keys }));
         break;
       case 'limit':
-        send(w, { t: 'limit-result', id: m.id, decision: limiter.take(m.keyId, m.rate, m.quota, m.now) });
+        void Promise.resolve(limiter.take(m.keyId, m.rate, m.quota, m.now))
+          .then((decision) => send(w, { t: 'limit-result', id: m.id, decision }));
         break;
       case 'usage':
-        void store.recordUsage(m.deltas);
+        usage.merge(m.deltas);
         break;
       case 'report':
-        void store.reportNode({ id: `${hostname()}:${w.process.pid ?? w.id}`, role: 'gateway', appliedVersion: m.appliedVersion, reportedAt: new Date().toISOString() });
+        workerVersions.set(w.id, { pid: w.process.pid ?? w.id, appliedVersion: m.appliedVersion });
         break;
       case 'metrics-res': {
         const waiter = metricsWaiters.get(m.id);
@@ -93,11 +102,21 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   const unsubscribe = store.subscribe((changes) => {
     broadcast({ t: 'changes', changes: [...changes] });
     if (changes.some((c) => c.kind === 'signing-key')) void store.listSigningKeys().then((keys) => broadcast({ t: 'signing-keys', keys }));
-  });
-  const sync = setInterval(() => {
-    void store.currentVersion().then((version) => broadcast({ t: 'sync', version }));
-  }, SYNC_MS);
+  }, () => broadcast({ t: 'reset' }));
+  const sync = setInterval(() => broadcast(syncMessage()), Math.min(SYNC_MS, Math.floor(config.propagation.maxStalenessMs / 4)));
   sync.unref();
+
+  // Each worker is a gateway node with its own cache; this process reports them all.
+  const instance = `${hostname()}:${process.pid}`;
+  const heartbeat = startHeartbeat({
+    store,
+    metrics,
+    logger,
+    reports: () => [...workerVersions.values()].map((v) => ({
+      id: `${hostname()}:${v.pid}`, instance, role: 'gateway' as const, appliedVersion: v.appliedVersion, reportedAt: new Date().toISOString(),
+    })),
+    onInstances: (n) => { app.instances.count = n; },
+  });
 
   // The kernel spreads connections over the workers' shared socket; round-robin in this
   // process would put every accept on the primary's one core.
@@ -109,6 +128,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   };
   cluster.on('exit', (w, code, signal) => {
     readyWorkers.delete(w.id);
+    workerVersions.delete(w.id);
     if (stopping) return;
     if (!ready) {
       // A worker that cannot start (the port is taken, say) would fail again: stop, don't loop.
@@ -127,16 +147,19 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   const admin = createAdminServer({ ...app, ready: () => ready, metricsText: collectMetrics, drain: adminDrain });
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
   await allReady;
+  await heartbeat.beat();
 
   // Before the ready line: a signal that finds no handler kills the process without draining.
   onTermination(logger, config.gateway.requestTimeoutMs, async () => {
     ready = false;
     stopping = true;
     clearInterval(sync);
+    heartbeat.stop();
     const exits = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w)
       .map((w) => new Promise<void>((resolve) => { w.once('exit', () => resolve()); send(w, { t: 'shutdown' }); }));
     await Promise.all([...exits, drainServer(admin, adminDrain)]);
     unsubscribe();
+    await usage.stop();
     await store.close();
   }, () => {
     admin.closeAllConnections();

@@ -16,16 +16,18 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const metrics = new Metrics();
   const source = new IpcKeySource(send);
   const limiter = new IpcRateLimiter(send, config.rateLimit.onStoreError, workerCount(config), () => metrics.rateLimitFallbacks.inc());
-  let lastSync = Date.now();
+  // Nothing is trusted from the cache until the primary first confirms how current it is.
+  let confirmedAt = 0;
   let appliedVersion = 0;
   const node = createGatewayNode({
     config,
     logger,
     metrics,
     source,
-    // Changes arrive over IPC as they commit; without a recent sync beat this worker cannot
-    // tell whether it missed one, so it stops trusting its cache.
-    fresh: () => Date.now() - lastSync <= config.propagation.maxStalenessMs,
+    // Changes arrive over IPC as the primary applies them; the sync beat says how current the
+    // primary is. Without a recent one this worker cannot tell what it missed, so it stops
+    // trusting its cache.
+    fresh: () => Date.now() - confirmedAt <= config.propagation.maxStalenessMs,
     usageSink: async (deltas) => send({ t: 'usage', deltas }),
     limiter,
   });
@@ -57,11 +59,13 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
       case 'changes':
         node.applyChanges(m.changes);
         for (const c of m.changes) appliedVersion = Math.max(appliedVersion, c.version);
-        lastSync = Date.now();
         break;
       case 'sync':
         appliedVersion = Math.max(appliedVersion, m.version);
-        lastSync = Date.now();
+        confirmedAt = Math.max(confirmedAt, m.confirmedAt);
+        break;
+      case 'reset':
+        node.reset();
         break;
       case 'metrics-req':
         void metrics.registry.getMetricsAsJSON().then((json) => send({ t: 'metrics-res', id: m.id, metrics: json }));

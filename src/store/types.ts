@@ -41,6 +41,8 @@ export interface Change {
 
 export interface NodeReport {
   id: string;
+  /** The keygate process the node belongs to (a process with workers reports one node per worker). */
+  instance?: string;
   role: 'gateway' | 'admin';
   appliedVersion: number;
   reportedAt: string;
@@ -51,6 +53,8 @@ export interface KeyUsage { total: number; byOutcome: Record<string, number>; la
 export interface UsageDelta { keyId: string; byOutcome: Record<string, number>; lastUsedAt: string }
 
 export type ChangeListener = (changes: readonly Change[]) => void;
+/** The feed lost changes this process never saw: everything cached from the store is suspect. */
+export type ResetListener = () => void;
 
 /**
  * The one contract both backends keep. Reads return copies the caller may not mutate;
@@ -63,12 +67,18 @@ export interface KeyStore {
   /** False after an unrecoverable write fault: reads may go on, writes are refused. */
   healthy(): boolean;
   currentVersion(): Promise<number>;
+  /** Every change committed before this instant (ms since the epoch) has reached the subscribers. */
+  feedConfirmedAt(): number;
+  /** The newest version whose changes have reached the subscribers. */
+  appliedVersion(): number;
 
   getWorkspace(id: string): Promise<Workspace | null>;
   listWorkspaces(): Promise<Workspace[]>;
   getKey(id: string): Promise<KeyRecord | null>;
   /** The data plane's read: the key whose current or retired secret has this peppered hash. */
   findKeyBySecretHash(hash: string): Promise<KeyRecord | null>;
+  /** A key by secret hash or id together with its owner, in one read. */
+  lookupKey(by: 'hash' | 'id', value: string): Promise<{ record: KeyRecord; owner: Owner | null } | null>;
   /** Keys in creation order, starting after `afterSeq`. */
   scanKeys(afterSeq: number, count: number): Promise<KeyRecord[]>;
   keyIdsInGroup(groupId: string): Promise<string[]>;
@@ -86,7 +96,7 @@ export interface KeyStore {
 
   /** Changes after `fromVersion`, or null when the feed no longer reaches back that far (reload). */
   changesSince(fromVersion: number): Promise<Change[] | null>;
-  subscribe(listener: ChangeListener): () => void;
+  subscribe(listener: ChangeListener, onReset?: ResetListener): () => void;
 
   recordUsage(deltas: readonly UsageDelta[]): Promise<void>;
   getUsage(keyId: string): Promise<KeyUsage>;

@@ -36,7 +36,7 @@ export function keyRoutes(router: AdminRouter, { keys, store, limiter }: AdminDe
   router.add('GET', '/v1/keys/:id/usage', async (ctx) => {
     const key = await keys.get(ctx.params.id!);
     const usage = await store.getUsage(key.id);
-    const budgets = limiter.peek(key.id, key.rateLimit, key.quota, Date.now());
+    const budgets = await limiter.peek(key.id, key.rateLimit, key.quota, Date.now());
     return {
       status: 200,
       body: {

@@ -172,6 +172,15 @@ export class EmbeddedStore implements KeyStore {
     return this.state.version;
   }
 
+  /** Subscribers hear of each commit before it returns: this process is always current. */
+  feedConfirmedAt(): number {
+    return Date.now();
+  }
+
+  appliedVersion(): number {
+    return this.state.version;
+  }
+
   async getWorkspace(id: string): Promise<Workspace | null> {
     return clone(this.state.workspaces.get(id) ?? null);
   }
@@ -187,6 +196,14 @@ export class EmbeddedStore implements KeyStore {
   async findKeyBySecretHash(hash: string): Promise<KeyRecord | null> {
     const id = this.state.byHash.get(hash);
     return id === undefined ? null : clone(this.state.keys.get(id) ?? null);
+  }
+
+  async lookupKey(by: 'hash' | 'id', value: string): Promise<{ record: KeyRecord; owner: Owner | null } | null> {
+    const id = by === 'hash' ? this.state.byHash.get(value) : value;
+    const record = id === undefined ? undefined : this.state.keys.get(id);
+    if (!record) return null;
+    const owner = record.ownerId === null ? null : (this.state.owners.get(record.ownerId) ?? null);
+    return clone({ record, owner });
   }
 
   async scanKeys(afterSeq: number, count: number): Promise<KeyRecord[]> {

@@ -1,0 +1,59 @@
+import type { Logger } from 'pino';
+import type { Metrics } from '../observability/metrics.js';
+import type { KeyStore, NodeReport, UsageDelta } from '../store/types.js';
+
+export const HEARTBEAT_MS = 5_000;
+/** A process whose last report is older than this no longer counts as sharing the limits. */
+const LIVE_WINDOW_MS = 3 * HEARTBEAT_MS;
+
+/** How many keygate processes report to the store now; at least this one. */
+export function liveInstances(nodes: readonly NodeReport[], now: number): number {
+  const live = new Set<string>();
+  for (const n of nodes) {
+    if (n.role === 'gateway' && now - Date.parse(n.reportedAt) <= LIVE_WINDOW_MS) live.add(n.instance ?? n.id);
+  }
+  return Math.max(1, live.size);
+}
+
+export interface Heartbeat {
+  beat(): Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Every few seconds: report this process's gateway nodes (their applied store versions) to
+ * the store, and count the processes that report, for the rate limiter's local fallback.
+ */
+export function startHeartbeat(opts: {
+  store: KeyStore;
+  metrics: Metrics;
+  logger: Logger;
+  reports: () => NodeReport[];
+  /** Told how many processes share the store's limits, after each count. */
+  onInstances: (n: number) => void;
+}): Heartbeat {
+  const beat = async (): Promise<void> => {
+    try {
+      for (const report of opts.reports()) await opts.store.reportNode(report);
+      opts.onInstances(liveInstances(await opts.store.listNodes(), Date.now()));
+    } catch (err) {
+      opts.metrics.storeErrors.inc({ operation: 'heartbeat' });
+      opts.logger.warn({ err: { message: (err as Error).message } }, 'node heartbeat failed');
+    }
+  };
+  const timer = setInterval(() => void beat(), HEARTBEAT_MS);
+  timer.unref();
+  return { beat, stop: () => clearInterval(timer) };
+}
+
+/** Usage batches written to the store; a failure is counted and rethrown, so the batch is kept for the next flush. */
+export function storeUsageSink(store: KeyStore, metrics: Metrics): (deltas: UsageDelta[]) => Promise<void> {
+  return async (deltas) => {
+    try {
+      await store.recordUsage(deltas);
+    } catch (err) {
+      metrics.storeErrors.inc({ operation: 'usage' });
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,126 @@
+import type { Logger } from 'pino';
+import type { Change, EntityType } from '../types.js';
+import type { RedisClient, RedisConnection } from './connection.js';
+
+type StreamEntry = [id: string, fields: string[]];
+type XReadReply = Array<[stream: string, entries: StreamEntry[]]> | null;
+
+export interface FeedEvents {
+  /** Changes in version order, each batch applied exactly once. */
+  changes(changes: Change[]): void;
+  /** The feed lost entries this node never saw (trimmed while it was away): drop all caches. */
+  reset(): void;
+  /** A read of the feed failed. */
+  error(err: unknown): void;
+}
+
+/** Parses one stream entry (`<version>-1`, fields at and c) into its version and changes. */
+export function parseFeedEntry(id: string, fields: string[]): { version: number; changes: Change[] } {
+  const version = Number(id.slice(0, id.indexOf('-')));
+  let at = 0;
+  let raw = '[]';
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'at') at = Number(fields[i + 1]);
+    else if (fields[i] === 'c') raw = fields[i + 1]!;
+  }
+  const changes = (JSON.parse(raw) as Array<[EntityType, string, 'put' | 'delete']>)
+    .map(([kind, cid, op]) => ({ version, kind, id: cid, op, at }));
+  return { version, changes };
+}
+
+/**
+ * Follows the store's Redis Stream from the last version this node applied. A blocking
+ * XREAD returns at once when entries wait and otherwise after `blockMs`; either answer
+ * confirms the node is current as of a known instant (`confirmedAt`), which is what bounds
+ * staleness. After a reconnect the next read resumes from the last applied version, so no
+ * change is missed unless the stream was trimmed past it, which is detected as a gap.
+ */
+export class ChangeFeedReader {
+  private applied: number;
+  private confirmed = 0;
+  private running = false;
+  private client: RedisClient | null = null;
+  private loop: Promise<void> | null = null;
+
+  constructor(
+    private readonly conn: RedisConnection,
+    private readonly feedKey: string,
+    startVersion: number,
+    /** When `startVersion` was read: the node is current as of then. */
+    startedAt: number,
+    private readonly events: FeedEvents,
+    private readonly logger: Logger,
+    private readonly blockMs = 1_000,
+  ) {
+    this.applied = startVersion;
+    this.confirmed = startedAt;
+  }
+
+  /** The newest version this node has applied. */
+  get appliedVersion(): number {
+    return this.applied;
+  }
+
+  /** Every change committed before this instant (ms since the epoch) has been applied. */
+  get confirmedAt(): number {
+    return this.confirmed;
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    this.client = await this.conn.blocking('feed', this.blockMs + 1_000);
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 0;
+    while (this.running) {
+      const sentAt = Date.now();
+      let reply: XReadReply;
+      try {
+        reply = (await this.client!.xread('COUNT', 1000, 'BLOCK', this.blockMs, 'STREAMS', this.feedKey, `${this.applied}-1`)) as XReadReply;
+        backoff = 0;
+      } catch (err) {
+        if (!this.running) break;
+        this.events.error(err);
+        backoff = Math.min(backoff === 0 ? 50 : backoff * 2, 500);
+        await sleep(backoff);
+        continue;
+      }
+      const entries = reply?.[0]?.[1] ?? [];
+      if (entries.length === 0) {
+        // Nothing arrived between the server taking the read (after sentAt) and it timing out.
+        this.confirmed = Math.min(sentAt + this.blockMs, Date.now());
+        continue;
+      }
+      this.apply(entries);
+      this.confirmed = sentAt;
+    }
+  }
+
+  private apply(entries: StreamEntry[]): void {
+    const batch: Change[] = [];
+    for (const [id, fields] of entries) {
+      const { version, changes } = parseFeedEntry(id, fields);
+      if (version <= this.applied) continue;
+      if (version !== this.applied + 1) {
+        this.logger.warn({ applied: this.applied, next: version }, 'the change feed was trimmed past this node; dropping every cached key');
+        if (batch.length > 0) this.events.changes(batch.splice(0));
+        this.events.reset();
+      }
+      this.applied = version;
+      batch.push(...changes);
+    }
+    if (batch.length > 0) this.events.changes(batch);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.client?.disconnect();
+    await this.loop?.catch(() => undefined);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

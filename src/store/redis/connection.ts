@@ -1,0 +1,191 @@
+import { createHash } from 'node:crypto';
+import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { KeygateError } from '../../errors.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisConnectionOptions {
+  /** `redis://host:port` of a single server; or `cluster`, the seed nodes of a Redis Cluster. */
+  url?: string;
+  cluster?: string[];
+  keyPrefix: string;
+  logger: Logger;
+  /** Bound on each request-path call (key lookups, rate limits). */
+  fastTimeoutMs?: number;
+  /** Bound on admin writes and housekeeping. */
+  slowTimeoutMs?: number;
+}
+
+/** Redis answered, but with a refusal our scripts raise on purpose (not a fault). */
+const SCRIPT_REFUSAL = /\bKG_([A-Z_]+)\b/;
+
+/** A Lua script run by its SHA-1, loaded on the node that lacks it (each Cluster node apart). */
+export class Script {
+  readonly sha: string;
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(client: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
+      return client.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+/**
+ * The connections one keygate process keeps to Redis:
+ * - `fast`: the request path (lookups, rate limits), auto-pipelined, with a short timeout;
+ * - `slow`: admin writes and housekeeping, with a longer one;
+ * - one connection per blocking reader (the change feed), made by `blocking()`.
+ * Nothing queues while Redis is away (a command then fails at once), every call is bounded by
+ * its own timer as well as ioredis's, and a circuit breaker stops calling a Redis that keeps
+ * failing. Every fault surfaces as STORE_UNAVAILABLE.
+ */
+export class RedisConnection {
+  readonly fast: RedisClient;
+  readonly slow: RedisClient;
+  readonly prefix: string;
+  readonly breaker = new CircuitBreaker(3, 1_000);
+  private readonly blockingClients = new Set<RedisClient>();
+  private readonly opts: RedisConnectionOptions;
+  readonly fastTimeoutMs: number;
+  readonly slowTimeoutMs: number;
+  private closed = false;
+
+  constructor(opts: RedisConnectionOptions) {
+    if (!opts.url === !opts.cluster) throw new Error('the Redis store needs exactly one of store.url and store.cluster');
+    this.opts = opts;
+    this.prefix = opts.keyPrefix;
+    this.fastTimeoutMs = opts.fastTimeoutMs ?? 250;
+    this.slowTimeoutMs = opts.slowTimeoutMs ?? 2_000;
+    this.fast = this.client('fast', this.fastTimeoutMs, true);
+    this.slow = this.client('admin', this.slowTimeoutMs, false);
+  }
+
+  /** A client with its own connection; `commandTimeoutMs` undefined leaves blocking reads unbounded by ioredis. */
+  private client(name: string, commandTimeoutMs: number | undefined, autoPipeline: boolean): RedisClient {
+    const base: RedisOptions = {
+      connectionName: `keygate-${name}`,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 2_000,
+      enableAutoPipelining: autoPipeline,
+      ...(commandTimeoutMs !== undefined ? { commandTimeout: commandTimeoutMs } : {}),
+    };
+    // Reconnect quickly at first, then every second: a returning Redis is noticed within ~1 s.
+    const retryStrategy = (times: number): number => Math.min(50 * times, 1_000);
+    let client: RedisClient;
+    if (this.opts.cluster) {
+      const nodes: ClusterNode[] = this.opts.cluster.map((u) => {
+        const url = new URL(u);
+        return { host: url.hostname, port: Number(url.port || 6379) };
+      });
+      const first = new URL(this.opts.cluster[0]!);
+      client = new Cluster(nodes, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        enableAutoPipelining: autoPipeline,
+        clusterRetryStrategy: retryStrategy,
+        slotsRefreshTimeout: 2_000,
+        redisOptions: {
+          ...base,
+          ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+          ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+        },
+      });
+    } else {
+      client = new Redis(this.opts.url!, { ...base, retryStrategy });
+    }
+    // ioredis reports each failed reconnect as an 'error' event; without a listener Node would throw.
+    let lastLogged = 0;
+    client.on('error', (err: Error) => {
+      if (Date.now() - lastLogged < 5_000) return;
+      lastLogged = Date.now();
+      this.opts.logger.warn({ err: { message: err.message }, connection: name }, 'redis connection error');
+    });
+    return client;
+  }
+
+  async connect(): Promise<void> {
+    try {
+      await Promise.all([this.fast.connect(), this.slow.connect()]);
+    } catch (err) {
+      await this.close();
+      const where = this.opts.url ? redactUrl(this.opts.url) : this.opts.cluster!.map(redactUrl).join(', ');
+      throw new Error(`could not connect to Redis at ${where}: ${(err as Error).message}`);
+    }
+  }
+
+  /** A dedicated connection for a blocking read, bounded by ioredis at `timeoutMs`. */
+  async blocking(name: string, timeoutMs: number): Promise<RedisClient> {
+    const client = this.client(name, timeoutMs, false);
+    this.blockingClients.add(client);
+    await client.connect().catch(() => undefined); // it keeps reconnecting; reads fail until it is up
+    return client;
+  }
+
+  /** Runs one request-path call: breaker, timeout, faults mapped to STORE_UNAVAILABLE. */
+  fastCall<T>(fn: (client: RedisClient) => Promise<T>): Promise<T> {
+    return this.guard(fn, this.fast, this.fastTimeoutMs);
+  }
+
+  slowCall<T>(fn: (client: RedisClient) => Promise<T>): Promise<T> {
+    return this.guard(fn, this.slow, this.slowTimeoutMs);
+  }
+
+  private async guard<T>(fn: (client: RedisClient) => Promise<T>, client: RedisClient, timeoutMs: number): Promise<T> {
+    if (this.closed) throw new KeygateError('STORE_UNAVAILABLE', 'The key store is closed.');
+    if (!this.breaker.allow()) throw new KeygateError('STORE_UNAVAILABLE', 'The key store is unavailable (circuit open).');
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        fn(client),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`redis call timed out after ${timeoutMs} ms`)), timeoutMs + 50);
+        }),
+      ]);
+      this.breaker.success();
+      return result;
+    } catch (err) {
+      const refusal = SCRIPT_REFUSAL.exec(String((err as Error).message));
+      if (refusal) {
+        this.breaker.success();
+        throw new KeygateError(refusal[1] as 'CONFLICT');
+      }
+      this.breaker.failure();
+      if (err instanceof KeygateError) throw err;
+      throw new KeygateError('STORE_UNAVAILABLE', `The key store is unavailable: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [this.fast, this.slow, ...this.blockingClients];
+    await Promise.all(all.map(async (c) => {
+      try {
+        await c.quit();
+      } catch {
+        c.disconnect();
+      }
+    }));
+  }
+}
+
+function redactUrl(u: string): string {
+  try {
+    const url = new URL(u);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(invalid url)';
+  }
+}

@@ -1,0 +1,267 @@
+import type { Logger } from 'pino';
+import type { KeyRecord } from '../../domain/api-key.js';
+import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
+import type { SigningKeyRecord } from '../../domain/signing-key.js';
+import type {
+  Change, ChangeListener, EntityType, KeyStore, KeyUsage, NodeReport, ResetListener, UsageDelta, WriteBatch,
+} from '../types.js';
+import { ChangeFeedReader, parseFeedEntry } from './change-feed.js';
+import type { RedisConnection } from './connection.js';
+import { COMMIT, LOOKUP, RECORD_USAGE } from './scripts.js';
+
+export interface RedisStoreOptions {
+  connection: RedisConnection;
+  logger: Logger;
+  /** How many batches the change feed keeps (approximately) for nodes catching up. */
+  feedLength?: number;
+  /** How long one blocking read of the feed waits; bounds how stale a quiet node may look. */
+  feedBlockMs?: number;
+  /** Node reports older than this are dropped from the list. */
+  nodeRetentionMs?: number;
+}
+
+/** Reports older than this are not listed: the node is gone. */
+const NODE_RETENTION_MS = 24 * 3_600_000;
+
+/**
+ * The shared store: every record in Redis (or Redis Cluster, all under one hash tag so each
+ * batch is one script on one slot), every batch one atomic Lua script that also appends the
+ * change-feed entry. Nothing is cached here; the data plane caches compiled policies and
+ * follows the feed. Faults surface as STORE_UNAVAILABLE, refused preconditions as CONFLICT.
+ */
+export class RedisStore implements KeyStore {
+  readonly driver = 'redis' as const;
+  private readonly conn: RedisConnection;
+  private readonly logger: Logger;
+  private readonly base: string;
+  private readonly feedLength: number;
+  private readonly feedBlockMs: number;
+  private readonly nodeRetentionMs: number;
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly resetListeners = new Set<ResetListener>();
+  private feed: ChangeFeedReader | null = null;
+  private closed = false;
+
+  constructor(opts: RedisStoreOptions) {
+    this.conn = opts.connection;
+    this.logger = opts.logger;
+    this.base = `${opts.connection.prefix}{store}`;
+    this.feedLength = opts.feedLength ?? 100_000;
+    this.feedBlockMs = opts.feedBlockMs ?? 1_000;
+    this.nodeRetentionMs = opts.nodeRetentionMs ?? NODE_RETENTION_MS;
+  }
+
+  private k(name: string): string {
+    return `${this.base}:${name}`;
+  }
+
+  async open(): Promise<void> {
+    await this.conn.connect();
+    const startedAt = Date.now();
+    const version = await this.currentVersion();
+    this.feed = new ChangeFeedReader(this.conn, this.k('feed'), version, startedAt, {
+      changes: (changes) => this.publish(changes),
+      reset: () => {
+        for (const l of this.resetListeners) l();
+      },
+      error: (err) => this.logger.warn({ err: { message: (err as Error).message } }, 'reading the change feed failed; retrying'),
+    }, this.logger, this.feedBlockMs);
+    await this.feed.start();
+    this.logger.info({ version, prefix: this.conn.prefix }, 'redis store connected');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.feed?.stop();
+    await this.conn.close();
+  }
+
+  healthy(): boolean {
+    return !this.closed && this.feed !== null;
+  }
+
+  feedConfirmedAt(): number {
+    return this.feed?.confirmedAt ?? 0;
+  }
+
+  appliedVersion(): number {
+    return this.feed?.appliedVersion ?? 0;
+  }
+
+  async currentVersion(): Promise<number> {
+    const v = await this.conn.slowCall((c) => c.get(this.k('version')));
+    return v === null ? 0 : Number(v);
+  }
+
+  private async getRecord<T>(type: EntityType, id: string): Promise<T | null> {
+    const raw = await this.conn.fastCall((c) => c.hget(this.k(`e:${type}`), id));
+    return raw === null ? null : (JSON.parse(raw) as T);
+  }
+
+  private async listRecords<T>(type: EntityType): Promise<T[]> {
+    const all = await this.conn.slowCall((c) => c.hvals(this.k(`e:${type}`)));
+    return all.map((raw) => JSON.parse(raw) as T);
+  }
+
+  getWorkspace(id: string): Promise<Workspace | null> {
+    return this.getRecord('workspace', id);
+  }
+
+  listWorkspaces(): Promise<Workspace[]> {
+    return this.listRecords('workspace');
+  }
+
+  getKey(id: string): Promise<KeyRecord | null> {
+    return this.getRecord('key', id);
+  }
+
+  async findKeyBySecretHash(hash: string): Promise<KeyRecord | null> {
+    return (await this.lookupKey('hash', hash))?.record ?? null;
+  }
+
+  async lookupKey(by: 'hash' | 'id', value: string): Promise<{ record: KeyRecord; owner: Owner | null } | null> {
+    const reply = (await this.conn.fastCall((c) => LOOKUP.run(c, [this.k('hash')], [this.base, by, value]))) as [string, string] | null;
+    if (!reply) return null;
+    return { record: JSON.parse(reply[0]) as KeyRecord, owner: reply[1] === '' ? null : (JSON.parse(reply[1]) as Owner) };
+  }
+
+  async scanKeys(afterSeq: number, count: number): Promise<KeyRecord[]> {
+    return this.conn.slowCall(async (c) => {
+      const ids = await c.zrangebyscore(this.k('order'), `(${afterSeq}`, '+inf', 'LIMIT', 0, count);
+      if (ids.length === 0) return [];
+      const raws = await c.hmget(this.k('e:key'), ...ids);
+      // A key deleted between the two reads is simply skipped.
+      return raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as KeyRecord);
+    });
+  }
+
+  keyIdsInGroup(groupId: string): Promise<string[]> {
+    return this.conn.slowCall((c) => c.smembers(this.k(`g:${groupId}`)));
+  }
+
+  keyIdsOfOwner(ownerId: string): Promise<string[]> {
+    return this.conn.slowCall((c) => c.smembers(this.k(`o:${ownerId}`)));
+  }
+
+  getGroup(id: string): Promise<Group | null> {
+    return this.getRecord('group', id);
+  }
+
+  listGroups(): Promise<Group[]> {
+    return this.listRecords('group');
+  }
+
+  getOwner(id: string): Promise<Owner | null> {
+    return this.getRecord('owner', id);
+  }
+
+  listOwners(): Promise<Owner[]> {
+    return this.listRecords('owner');
+  }
+
+  listSigningKeys(): Promise<SigningKeyRecord[]> {
+    return this.listRecords('signing-key');
+  }
+
+  async listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]> {
+    if (filter.limit <= 0) return [];
+    const list = filter.targetId === undefined ? this.k('audit') : this.k(`audit:${filter.targetId}`);
+    const raws = await this.conn.slowCall((c) => c.lrange(list, 0, filter.limit - 1));
+    return raws.map((r) => JSON.parse(r) as AuditEntry);
+  }
+
+  async commit(batch: WriteBatch): Promise<number> {
+    const ops = batch.ops.map((op) => {
+      if (op.op === 'delete') return { op: 'delete', type: op.type, id: op.id };
+      const { type, value } = op.entity;
+      if (type !== 'key') return { op: 'put', type, id: value.id, json: JSON.stringify(value) };
+      // The script assigns the creation-order seq; it is stored in front of the rest.
+      const { seq: _seq, ...rest } = value;
+      return {
+        op: 'put', type, id: value.id, json: JSON.stringify(rest),
+        hashes: [value.secretHash, ...value.retiredSecrets.map((r) => r.hash)],
+        groupId: value.groupId, ownerId: value.ownerId,
+      };
+    });
+    const changes = batch.ops.map((op) =>
+      op.op === 'put' ? [op.entity.type, op.entity.value.id, 'put'] : [op.type, op.id, 'delete']);
+    const envelope = JSON.stringify({
+      expect: batch.expect ?? [],
+      emptyGroups: batch.expectEmptyGroups ?? [],
+      ops,
+      audit: batch.audit.map((a) => ({ target: a.target.id, json: JSON.stringify(a) })),
+      changes: JSON.stringify(changes),
+    });
+    const version = await this.conn.slowCall((c) => COMMIT.run(c, [this.k('version')], [this.base, envelope, this.feedLength]));
+    return Number(version);
+  }
+
+  async changesSince(fromVersion: number): Promise<Change[] | null> {
+    const [current, entries] = await this.conn.slowCall(async (c) => [
+      await c.get(this.k('version')),
+      (await c.xrange(this.k('feed'), `(${fromVersion}-1`, '+')) as Array<[string, string[]]>,
+    ] as const);
+    const version = current === null ? 0 : Number(current);
+    if (fromVersion >= version) return [];
+    const out: Change[] = [];
+    let expected = fromVersion + 1;
+    for (const [id, fields] of entries) {
+      const changes = parseFeedEntry(id, fields);
+      if (changes.version !== expected) return null;
+      expected++;
+      out.push(...changes.changes);
+    }
+    return expected > version ? out : null;
+  }
+
+  subscribe(listener: ChangeListener, onReset?: ResetListener): () => void {
+    this.listeners.add(listener);
+    if (onReset) this.resetListeners.add(onReset);
+    return () => {
+      this.listeners.delete(listener);
+      if (onReset) this.resetListeners.delete(onReset);
+    };
+  }
+
+  private publish(changes: Change[]): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(changes);
+      } catch (err) {
+        this.logger.error({ err }, 'change listener failed');
+      }
+    }
+  }
+
+  async recordUsage(deltas: readonly UsageDelta[]): Promise<void> {
+    if (deltas.length === 0) return;
+    const payload = JSON.stringify(deltas.map((d) => ({ k: d.keyId, o: d.byOutcome, at: d.lastUsedAt })));
+    await this.conn.slowCall((c) => RECORD_USAGE.run(c, [this.k('e:key')], [this.base, payload]));
+  }
+
+  async getUsage(keyId: string): Promise<KeyUsage> {
+    const h = await this.conn.slowCall((c) => c.hgetall(this.k(`u:${keyId}`)));
+    const byOutcome: Record<string, number> = {};
+    for (const [field, n] of Object.entries(h)) if (field.startsWith('o:')) byOutcome[field.slice(2)] = Number(n);
+    return { total: Number(h.total ?? 0), byOutcome, lastUsedAt: h.last ?? null };
+  }
+
+  async reportNode(report: NodeReport): Promise<void> {
+    await this.conn.slowCall((c) => c.hset(this.k('nodes'), report.id, JSON.stringify(report)));
+  }
+
+  async listNodes(): Promise<NodeReport[]> {
+    const all = await this.conn.slowCall((c) => c.hgetall(this.k('nodes')));
+    const cutoff = Date.now() - this.nodeRetentionMs;
+    const out: NodeReport[] = [];
+    const gone: string[] = [];
+    for (const [id, raw] of Object.entries(all)) {
+      const report = JSON.parse(raw) as NodeReport;
+      if (Date.parse(report.reportedAt) < cutoff) gone.push(id);
+      else out.push(report);
+    }
+    if (gone.length > 0) await this.conn.slowCall((c) => c.hdel(this.k('nodes'), ...gone)).catch(() => undefined);
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+}

@@ -1,0 +1,166 @@
+import { Script } from './connection.js';
+
+// Every store record lives under one hash tag, `<prefix>{store}`, so a batch touching many
+// records is one script on one Redis Cluster slot. The layout, under that base:
+//   :version  INCR'd once per committed batch          :seq     creation-order counter
+//   :e:<type> hash id → record JSON (keys carry seq)    :hash    hash secret hash → key id
+//   :g:<id>, :o:<id>  sets of key ids per group/owner   :order   zset seq → key id
+//   :audit, :audit:<targetId>  lists, newest first      :u:<id>  hash of usage counts per key
+//   :feed     stream, one entry `<version>-1` per batch :nodes   hash node id → report JSON
+
+/**
+ * One atomic batch: preconditions, then every write, the audit entries and the change-feed
+ * entry, under one version. Refusals are raised as `KG_<CODE>` errors and write nothing.
+ * KEYS[1] = <base>:version; ARGV = base, batch envelope (JSON), feed length cap.
+ * Record JSON travels as strings inside the envelope and is stored as given: the script only
+ * decodes JSON (to read indexes and tokens), never re-encodes it.
+ */
+export const COMMIT = new Script(`
+local base = ARGV[1]
+local b = cjson.decode(ARGV[2])
+
+local function token(raw)
+  local v = cjson.decode(raw)
+  if type(v.version) == 'number' then return string.format('%d', v.version) end
+  if type(v.updatedAt) == 'string' then return v.updatedAt end
+  return v.createdAt
+end
+
+for _, p in ipairs(b.expect) do
+  local raw = redis.call('HGET', base .. ':e:' .. p.type, p.id)
+  if p.token == cjson.null then
+    if raw then return redis.error_reply('KG_CONFLICT') end
+  elseif (not raw) or token(raw) ~= p.token then
+    return redis.error_reply('KG_CONFLICT')
+  end
+end
+for _, g in ipairs(b.emptyGroups) do
+  if redis.call('SCARD', base .. ':g:' .. g) > 0 then return redis.error_reply('KG_GROUP_IN_USE') end
+end
+
+local v = redis.call('INCR', KEYS[1])
+
+local function unindex(raw)
+  local k = cjson.decode(raw)
+  redis.call('HDEL', base .. ':hash', k.secretHash)
+  for _, r in ipairs(k.retiredSecrets) do redis.call('HDEL', base .. ':hash', r.hash) end
+  if type(k.groupId) == 'string' then redis.call('SREM', base .. ':g:' .. k.groupId, k.id) end
+  if type(k.ownerId) == 'string' then redis.call('SREM', base .. ':o:' .. k.ownerId, k.id) end
+  return k
+end
+
+for _, op in ipairs(b.ops) do
+  local tbl = base .. ':e:' .. op.type
+  if op.op == 'put' then
+    if op.type == 'key' then
+      local prevRaw = redis.call('HGET', tbl, op.id)
+      local seq
+      if prevRaw then
+        seq = unindex(prevRaw).seq
+      else
+        seq = redis.call('INCR', base .. ':seq')
+      end
+      redis.call('HSET', tbl, op.id, '{"seq":' .. string.format('%d', seq) .. ',' .. string.sub(op.json, 2))
+      redis.call('ZADD', base .. ':order', seq, op.id)
+      for _, h in ipairs(op.hashes) do redis.call('HSET', base .. ':hash', h, op.id) end
+      if type(op.groupId) == 'string' then redis.call('SADD', base .. ':g:' .. op.groupId, op.id) end
+      if type(op.ownerId) == 'string' then redis.call('SADD', base .. ':o:' .. op.ownerId, op.id) end
+    else
+      redis.call('HSET', tbl, op.id, op.json)
+    end
+  elseif op.type == 'key' then
+    local prevRaw = redis.call('HGET', tbl, op.id)
+    if prevRaw then
+      unindex(prevRaw)
+      redis.call('HDEL', tbl, op.id)
+      redis.call('ZREM', base .. ':order', op.id)
+      redis.call('DEL', base .. ':u:' .. op.id)
+    end
+  else
+    redis.call('HDEL', tbl, op.id)
+  end
+end
+
+for _, a in ipairs(b.audit) do
+  redis.call('LPUSH', base .. ':audit', a.json)
+  redis.call('LPUSH', base .. ':audit:' .. a.target, a.json)
+end
+
+local t = redis.call('TIME')
+local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('XADD', base .. ':feed', 'MAXLEN', '~', ARGV[3], string.format('%d', v) .. '-1', 'at', string.format('%d', at), 'c', b.changes)
+return v
+`);
+
+/**
+ * The data plane's read, in one round trip: a key by secret hash or by id, with its owner.
+ * KEYS[1] = <base>:hash; ARGV = base, 'hash' | 'id', value. Returns false or {key, owner|''}.
+ */
+export const LOOKUP = new Script(`
+local base = ARGV[1]
+local id = ARGV[3]
+if ARGV[2] == 'hash' then
+  id = redis.call('HGET', KEYS[1], ARGV[3])
+  if not id then return false end
+end
+local raw = redis.call('HGET', base .. ':e:key', id)
+if not raw then return false end
+local owner = ''
+local ownerId = cjson.decode(raw).ownerId
+if type(ownerId) == 'string' then owner = redis.call('HGET', base .. ':e:owner', ownerId) or '' end
+return {raw, owner}
+`);
+
+/**
+ * Adds a batch of usage counts; keys that no longer exist are skipped.
+ * KEYS[1] = <base>:e:key; ARGV = base, JSON [{k: keyId, o: {outcome: n}, at: ISO time}].
+ */
+export const RECORD_USAGE = new Script(`
+local base = ARGV[1]
+for _, d in ipairs(cjson.decode(ARGV[2])) do
+  if redis.call('HEXISTS', KEYS[1], d.k) == 1 then
+    local u = base .. ':u:' .. d.k
+    for outcome, n in pairs(d.o) do
+      redis.call('HINCRBY', u, 'o:' .. outcome, n)
+      redis.call('HINCRBY', u, 'total', n)
+    end
+    local last = redis.call('HGET', u, 'last')
+    if (not last) or last < d.at then redis.call('HSET', u, 'last', d.at) end
+  end
+end
+return 1
+`);
+
+/**
+ * One rate-limit and quota decision, atomically: a sliding-window counter (the previous fixed
+ * window weighted by its remaining overlap, plus the current one) and a period counter. A
+ * refused request increments nothing.
+ * KEYS = current window, previous window, quota period (one hash tag per key id).
+ * ARGV = rate limit (-1: none), window ms, ms elapsed in the window, quota limit (-1: none),
+ * quota expiry (ms since the epoch).
+ * Returns {0 ok | 1 rate limited | 2 quota exceeded, current, previous, quota used}.
+ */
+export const RATE_LIMIT = new Script(`
+local limit = tonumber(ARGV[1])
+local size = tonumber(ARGV[2])
+local qlimit = tonumber(ARGV[4])
+local cur, prev, used = 0, 0, 0
+if limit >= 0 then
+  cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+  prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if prev * (1 - tonumber(ARGV[3]) / size) + cur + 1 > limit then return {1, cur, prev, 0} end
+end
+if qlimit >= 0 then
+  used = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if used + 1 > qlimit then return {2, cur, prev, used} end
+end
+if limit >= 0 then
+  cur = redis.call('INCR', KEYS[1])
+  if cur == 1 then redis.call('PEXPIRE', KEYS[1], 2 * size + 1000) end
+end
+if qlimit >= 0 then
+  used = redis.call('INCR', KEYS[3])
+  if used == 1 then redis.call('PEXPIREAT', KEYS[3], ARGV[5]) end
+end
+return {0, cur, prev, used}
+`);
