@@ -541,6 +541,49 @@ export function storeContract(name: string, factory: StoreFactory): void {
       });
     });
 
+    describe('lookupKey and freshness', () => {
+      it('finds a key by secret hash or by id together with its owner', async () => {
+        const store = await openStore();
+        const own = owner();
+        const rec = keyRecord({ ownerId: own.id });
+        await store.commit({ ops: [{ op: 'put', entity: { type: 'owner', value: own } }, { op: 'put', entity: { type: 'key', value: rec } }], audit: [] });
+        for (const found of [await store.lookupKey('hash', rec.secretHash), await store.lookupKey('id', rec.id)]) {
+          expect(withoutSeq(found?.record ?? null)).toEqual(withoutSeq(rec));
+          expect(found?.owner).toEqual(own);
+        }
+      });
+
+      it('gives a null owner to a key without one, and null for an unknown hash or id', async () => {
+        const store = await openStore();
+        const rec = keyRecord();
+        await store.commit(putKey(rec));
+        expect((await store.lookupKey('hash', rec.secretHash))?.owner).toBeNull();
+        expect(await store.lookupKey('hash', 'no-such-hash')).toBeNull();
+        expect(await store.lookupKey('id', 'key_nosuchkey')).toBeNull();
+      });
+
+      it('finds a key by a retired hash and not after the key is deleted', async () => {
+        const store = await openStore();
+        const rec = keyRecord({ retiredSecrets: [{ hash: `retired-${uniqueId('h')}`, expiresAt: '2999-01-01T00:00:00.000Z' }] });
+        await store.commit(putKey(rec));
+        expect((await store.lookupKey('hash', rec.retiredSecrets[0]!.hash))?.record.id).toBe(rec.id);
+        await store.commit(deleteKey(rec.id));
+        expect(await store.lookupKey('hash', rec.secretHash)).toBeNull();
+        expect(await store.lookupKey('id', rec.id)).toBeNull();
+      });
+
+      it('reports the applied version once its changes reached the subscribers, and a recent confirmation', async () => {
+        const store = await openStore();
+        const seen: Change[] = [];
+        listen(store, (changes) => seen.push(...changes));
+        const before = Date.now();
+        const v = await store.commit(putKey(keyRecord()));
+        await waitFor(() => seen.length === 1 && store.appliedVersion() === v, 'the change to be applied');
+        await waitFor(() => store.feedConfirmedAt() >= before, 'a confirmation after the commit');
+        expect(store.feedConfirmedAt()).toBeLessThanOrEqual(Date.now());
+      });
+    });
+
     describe('findKeyBySecretHash', () => {
       it('finds a key by its current secret hash', async () => {
         const store = await openStore();
