@@ -57,7 +57,7 @@ async function once(): Promise<void> {
   const ctx: RequestContext = {
     req: { rawHeaders } as IncomingMessage, res, requestId: 'r', route: match.route, params: match.params,
     path: target.path, search: target.search, scan, now: Date.now(), policy: null, profile: null,
-    clientIp: peer, peerIp: peer, peerTrusted: false, message: null, responseHeaders: null,
+    clientIp: peer, peerIp: peer, peerTrusted: false, message: null, responseHeaders: null, body: null,
   };
   for (const stage of match.route.stages) {
     let r = stage(ctx);

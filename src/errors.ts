@@ -26,8 +26,9 @@ export const ERROR_CATALOGUE = {
   WORKSPACE_NOT_FOUND: { status: 404, message: 'No workspace has this id.' },
   GROUP_NOT_FOUND: { status: 404, message: 'No group has this id.' },
   OWNER_NOT_FOUND: { status: 404, message: 'No owner has this id.' },
-  // 405, 409
+  // 405, 408, 409
   METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed on this path.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request body did not arrive in time.' },
   PERMISSIONS_LOCKED: { status: 409, message: "The key's permissions are locked." },
   GROUP_IN_USE: { status: 409, message: 'The group still has keys; move or delete them first.' },
   CONFLICT: { status: 409, message: 'The resource was changed concurrently; retry.' },

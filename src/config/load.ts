@@ -42,11 +42,6 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.e
     else warnings.push(msg);
   };
   if (config.secrets.pepper === DEV_PEPPER) devValue('pepper', 'secrets.pepper');
-  config.routes.forEach((r, i) => {
-    // Body inspection is a later capability; say so rather than let a list look enforced.
-    if (r.events !== undefined) warnings.push(`routes[${i}].events: body inspection is not enforced in this version; event lists are not checked`);
-    if (r.profileAttributes) warnings.push(`routes[${i}].profileAttributes: body inspection is not enforced in this version; attribute lists are not checked`);
-  });
   config.admin.tokens.forEach((t, i) => { if (t.token === DEV_ADMIN_TOKEN) devValue('admin token', `admin.tokens[${i}].token`); });
   if (errors.length > 0) return { ok: false, errors };
   return { ok: true, config, warnings };

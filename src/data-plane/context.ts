@@ -27,6 +27,8 @@ export interface RequestContext {
   message: string | null;
   /** Extra headers for the refusal (Retry-After and RateLimit-* on a 429). */
   responseHeaders: Record<string, string> | null;
+  /** The body as received, on routes that inspect it; forwarded byte for byte. */
+  body: Buffer | null;
 }
 
 /** A stage continues (null) or refuses with a catalogued code; it never throws for a policy outcome. */

@@ -10,12 +10,12 @@ function b64(s: string): string {
 
 /** A scan carrying just the credential headers given. */
 function scan(parts: { apiKeys?: string[]; authorizations?: string[] }): HeaderScan {
-  return { hosts: 1, host: 'h', apiKeys: parts.apiKeys ?? [], authorizations: parts.authorizations ?? [], connection: null, hasBody: false };
+  return { hosts: 1, host: 'h', apiKeys: parts.apiKeys ?? [], authorizations: parts.authorizations ?? [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null };
 }
 
 describe('scanHeaders', () => {
   it('reports nothing for an empty header list', () => {
-    expect(scanHeaders([])).toEqual({ hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false });
+    expect(scanHeaders([])).toEqual({ hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null });
   });
 
   it('reads the Host header and counts it once', () => {

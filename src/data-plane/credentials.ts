@@ -19,6 +19,11 @@ export interface HeaderScan {
   connection: string | null;
   /** A body follows (Transfer-Encoding, or a non-zero Content-Length). */
   hasBody: boolean;
+  /** How many Content-Type headers came, and the first one's value. */
+  contentTypes: number;
+  contentType: string | null;
+  /** Content-Encoding values joined, or null. */
+  contentEncoding: string | null;
 }
 
 /**
@@ -27,7 +32,9 @@ export interface HeaderScan {
  * the hot path.
  */
 export function scanHeaders(raw: readonly string[]): HeaderScan {
-  const scan: HeaderScan = { hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false };
+  const scan: HeaderScan = {
+    hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null,
+  };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     // Cheap length pre-filter before the case-insensitive compare.
@@ -44,11 +51,17 @@ export function scanHeaders(raw: readonly string[]): HeaderScan {
       case 10:
         if (name.toLowerCase() === 'connection') scan.connection = scan.connection === null ? raw[i + 1]! : `${scan.connection},${raw[i + 1]!}`;
         break;
+      case 12:
+        if (name.toLowerCase() === 'content-type' && scan.contentTypes++ === 0) scan.contentType = raw[i + 1]!;
+        break;
       case 13:
         if (name.toLowerCase() === 'authorization') scan.authorizations.push(raw[i + 1]!);
         break;
       case 14:
         if (name.toLowerCase() === 'content-length' && raw[i + 1]!.trim() !== '0') scan.hasBody = true;
+        break;
+      case 16:
+        if (name.toLowerCase() === 'content-encoding') scan.contentEncoding = scan.contentEncoding === null ? raw[i + 1]! : `${scan.contentEncoding},${raw[i + 1]!}`;
         break;
       case 17:
         if (name.toLowerCase() === 'transfer-encoding') scan.hasBody = true;

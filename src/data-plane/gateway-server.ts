@@ -87,7 +87,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     const headers: Record<string, string> = { ...extra, 'cache-control': 'no-store' };
     if (status === 401) headers['www-authenticate'] = 'Bearer realm="keygate"';
     // An unread body is not worth draining: close instead.
-    if (status === 413) res.shouldKeepAlive = false;
+    if (status === 413 || status === 408) res.shouldKeepAlive = false;
     sendJson(res, requestId, status, errorBody(code, message ?? ERROR_CATALOGUE[code].message, requestId), headers);
     finish(requestId, route, status, code, keyId, started, 0);
   };
@@ -161,7 +161,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     const clientIp = peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip;
     readBody(req, tokenBodyCap)
       .then(async (body) => {
-        if (body === null) return refuse(res, requestId, 'BODY_TOO_LARGE', `The body is over ${tokenBodyCap} bytes.`, 'auth-token', null, started);
+        if (typeof body === 'string') return refuse(res, requestId, 'BODY_TOO_LARGE', `The body is over ${tokenBodyCap} bytes.`, 'auth-token', null, started);
         const out = await deps.exchange(scan, body, clientIp, Date.now());
         if (!out.ok) return refuse(res, requestId, out.code, out.message ?? null, 'auth-token', out.keyId ?? null, started);
         sendJson(res, requestId, 200, JSON.stringify(out.body), { 'cache-control': 'no-store' });
@@ -196,6 +196,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       clientIp: peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip,
       message: null,
       responseHeaders: null,
+      body: null,
     };
     runStages(ctx, 0, started);
   };
@@ -220,7 +221,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     });
     const upstreamStarted = performance.now();
     const keyId = policy.keyId;
-    upstream.forward(req, res, ctx.path + ctx.search, headers, requestId, drain, null, scan.hasBody, (result) => {
+    upstream.forward(req, res, ctx.path + ctx.search, headers, requestId, drain, ctx.body, scan.hasBody, (result) => {
       const upstreamMs = performance.now() - upstreamStarted;
       upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
       if (result.ok) return finish(requestId, route.name, result.status, 'OK', keyId, started, upstreamMs);

@@ -12,6 +12,7 @@ import { profileScopeStage } from './stages/profile-scope.js';
 import type { TokenVerifier } from './token-verifier.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { rateLimitStage } from './stages/rate-limit.js';
+import { bodyPolicyStage } from './stages/body-policy.js';
 import type { CounterChild } from '../observability/hot-metrics.js';
 
 export interface PipelineDeps {
@@ -24,8 +25,9 @@ export interface PipelineDeps {
 
 /**
  * Builds each route's ordered stage list once, in the contract's order: credential → key
- * status → permission → key type → IP allowlist → profile scope → rate limit and quota. A stage is present only when the route
- * needs it (no key-type stage on a route open to every type).
+ * status → permission → key type → IP allowlist → profile scope → event and attribute lists
+ * (body) → rate limit and quota. A stage is present only when the route needs it (no
+ * key-type stage on a route open to every type, no body stage on a route that streams).
  */
 export function compileRoutes({ config, resolver, tokens, limiter, rateLimited }: PipelineDeps): { routes: CompiledRoute[]; upstreams: Upstream[] } {
   const upstreams = new Map<string, Upstream>();
@@ -34,11 +36,13 @@ export function compileRoutes({ config, resolver, tokens, limiter, rateLimited }
   const status = keyStatusStage();
   const ip = ipAllowlistStage();
   const limits = rateLimitStage(limiter, rateLimited);
+  const bodyLimits = { maxBodyBytes: config.gateway.maxBodyBytes, requestTimeoutMs: config.gateway.requestTimeoutMs };
   const routes = config.routes.map((rc): CompiledRoute => {
     const stages: Stage[] = [authenticate, status, permissionStage(rc.permission)];
     if (rc.keyTypes && !KEY_TYPES.every((t) => rc.keyTypes!.includes(t))) stages.push(keyTypeStage(rc.keyTypes));
     stages.push(ip);
     if (rc.profileScope !== undefined) stages.push(profileScopeStage(rc.profileScope));
+    if (rc.events !== undefined || rc.profileAttributes) stages.push(bodyPolicyStage(rc, bodyLimits));
     stages.push(limits);
     const upstream = upstreams.get(rc.upstream)!;
     return {

@@ -156,7 +156,8 @@ export class StoreErrorFallback {
     if (this.mode === 'allow') return OK;
     if (this.mode === 'deny') return refusal('RATE_LIMITED', rate?.limit ?? quota?.limit ?? 0, 0, 1_000);
     const n = Math.max(1, this.shares());
-    const share = (limit: number): number => Math.max(1, Math.ceil(limit / n));
+    // A share never rounds a real budget down to nothing, nor a zero budget up to one.
+    const share = (limit: number): number => (limit === 0 ? 0 : Math.max(1, Math.ceil(limit / n)));
     return this.local.take(keyId, rate && { ...rate, limit: share(rate.limit) }, quota && { ...quota, limit: share(quota.limit) }, now);
   }
 

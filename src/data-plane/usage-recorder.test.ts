@@ -151,3 +151,73 @@ describe('UsageRecorder', () => {
     expect(sink.batches).toHaveLength(1);
   });
 });
+
+describe('UsageRecorder.merge', () => {
+  const delta = (keyId: string, byOutcome: Record<string, number>, at: number): UsageDelta => ({ keyId, byOutcome, lastUsedAt: new Date(at).toISOString() });
+
+  it('sums merged counts with this process\'s own, keeping the latest use', async () => {
+    const sink = recordingSink();
+    const rec = new UsageRecorder(sink.fn);
+    rec.record('key_a', 'ok', T0 + 1000);
+    rec.record('key_a', 'ok', T0 + 1000);
+    rec.merge([delta('key_a', { ok: 3, RATE_LIMITED: 2 }, T0 + 4000), delta('key_b', { ok: 1 }, T0)]);
+    rec.merge([delta('key_a', { ok: 1 }, T0 + 2000)]);
+    rec.record('key_b', 'KEY_DISABLED', T0 + 500);
+    await rec.flush();
+    expect(sink.batches).toHaveLength(1);
+    expect(byKey(sink.batches[0]!)).toEqual({
+      key_a: { keyId: 'key_a', byOutcome: { ok: 6, RATE_LIMITED: 2 }, lastUsedAt: new Date(T0 + 4000).toISOString() },
+      key_b: { keyId: 'key_b', byOutcome: { ok: 1, KEY_DISABLED: 1 }, lastUsedAt: new Date(T0 + 500).toISOString() },
+    });
+  });
+
+  it('keeps merged counts across a failed flush and sends them, summed with later ones, on the next', async () => {
+    const sink = recordingSink();
+    const rec = new UsageRecorder(sink.fn);
+    rec.merge([delta('key_a', { ok: 2 }, T0 + 3000)]);
+    rec.record('key_a', 'ok', T0);
+    sink.failing = true;
+    await rec.flush();
+    expect(sink.batches).toHaveLength(0);
+    rec.merge([delta('key_a', { ok: 4, QUOTA_EXCEEDED: 1 }, T0 + 1000), delta('key_c', { ok: 1 }, T0 + 7000)]);
+    await rec.flush(); // fails again: still nothing lost
+    sink.failing = false;
+    rec.record('key_a', 'ok', T0 + 2000);
+    await rec.flush();
+    expect(sink.batches).toHaveLength(1);
+    expect(byKey(sink.batches[0]!)).toEqual({
+      key_a: { keyId: 'key_a', byOutcome: { ok: 8, QUOTA_EXCEEDED: 1 }, lastUsedAt: new Date(T0 + 3000).toISOString() },
+      key_c: { keyId: 'key_c', byOutcome: { ok: 1 }, lastUsedAt: new Date(T0 + 7000).toISOString() },
+    });
+    await rec.flush();
+    expect(sink.batches).toHaveLength(1);
+  });
+
+  it('does not change the deltas it was given', async () => {
+    const sink = recordingSink();
+    const rec = new UsageRecorder(sink.fn);
+    const given = [delta('key_a', { ok: 1 }, T0)];
+    rec.merge(given);
+    rec.record('key_a', 'ok', T0 + 1);
+    rec.merge(given);
+    await rec.flush();
+    expect(given).toEqual([delta('key_a', { ok: 1 }, T0)]);
+    expect(sink.batches[0]).toEqual([delta('key_a', { ok: 3 }, T0 + 1)]);
+  });
+
+  it('keeps counts merged while a flush is in flight for the next flush', async () => {
+    let release!: () => void;
+    const batches: UsageDelta[][] = [];
+    const rec = new UsageRecorder(async (deltas) => {
+      batches.push(deltas);
+      if (batches.length === 1) await new Promise<void>((r) => { release = r; });
+    });
+    rec.record('key_a', 'ok', T0);
+    const first = rec.flush();
+    rec.merge([delta('key_a', { ok: 5 }, T0 + 1)]);
+    release();
+    await first;
+    await rec.flush();
+    expect(batches).toEqual([[delta('key_a', { ok: 1 }, T0)], [delta('key_a', { ok: 5 }, T0 + 1)]]);
+  });
+});

@@ -3,6 +3,9 @@ import type { Change, EntityType } from '../types.js';
 import type { RedisClient, RedisConnection } from './connection.js';
 
 type StreamEntry = [id: string, fields: string[]];
+
+/** Entries taken per read of the feed. */
+const PAGE = 1_000;
 type XReadReply = Array<[stream: string, entries: StreamEntry[]]> | null;
 
 export interface FeedEvents {
@@ -51,6 +54,8 @@ export class ChangeFeedReader {
     private readonly events: FeedEvents,
     private readonly logger: Logger,
     private readonly blockMs = 1_000,
+    /** The store's version counter, beside the stream (`<base>:feed`, `<base>:version`): it shows a Redis that lost data. */
+    private readonly versionKey = feedKey.replace(/:feed$/, ':version'),
   ) {
     this.applied = startVersion;
     this.confirmed = startedAt;
@@ -78,7 +83,7 @@ export class ChangeFeedReader {
       const sentAt = Date.now();
       let reply: XReadReply;
       try {
-        reply = (await this.client!.xread('COUNT', 1000, 'BLOCK', this.blockMs, 'STREAMS', this.feedKey, `${this.applied}-1`)) as XReadReply;
+        reply = (await this.client!.xread('COUNT', PAGE, 'BLOCK', this.blockMs, 'STREAMS', this.feedKey, `${this.applied}-1`)) as XReadReply;
         backoff = 0;
       } catch (err) {
         if (!this.running) break;
@@ -89,12 +94,29 @@ export class ChangeFeedReader {
       }
       const entries = reply?.[0]?.[1] ?? [];
       if (entries.length === 0) {
+        // The stream reads from the applied version on, so a Redis that lost data (restarted
+        // without persistence, flushed, failed over to a replica that lagged) would look
+        // quiet forever: when nothing arrives, check that the store has not gone backwards.
+        try {
+          const current = Number((await this.client!.get(this.versionKey)) ?? 0);
+          if (current < this.applied) {
+            this.logger.warn({ applied: this.applied, current }, 'the store version went backwards (Redis lost data); dropping every cached key');
+            this.applied = current;
+            this.events.reset();
+            continue;
+          }
+        } catch (err) {
+          if (!this.running) break;
+          this.events.error(err);
+          continue;
+        }
         // Nothing arrived between the server taking the read (after sentAt) and it timing out.
         this.confirmed = Math.min(sentAt + this.blockMs, Date.now());
         continue;
       }
       this.apply(entries);
-      this.confirmed = sentAt;
+      // A full page may have more behind it: only a read that drained the backlog confirms.
+      if (entries.length < PAGE) this.confirmed = sentAt;
     }
   }
 
