@@ -66,6 +66,7 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
         break;
       case 'reset':
         node.reset();
+        appliedVersion = 0; // the next sync says where the primary stands now
         break;
       case 'metrics-req':
         void metrics.registry.getMetricsAsJSON().then((json) => send({ t: 'metrics-res', id: m.id, metrics: json }));
