@@ -102,5 +102,10 @@ function crossCheck(config: Config): string[] {
 
 /** A URL as it may appear in an error message: without its password. */
 function redact(u: string): string {
-  return u.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+  // Everything before the last "@" of the authority is credentials, scheme or no scheme.
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(u)?.[0] ?? '';
+  const rest = u.slice(scheme.length);
+  const slash = rest.indexOf('/');
+  const at = (slash === -1 ? rest : rest.slice(0, slash)).lastIndexOf('@');
+  return at === -1 ? u : `${scheme}***@${rest.slice(at + 1)}`;
 }

@@ -17,18 +17,23 @@ export interface FeedEvents {
   error(err: unknown): void;
 }
 
-/** Parses one stream entry (`<version>-1`, fields at and c) into its version and changes. */
-export function parseFeedEntry(id: string, fields: string[]): { version: number; changes: Change[] } {
+/**
+ * Parses one stream entry (`<version>-1`; fields `at`, `c`, and `e`, the epoch: the random
+ * name of the store's data lifetime, new whenever Redis starts over without its data).
+ */
+export function parseFeedEntry(id: string, fields: string[]): { version: number; epoch: string | null; changes: Change[] } {
   const version = Number(id.slice(0, id.indexOf('-')));
   let at = 0;
   let raw = '[]';
+  let epoch: string | null = null;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     if (fields[i] === 'at') at = Number(fields[i + 1]);
     else if (fields[i] === 'c') raw = fields[i + 1]!;
+    else if (fields[i] === 'e') epoch = fields[i + 1]!;
   }
   const changes = (JSON.parse(raw) as Array<[EntityType, string, 'put' | 'delete']>)
     .map(([kind, cid, op]) => ({ version, kind, id: cid, op, at }));
-  return { version, changes };
+  return { version, epoch, changes };
 }
 
 /**
@@ -40,6 +45,8 @@ export function parseFeedEntry(id: string, fields: string[]): { version: number;
  */
 export class ChangeFeedReader {
   private applied: number;
+  /** The data lifetime this node follows; null until the store has one. */
+  private epoch: string | null = null;
   private confirmed = 0;
   private running = false;
   private client: RedisClient | null = null;
@@ -54,8 +61,9 @@ export class ChangeFeedReader {
     private readonly events: FeedEvents,
     private readonly logger: Logger,
     private readonly blockMs = 1_000,
-    /** The store's version counter, beside the stream (`<base>:feed`, `<base>:version`): it shows a Redis that lost data. */
+    /** The store's version counter and epoch, beside the stream: they show a Redis that lost data. */
     private readonly versionKey = feedKey.replace(/:feed$/, ':version'),
+    private readonly epochKey = feedKey.replace(/:feed$/, ':epoch'),
   ) {
     this.applied = startVersion;
     this.confirmed = startedAt;
@@ -74,6 +82,7 @@ export class ChangeFeedReader {
   async start(): Promise<void> {
     this.running = true;
     this.client = await this.conn.blocking('feed', this.blockMs + 1_000);
+    this.epoch = await this.client.get(this.epochKey).catch(() => null);
     this.loop = this.run();
   }
 
@@ -94,17 +103,18 @@ export class ChangeFeedReader {
       }
       const entries = reply?.[0]?.[1] ?? [];
       if (entries.length === 0) {
-        // The stream reads from the applied version on, so a Redis that lost data (restarted
-        // without persistence, flushed, failed over to a replica that lagged) would look
-        // quiet forever: when nothing arrives, check that the store has not gone backwards.
+        // Reading from the applied version on, a Redis that lost its data (restarted without
+        // persistence, flushed, failed over to a replica that lagged) would look quiet forever:
+        // when nothing arrives, check that the store is still the one this node follows.
         try {
-          const current = Number((await this.client!.get(this.versionKey)) ?? 0);
-          if (current < this.applied) {
-            this.logger.warn({ applied: this.applied, current }, 'the store version went backwards (Redis lost data); dropping every cached key');
-            this.applied = current;
-            this.events.reset();
+          const [version, stored] = await this.client!.mget(this.versionKey, this.epochKey);
+          const epoch = stored ?? null;
+          const current = Number(version ?? 0);
+          if (current < this.applied || (this.epoch !== null && epoch !== this.epoch)) {
+            this.startOver(epoch, 'the store lost its data (its version went backwards or its epoch changed)');
             continue;
           }
+          this.epoch ??= epoch;
         } catch (err) {
           if (!this.running) break;
           this.events.error(err);
@@ -114,16 +124,32 @@ export class ChangeFeedReader {
         this.confirmed = Math.min(sentAt + this.blockMs, Date.now());
         continue;
       }
-      this.apply(entries);
       // A full page may have more behind it: only a read that drained the backlog confirms.
-      if (entries.length < PAGE) this.confirmed = sentAt;
+      if (this.apply(entries) && entries.length < PAGE) this.confirmed = sentAt;
     }
   }
 
-  private apply(entries: StreamEntry[]): void {
+  /** Drops everything cached and follows the store's new data lifetime from its first version. */
+  private startOver(epoch: string | null, why: string): void {
+    this.logger.warn({ applied: this.applied, epoch }, `${why}; dropping every cached key and reading the feed from the start`);
+    this.epoch = epoch;
+    this.applied = 0;
+    this.events.reset();
+  }
+
+  /** Delivers the entries in order; false when they belong to a new data lifetime (read again from the start). */
+  private apply(entries: StreamEntry[]): boolean {
     const batch: Change[] = [];
     for (const [id, fields] of entries) {
-      const { version, changes } = parseFeedEntry(id, fields);
+      const { version, epoch, changes } = parseFeedEntry(id, fields);
+      if (epoch !== null && epoch !== this.epoch) {
+        if (this.epoch !== null) {
+          if (batch.length > 0) this.events.changes(batch);
+          this.startOver(epoch, 'the change feed belongs to a new data lifetime (Redis lost its data)');
+          return false;
+        }
+        this.epoch = epoch;
+      }
       if (version <= this.applied) continue;
       if (version !== this.applied + 1) {
         this.logger.warn({ applied: this.applied, next: version }, 'the change feed was trimmed past this node; dropping every cached key');
@@ -134,6 +160,7 @@ export class ChangeFeedReader {
       batch.push(...changes);
     }
     if (batch.length > 0) this.events.changes(batch);
+    return true;
   }
 
   async stop(): Promise<void> {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KeyRecord } from '../../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
@@ -193,7 +194,7 @@ export class RedisStore implements KeyStore {
       audit: batch.audit.map((a) => ({ target: a.target.id, json: JSON.stringify(a) })),
       changes: JSON.stringify(changes),
     });
-    const version = await this.conn.slowCall((c) => COMMIT.run(c, [this.k('version')], [this.base, envelope, this.feedLength]));
+    const version = await this.conn.slowCall((c) => COMMIT.run(c, [this.k('version')], [this.base, envelope, this.feedLength, randomBytes(9).toString('base64url')]));
     return Number(version);
   }
 

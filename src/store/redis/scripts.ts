@@ -7,11 +7,13 @@ import { Script } from './connection.js';
 //   :g:<id>, :o:<id>  sets of key ids per group/owner   :order   zset seq → key id
 //   :audit, :audit:<targetId>  lists, newest first      :u:<id>  hash of usage counts per key
 //   :feed     stream, one entry `<version>-1` per batch :nodes   hash node id → report JSON
+//   :epoch    random name of this data lifetime (set by the first commit)
 
 /**
  * One atomic batch: preconditions, then every write, the audit entries and the change-feed
  * entry, under one version. Refusals are raised as `KG_<CODE>` errors and write nothing.
- * KEYS[1] = <base>:version; ARGV = base, batch envelope (JSON), feed length cap.
+ * KEYS[1] = <base>:version; ARGV = base, batch envelope (JSON), feed length cap, a fresh
+ * random epoch (used only if the store has none yet).
  * Record JSON travels as strings inside the envelope and is stored as given: the script only
  * decodes JSON (to read indexes and tokens), never re-encodes it.
  */
@@ -86,9 +88,15 @@ for _, a in ipairs(b.audit) do
   redis.call('LPUSH', base .. ':audit:' .. a.target, a.json)
 end
 
+-- The epoch names this data lifetime: a Redis that starts over without its data gets a new one.
+local epoch = redis.call('GET', base .. ':epoch')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', base .. ':epoch', epoch)
+end
 local t = redis.call('TIME')
 local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('XADD', base .. ':feed', 'MAXLEN', '~', ARGV[3], string.format('%d', v) .. '-1', 'at', string.format('%d', at), 'c', b.changes)
+redis.call('XADD', base .. ':feed', 'MAXLEN', '~', ARGV[3], string.format('%d', v) .. '-1', 'at', string.format('%d', at), 'c', b.changes, 'e', epoch)
 return v
 `);
 

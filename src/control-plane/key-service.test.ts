@@ -1,0 +1,104 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseConfigText } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import type { Actor } from '../domain/entities.js';
+import { PermissionCatalogue } from '../domain/permissions.js';
+import { EmbeddedStore } from '../store/embedded/embedded-store.js';
+import { KeyService } from './key-service.js';
+import { createKeySchema, parseBody } from './schemas.js';
+
+const logger = pino({ level: 'silent' });
+const WS = 'ws_rate_defaults';
+const actor: Actor = { type: 'admin', name: 'ops' };
+
+const CONFIG = `
+admin:
+  tokens:
+    - { name: ops, token: "a-test-admin-token-of-enough-length" }
+secrets:
+  pepper: "a-test-pepper-of-enough-length"
+upstreams:
+  events: { url: "http://127.0.0.1:9000" }
+routes:
+  - { name: send-events, method: POST, path: /v1/events, upstream: events, permission: events.create }
+rateLimit:
+  defaults:
+    workspace: { limit: 100, windowSeconds: 1 }
+    profile: { limit: 5, windowSeconds: 60 }
+`;
+
+function config(text: string): Config {
+  const result = parseConfigText(text, {});
+  if (!result.ok) throw new Error(result.errors.join('\n'));
+  return result.config;
+}
+
+describe('KeyService.create: rate-limit defaults', () => {
+  let dir: string;
+  let store: EmbeddedStore;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'keygate-key-service-'));
+    store = new EmbeddedStore({ path: join(dir, 'data'), logger });
+    await store.open();
+    await store.commit({ ops: [{ op: 'put', entity: { type: 'workspace', value: { id: WS, name: 'ws', createdAt: new Date().toISOString() } } }], audit: [] });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Creates a key from a request body, parsed as the admin API parses it. */
+  async function create(body: Record<string, unknown>, text = CONFIG) {
+    const service = new KeyService({ store, config: config(text), catalogue: new PermissionCatalogue(['events.create']) });
+    const { key } = await service.create(parseBody(createKeySchema, { workspaceId: WS, name: 'k', permissions: ['events.create'], ...body }), actor);
+    const stored = await store.getKey(key.id);
+    return { key, stored: stored! };
+  }
+
+  it('gives a workspace key without a rateLimit the workspace default', async () => {
+    const { key, stored } = await create({});
+    expect(key.rateLimit).toEqual({ limit: 100, windowSeconds: 1 });
+    expect(stored.rateLimit).toEqual({ limit: 100, windowSeconds: 1 });
+  });
+
+  it('gives a profile key without a rateLimit the profile default', async () => {
+    const { key, stored } = await create({ type: 'profile' });
+    expect(key.rateLimit).toEqual({ limit: 5, windowSeconds: 60 });
+    expect(stored.rateLimit).toEqual({ limit: 5, windowSeconds: 60 });
+  });
+
+  it('gives no rate limit for an explicit rateLimit: null', async () => {
+    const { key, stored } = await create({ rateLimit: null });
+    expect(key.rateLimit).toBeNull();
+    expect(stored.rateLimit).toBeNull();
+    expect((await create({ type: 'profile', rateLimit: null })).stored.rateLimit).toBeNull();
+  });
+
+  it('keeps an explicit rateLimit over the default', async () => {
+    const { key, stored } = await create({ rateLimit: { limit: 7, windowSeconds: 30 } });
+    expect(key.rateLimit).toEqual({ limit: 7, windowSeconds: 30 });
+    expect(stored.rateLimit).toEqual({ limit: 7, windowSeconds: 30 });
+    expect((await create({ type: 'profile', rateLimit: { limit: 0, windowSeconds: 1 } })).stored.rateLimit).toEqual({ limit: 0, windowSeconds: 1 });
+  });
+
+  it('gives no rate limit when the config has no default for the key type', async () => {
+    const text = CONFIG.replace(/rateLimit:\n(.*\n)*/, 'rateLimit:\n  defaults:\n    profile: { limit: 5, windowSeconds: 60 }\n');
+    expect((await create({}, text)).stored.rateLimit).toBeNull();
+    expect((await create({ type: 'profile' }, text)).stored.rateLimit).toEqual({ limit: 5, windowSeconds: 60 });
+  });
+
+  it('does not apply a default to the quota', async () => {
+    expect((await create({})).stored.quota).toBeNull();
+  });
+
+  it('leaves rateLimit out of the parsed request when omitted, so the default can apply', () => {
+    expect(parseBody(createKeySchema, { workspaceId: WS, name: 'k' }).rateLimit).toBeUndefined();
+    expect(parseBody(createKeySchema, { workspaceId: WS, name: 'k', rateLimit: null }).rateLimit).toBeNull();
+  });
+});

@@ -1,0 +1,167 @@
+import net from 'node:net';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { KeygateError } from '../../errors.js';
+import { requireRedis, startRedis, type RedisServer } from '../../testing/redis-server.js';
+import { RedisConnection, type RedisConnectionOptions } from './connection.js';
+
+const logger = pino({ level: 'silent' });
+
+/** A port on 127.0.0.1 that nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('RedisConnection', () => {
+  it('needs exactly one of url and cluster', () => {
+    expect(() => new RedisConnection({ keyPrefix: 'kg:', logger })).toThrow(/store\.url and store\.cluster/);
+    expect(() => new RedisConnection({ url: 'redis://127.0.0.1:1', cluster: ['redis://127.0.0.1:2'], keyPrefix: 'kg:', logger }))
+      .toThrow(/store\.url and store\.cluster/);
+  });
+
+  it('fails to connect to a closed port with a message naming the URL without its password', async () => {
+    const port = await closedPort();
+    const conn = new RedisConnection({ url: `redis://user:secret@127.0.0.1:${port}`, keyPrefix: 'kg:', logger });
+    const started = Date.now();
+    const err = await rejection(conn.connect());
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const message = (err as Error).message;
+    expect(message).toContain(`127.0.0.1:${port}`);
+    expect(message).toContain('could not connect to Redis');
+    expect(message).not.toContain('secret');
+    // A failed connection is closed: it answers nothing afterwards.
+    await expect(conn.fastCall((c) => c.ping())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+});
+
+describe.skipIf(!requireRedis())('RedisConnection against a real Redis', () => {
+  let server: RedisServer;
+  const open: RedisConnection[] = [];
+
+  async function connect(over: Partial<RedisConnectionOptions> = {}): Promise<RedisConnection> {
+    const conn = new RedisConnection({ url: server.url, keyPrefix: 'conn-test:', logger, ...over });
+    open.push(conn);
+    await conn.connect();
+    return conn;
+  }
+
+  beforeAll(async () => { server = await startRedis(); });
+  afterAll(async () => { await server?.cleanup(); });
+  afterEach(async () => {
+    if (server.running) server.resume();
+    await Promise.all(open.splice(0).map((c) => c.close()));
+    if (!server.running) await server.restart();
+  });
+
+  it('runs calls on the fast and slow clients', async () => {
+    const conn = await connect();
+    expect(await conn.fastCall((c) => c.ping())).toBe('PONG');
+    expect(await conn.slowCall((c) => c.ping())).toBe('PONG');
+    expect(conn.fastTimeoutMs).toBe(250);
+    expect(conn.slowTimeoutMs).toBe(2_000);
+  });
+
+  it('maps a KG_CONFLICT error reply of a script to CONFLICT without tripping the breaker', async () => {
+    const conn = await connect();
+    for (let i = 0; i < 5; i++) {
+      const err = await rejection(conn.fastCall((c) => c.eval("return redis.error_reply('KG_CONFLICT')", 0)));
+      expect(err).toBeInstanceOf(KeygateError);
+      expect((err as KeygateError).code).toBe('CONFLICT');
+      expect((err as KeygateError).status).toBe(409);
+    }
+    expect(conn.breaker.open).toBe(false);
+    expect(await conn.fastCall((c) => c.ping())).toBe('PONG');
+  });
+
+  it('maps a KG_GROUP_IN_USE refusal to GROUP_IN_USE', async () => {
+    const conn = await connect();
+    await expect(conn.slowCall((c) => c.eval("return redis.error_reply('KG_GROUP_IN_USE')", 0))).rejects.toMatchObject({ code: 'GROUP_IN_USE' });
+  });
+
+  it('maps any other fault to STORE_UNAVAILABLE, and three in a row open the breaker', async () => {
+    const conn = await connect();
+    for (let i = 0; i < 3; i++) {
+      const err = await rejection(conn.fastCall((c) => c.eval("return redis.error_reply('ERR something broke')", 0)));
+      expect(err).toBeInstanceOf(KeygateError);
+      expect((err as KeygateError).code).toBe('STORE_UNAVAILABLE');
+      expect((err as Error).message).toContain('something broke');
+    }
+    expect(conn.breaker.open).toBe(true);
+    let called = false;
+    const err = await rejection(conn.fastCall(async (c) => { called = true; return c.ping(); }));
+    expect((err as KeygateError).code).toBe('STORE_UNAVAILABLE');
+    expect((err as Error).message).toMatch(/circuit open/);
+    expect(called).toBe(false);
+  });
+
+  it('maps an exception thrown by the call itself to STORE_UNAVAILABLE', async () => {
+    const conn = await connect();
+    await expect(conn.fastCall(() => Promise.reject(new Error('socket gone')))).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+
+  it('fails a call to a paused Redis within about its timeout', async () => {
+    const conn = await connect({ fastTimeoutMs: 200, slowTimeoutMs: 300 });
+    expect(await conn.fastCall((c) => c.ping())).toBe('PONG');
+    server.pause();
+    let started = Date.now();
+    let err = await rejection(conn.fastCall((c) => c.get('conn-test:x')));
+    expect((err as KeygateError).code).toBe('STORE_UNAVAILABLE');
+    expect(Date.now() - started).toBeLessThan(200 + 100);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+
+    started = Date.now();
+    err = await rejection(conn.slowCall((c) => c.get('conn-test:x')));
+    expect((err as KeygateError).code).toBe('STORE_UNAVAILABLE');
+    expect(Date.now() - started).toBeLessThan(300 + 100);
+  });
+
+  it('fails at once while Redis is down, and refuses without calling once the breaker is open', async () => {
+    const conn = await connect();
+    await server.kill();
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      await expect(conn.fastCall((c) => c.ping())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      expect(Date.now() - started).toBeLessThan(300);
+    }
+    expect(conn.breaker.open).toBe(true);
+    const started = Date.now();
+    await expect(conn.fastCall((c) => c.ping())).rejects.toThrow(/circuit open/);
+    expect(Date.now() - started).toBeLessThan(20);
+  });
+
+  it('answers again once Redis is back and the breaker has let a trial through', async () => {
+    const conn = await connect();
+    await server.kill();
+    for (let i = 0; i < 3; i++) await conn.fastCall((c) => c.ping()).catch(() => undefined);
+    expect(conn.breaker.open).toBe(true);
+    await server.restart();
+    const deadline = Date.now() + 5_000;
+    let answer: string | null = null;
+    while (answer === null && Date.now() < deadline) {
+      answer = await conn.fastCall((c) => c.ping()).catch(() => null);
+      if (answer === null) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(answer).toBe('PONG');
+    expect(conn.breaker.open).toBe(false);
+  });
+
+  it('refuses calls after close', async () => {
+    const conn = await connect();
+    await conn.close();
+    await expect(conn.fastCall((c) => c.ping())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await expect(conn.slowCall((c) => c.ping())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+});
