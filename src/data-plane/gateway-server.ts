@@ -40,6 +40,11 @@ function requestIds(): () => string {
   return () => `${prefix}${(n++).toString(36)}`;
 }
 
+/** The client went away mid-request (its body was cut off): a closed request, not a gateway fault. */
+function clientGone(req: IncomingMessage, err: unknown): boolean {
+  return req.destroyed || (err as NodeJS.ErrnoException | null)?.code === 'ECONNRESET';
+}
+
 function errorBody(code: ErrorCode, message: string, requestId: string): string {
   return JSON.stringify({ error: { code, message, requestId } });
 }
@@ -124,7 +129,10 @@ export function createGatewayServer(deps: GatewayDeps): Server {
         result.then((r) => {
           if (r !== null) refuse(ctx.res, ctx.requestId, r, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started, ctx.responseHeaders ?? undefined);
           else runStages(ctx, i + 1, started);
-        }).catch((err: unknown) => fault(ctx.res, ctx.requestId, err));
+        }).catch((err: unknown) => {
+          if (clientGone(ctx.req, err)) finish(ctx.requestId, ctx.route.name, 499, 'CLIENT_CLOSED', ctx.policy?.keyId ?? null, started, 0);
+          else fault(ctx.res, ctx.requestId, err);
+        });
         return;
       }
       if (result !== null) return refuse(ctx.res, ctx.requestId, result, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started, ctx.responseHeaders ?? undefined);
@@ -167,7 +175,10 @@ export function createGatewayServer(deps: GatewayDeps): Server {
         sendJson(res, requestId, 200, JSON.stringify(out.body), { 'cache-control': 'no-store' });
         finish(requestId, 'auth-token', 200, 'OK', out.keyId, started, 0);
       })
-      .catch((err: unknown) => fault(res, requestId, err));
+      .catch((err: unknown) => {
+        if (clientGone(req, err)) finish(requestId, 'auth-token', 499, 'CLIENT_CLOSED', null, started, 0);
+        else fault(res, requestId, err);
+      });
     return true;
   };
 
