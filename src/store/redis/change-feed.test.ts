@@ -21,9 +21,10 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 describe('parseFeedEntry', () => {
   it('reads the version from the entry id and one change per [kind, id, op] with the commit time', () => {
     const c = JSON.stringify([['key', 'key_1', 'put'], ['group', 'grp_1', 'delete']]);
-    expect(parseFeedEntry('12-1', ['at', '1700000000123', 'c', c, 'e', 'ep1'])).toEqual({
+    expect(parseFeedEntry('12-1', ['at', '1700000000123', 'c', c, 'h', 'h12', 'p', 'h11'])).toEqual({
       version: 12,
-      epoch: 'ep1',
+      head: 'h12',
+      prev: 'h11',
       changes: [
         { version: 12, kind: 'key', id: 'key_1', op: 'put', at: 1700000000123 },
         { version: 12, kind: 'group', id: 'grp_1', op: 'delete', at: 1700000000123 },
@@ -33,15 +34,16 @@ describe('parseFeedEntry', () => {
 
   it('reads the fields in any order', () => {
     const c = JSON.stringify([['owner', 'own_1', 'put']]);
-    expect(parseFeedEntry('3-1', ['e', 'ep2', 'c', c, 'at', '5'])).toEqual({
+    expect(parseFeedEntry('3-1', ['p', '', 'h', 'h3', 'c', c, 'at', '5'])).toEqual({
       version: 3,
-      epoch: 'ep2',
+      head: 'h3',
+      prev: '',
       changes: [{ version: 3, kind: 'owner', id: 'own_1', op: 'put', at: 5 }],
     });
   });
 
-  it('gives an entry without changes an empty list, a missing commit time 0 and a missing epoch null', () => {
-    expect(parseFeedEntry('7-1', [])).toEqual({ version: 7, epoch: null, changes: [] });
+  it('gives an entry without changes an empty list, a missing commit time 0 and missing commit ids null', () => {
+    expect(parseFeedEntry('7-1', [])).toEqual({ version: 7, head: null, prev: null, changes: [] });
     expect(parseFeedEntry('8-1', ['c', JSON.stringify([['workspace', 'ws', 'put']])]).changes[0]!.at).toBe(0);
   });
 
@@ -87,18 +89,19 @@ describe.skipIf(!requireRedis())('ChangeFeedReader', () => {
   /** The store's version counter beside a feed stream (`<base>:feed`, `<base>:version`). */
   const versionKeyOf = (key: string): string => key.replace(/:feed$/, ':version');
 
-  const epochKeyOf = (key: string): string => key.replace(/:feed$/, ':epoch');
+  const headKeyOf = (key: string): string => key.replace(/:feed$/, ':head');
 
   /**
-   * Commits one entry as the store's commit script does: the version counter, the epoch (set
-   * once per data lifetime) and the stream entry carrying it.
+   * Commits one entry as the store's commit script does: the version counter, the last commit
+   * id, and the stream entry naming its own id and the one before.
    */
   async function commitOn(client: Redis, key: string, version: number, changes: Array<[EntityType, string, 'put' | 'delete']>, at = Date.now()): Promise<void> {
-    await client.set(epochKeyOf(key), randomBytes(6).toString('hex'), 'NX');
-    const epoch = (await client.get(epochKeyOf(key)))!;
+    const prev = (await client.get(headKeyOf(key))) ?? '';
+    const head = randomBytes(6).toString('hex');
     await client.multi()
       .set(versionKeyOf(key), String(version))
-      .xadd(key, `${version}-1`, 'at', String(at), 'c', JSON.stringify(changes), 'e', epoch)
+      .set(headKeyOf(key), head)
+      .xadd(key, `${version}-1`, 'at', String(at), 'c', JSON.stringify(changes), 'h', head, 'p', prev)
       .exec();
   }
 

@@ -17,23 +17,35 @@ export interface FeedEvents {
   error(err: unknown): void;
 }
 
+export interface FeedEntry {
+  version: number;
+  /** This commit's random id, and the id of the commit before it ('' for the first). */
+  head: string | null;
+  prev: string | null;
+  changes: Change[];
+}
+
 /**
- * Parses one stream entry (`<version>-1`; fields `at`, `c`, and `e`, the epoch: the random
- * name of the store's data lifetime, new whenever Redis starts over without its data).
+ * Parses one stream entry (`<version>-1`; fields `at`, `c`, and the commit ids `h` and `p`,
+ * which chain every commit to the one before it: a Redis that came back without its last
+ * writes, and reuses their version numbers, breaks the chain).
  */
-export function parseFeedEntry(id: string, fields: string[]): { version: number; epoch: string | null; changes: Change[] } {
+export function parseFeedEntry(id: string, fields: string[]): FeedEntry {
   const version = Number(id.slice(0, id.indexOf('-')));
   let at = 0;
   let raw = '[]';
-  let epoch: string | null = null;
+  let head: string | null = null;
+  let prev: string | null = null;
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === 'at') at = Number(fields[i + 1]);
-    else if (fields[i] === 'c') raw = fields[i + 1]!;
-    else if (fields[i] === 'e') epoch = fields[i + 1]!;
+    const f = fields[i];
+    if (f === 'at') at = Number(fields[i + 1]);
+    else if (f === 'c') raw = fields[i + 1]!;
+    else if (f === 'h') head = fields[i + 1]!;
+    else if (f === 'p') prev = fields[i + 1]!;
   }
   const changes = (JSON.parse(raw) as Array<[EntityType, string, 'put' | 'delete']>)
     .map(([kind, cid, op]) => ({ version, kind, id: cid, op, at }));
-  return { version, epoch, changes };
+  return { version, head, prev, changes };
 }
 
 /**
@@ -45,8 +57,8 @@ export function parseFeedEntry(id: string, fields: string[]): { version: number;
  */
 export class ChangeFeedReader {
   private applied: number;
-  /** The data lifetime this node follows; null until the store has one. */
-  private epoch: string | null = null;
+  /** The id of the last commit applied; null while unknown (then the next one is taken on trust). */
+  private head: string | null = null;
   private confirmed = 0;
   private running = false;
   private client: RedisClient | null = null;
@@ -61,9 +73,9 @@ export class ChangeFeedReader {
     private readonly events: FeedEvents,
     private readonly logger: Logger,
     private readonly blockMs = 1_000,
-    /** The store's version counter and epoch, beside the stream: they show a Redis that lost data. */
+    /** The store's version counter and last commit id, beside the stream: they show a Redis that lost writes. */
     private readonly versionKey = feedKey.replace(/:feed$/, ':version'),
-    private readonly epochKey = feedKey.replace(/:feed$/, ':epoch'),
+    private readonly headKey = feedKey.replace(/:feed$/, ':head'),
   ) {
     this.applied = startVersion;
     this.confirmed = startedAt;
@@ -82,7 +94,8 @@ export class ChangeFeedReader {
   async start(): Promise<void> {
     this.running = true;
     this.client = await this.conn.blocking('feed', this.blockMs + 1_000);
-    this.epoch = await this.client.get(this.epochKey).catch(() => null);
+    const [version, head] = await this.client.mget(this.versionKey, this.headKey).catch(() => [null, null]);
+    if (Number(version ?? 0) === this.applied) this.head = head ?? null;
     this.loop = this.run();
   }
 
@@ -107,14 +120,14 @@ export class ChangeFeedReader {
         // persistence, flushed, failed over to a replica that lagged) would look quiet forever:
         // when nothing arrives, check that the store is still the one this node follows.
         try {
-          const [version, stored] = await this.client!.mget(this.versionKey, this.epochKey);
-          const epoch = stored ?? null;
+          const [version, stored] = await this.client!.mget(this.versionKey, this.headKey);
           const current = Number(version ?? 0);
-          if (current < this.applied || (this.epoch !== null && epoch !== this.epoch)) {
-            this.startOver(epoch, 'the store lost its data (its version went backwards or its epoch changed)');
+          const head = stored ?? null;
+          if (current < this.applied || (current === this.applied && this.head !== null && head !== this.head)) {
+            this.startOver('the store lost writes this node applied (its version went backwards or its last commit changed)');
             continue;
           }
-          this.epoch ??= epoch;
+          if (current === this.applied) this.head = head;
         } catch (err) {
           if (!this.running) break;
           this.events.error(err);
@@ -129,34 +142,33 @@ export class ChangeFeedReader {
     }
   }
 
-  /** Drops everything cached and follows the store's new data lifetime from its first version. */
-  private startOver(epoch: string | null, why: string): void {
-    this.logger.warn({ applied: this.applied, epoch }, `${why}; dropping every cached key and reading the feed from the start`);
-    this.epoch = epoch;
+  /** Drops everything cached and reads the store's feed again from its first version. */
+  private startOver(why: string): void {
+    this.logger.warn({ applied: this.applied }, `${why}; dropping every cached key and reading the feed from the start`);
+    this.head = null;
     this.applied = 0;
     this.events.reset();
   }
 
-  /** Delivers the entries in order; false when they belong to a new data lifetime (read again from the start). */
+  /** Delivers the entries in order; false when they do not follow what this node applied (read again from the start). */
   private apply(entries: StreamEntry[]): boolean {
     const batch: Change[] = [];
     for (const [id, fields] of entries) {
-      const { version, epoch, changes } = parseFeedEntry(id, fields);
-      if (epoch !== null && epoch !== this.epoch) {
-        if (this.epoch !== null) {
+      const { version, head, prev, changes } = parseFeedEntry(id, fields);
+      if (version <= this.applied) continue;
+      if (version === this.applied + 1) {
+        if (prev !== null && this.head !== null && prev !== this.head) {
           if (batch.length > 0) this.events.changes(batch);
-          this.startOver(epoch, 'the change feed belongs to a new data lifetime (Redis lost its data)');
+          this.startOver('the change feed does not follow the last commit this node applied (Redis lost writes)');
           return false;
         }
-        this.epoch = epoch;
-      }
-      if (version <= this.applied) continue;
-      if (version !== this.applied + 1) {
+      } else {
         this.logger.warn({ applied: this.applied, next: version }, 'the change feed was trimmed past this node; dropping every cached key');
         if (batch.length > 0) this.events.changes(batch.splice(0));
         this.events.reset();
       }
       this.applied = version;
+      this.head = head;
       batch.push(...changes);
     }
     if (batch.length > 0) this.events.changes(batch);

@@ -7,13 +7,13 @@ import { Script } from './connection.js';
 //   :g:<id>, :o:<id>  sets of key ids per group/owner   :order   zset seq → key id
 //   :audit, :audit:<targetId>  lists, newest first      :u:<id>  hash of usage counts per key
 //   :feed     stream, one entry `<version>-1` per batch :nodes   hash node id → report JSON
-//   :epoch    random name of this data lifetime (set by the first commit)
+//   :head     random id of the last commit; each feed entry names its own and the one before
 
 /**
  * One atomic batch: preconditions, then every write, the audit entries and the change-feed
  * entry, under one version. Refusals are raised as `KG_<CODE>` errors and write nothing.
  * KEYS[1] = <base>:version; ARGV = base, batch envelope (JSON), feed length cap, a fresh
- * random epoch (used only if the store has none yet).
+ * random id for this commit.
  * Record JSON travels as strings inside the envelope and is stored as given: the script only
  * decodes JSON (to read indexes and tokens), never re-encodes it.
  */
@@ -88,15 +88,13 @@ for _, a in ipairs(b.audit) do
   redis.call('LPUSH', base .. ':audit:' .. a.target, a.json)
 end
 
--- The epoch names this data lifetime: a Redis that starts over without its data gets a new one.
-local epoch = redis.call('GET', base .. ':epoch')
-if not epoch then
-  epoch = ARGV[4]
-  redis.call('SET', base .. ':epoch', epoch)
-end
+-- Each commit names the one before it: a Redis that came back without its last writes, and
+-- hands their version numbers out again, cannot pass its new commits off as the old ones.
+local prev = redis.call('GET', base .. ':head') or ''
+redis.call('SET', base .. ':head', ARGV[4])
 local t = redis.call('TIME')
 local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('XADD', base .. ':feed', 'MAXLEN', '~', ARGV[3], string.format('%d', v) .. '-1', 'at', string.format('%d', at), 'c', b.changes, 'e', epoch)
+redis.call('XADD', base .. ':feed', 'MAXLEN', '~', ARGV[3], string.format('%d', v) .. '-1', 'at', string.format('%d', at), 'c', b.changes, 'h', ARGV[4], 'p', prev)
 return v
 `);
 
