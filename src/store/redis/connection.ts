@@ -28,13 +28,11 @@ export class Script {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run(client: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
-    try {
-      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
+  run(client: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
+    return client.evalsha(this.sha, keys.length, ...keys, ...args).catch((err: Error) => {
+      if (!String(err.message).startsWith('NOSCRIPT')) throw err;
       return client.eval(this.source, keys.length, ...keys, ...args);
-    }
+    });
   }
 }
 
@@ -131,41 +129,56 @@ export class RedisConnection {
     return client;
   }
 
-  /** Runs one request-path call: breaker, timeout, faults mapped to STORE_UNAVAILABLE. */
+  /**
+   * Runs one request-path call (one command): breaker, faults mapped to STORE_UNAVAILABLE.
+   * The client's own command timeout bounds it; no timer or extra promise per call, since
+   * this runs for every rate-limited request.
+   */
   fastCall<T>(fn: (client: RedisClient) => Promise<T>): Promise<T> {
-    return this.guard(fn, this.fast, this.fastTimeoutMs);
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    return fn(this.fast).then(this.succeeded, this.failed);
   }
 
-  slowCall<T>(fn: (client: RedisClient) => Promise<T>): Promise<T> {
-    return this.guard(fn, this.slow, this.slowTimeoutMs);
-  }
-
-  private async guard<T>(fn: (client: RedisClient) => Promise<T>, client: RedisClient, timeoutMs: number): Promise<T> {
-    if (this.closed) throw new KeygateError('STORE_UNAVAILABLE', 'The key store is closed.');
-    if (!this.breaker.allow()) throw new KeygateError('STORE_UNAVAILABLE', 'The key store is unavailable (circuit open).');
+  /** Admin writes and housekeeping, which may take several commands: bounded as a whole by a timer. */
+  async slowCall<T>(fn: (client: RedisClient) => Promise<T>): Promise<T> {
+    const refused = this.refusal();
+    if (refused) throw refused;
     let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`redis call timed out after ${this.slowTimeoutMs} ms`)), this.slowTimeoutMs + 50);
+    });
     try {
-      const result = await Promise.race([
-        fn(client),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`redis call timed out after ${timeoutMs} ms`)), timeoutMs + 50);
-        }),
-      ]);
-      this.breaker.success();
-      return result;
+      return this.succeeded(await Promise.race([fn(this.slow), limit]));
     } catch (err) {
-      const refusal = SCRIPT_REFUSAL.exec(String((err as Error).message));
-      if (refusal) {
-        this.breaker.success();
-        throw new KeygateError(refusal[1] as 'CONFLICT');
-      }
-      this.breaker.failure();
-      if (err instanceof KeygateError) throw err;
-      throw new KeygateError('STORE_UNAVAILABLE', `The key store is unavailable: ${(err as Error).message}`);
+      return this.failed(err);
     } finally {
       clearTimeout(timer);
     }
   }
+
+  private refusal(): KeygateError | null {
+    if (this.closed) return new KeygateError('STORE_UNAVAILABLE', 'The key store is closed.');
+    if (!this.breaker.allow()) return new KeygateError('STORE_UNAVAILABLE', 'The key store is unavailable (circuit open).');
+    return null;
+  }
+
+  private readonly succeeded = <T>(value: T): T => {
+    this.breaker.success();
+    return value;
+  };
+
+  /** A refusal our scripts raise on purpose is an answer, not a fault; anything else trips the breaker. */
+  private readonly failed = (err: unknown): never => {
+    const refusal = SCRIPT_REFUSAL.exec(String((err as Error).message));
+    if (refusal) {
+      this.breaker.success();
+      throw new KeygateError(refusal[1] as 'CONFLICT');
+    }
+    this.breaker.failure();
+    if (err instanceof KeygateError) throw err;
+    throw new KeygateError('STORE_UNAVAILABLE', `The key store is unavailable: ${(err as Error).message}`);
+  };
 
   async close(): Promise<void> {
     this.closed = true;

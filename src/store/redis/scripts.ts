@@ -138,35 +138,43 @@ return 1
 `);
 
 /**
- * One rate-limit and quota decision, atomically: a sliding-window counter (the previous fixed
- * window weighted by its remaining overlap, plus the current one) and a period counter. A
- * refused request increments nothing.
+ * Rate-limit and quota decisions for `n` requests of one key, atomically: a sliding-window
+ * counter (the previous fixed window weighted by its remaining overlap, plus the current
+ * one) and a period counter. The first `admitted` requests pass, as if decided one by one;
+ * the rest are refused and increment nothing.
  * KEYS = current window, previous window, quota period (one hash tag per key id).
  * ARGV = rate limit (-1: none), window ms, ms elapsed in the window, quota limit (-1: none),
- * quota expiry (ms since the epoch).
- * Returns {0 ok | 1 rate limited | 2 quota exceeded, current, previous, quota used}.
+ * quota expiry (ms since the epoch), n.
+ * Returns {admitted, why the rest were refused (1 rate limit, 2 quota, 0 none), current,
+ * previous, quota used}, the counts after admitting.
  */
 export const RATE_LIMIT = new Script(`
 local limit = tonumber(ARGV[1])
 local size = tonumber(ARGV[2])
 local qlimit = tonumber(ARGV[4])
+local n = tonumber(ARGV[6])
+local admit, why = n, 0
 local cur, prev, used = 0, 0, 0
 if limit >= 0 then
   cur = tonumber(redis.call('GET', KEYS[1]) or '0')
   prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if prev * (1 - tonumber(ARGV[3]) / size) + cur + 1 > limit then return {1, cur, prev, 0} end
+  local room = math.floor(limit - (prev * (1 - tonumber(ARGV[3]) / size) + cur))
+  if room < admit then admit, why = math.max(room, 0), 1 end
 end
 if qlimit >= 0 then
   used = tonumber(redis.call('GET', KEYS[3]) or '0')
-  if used + 1 > qlimit then return {2, cur, prev, used} end
+  local room = qlimit - used
+  if room < admit then admit, why = math.max(room, 0), 2 end
 end
-if limit >= 0 then
-  cur = redis.call('INCR', KEYS[1])
-  if cur == 1 then redis.call('PEXPIRE', KEYS[1], 2 * size + 1000) end
+if admit > 0 then
+  if limit >= 0 then
+    cur = redis.call('INCRBY', KEYS[1], admit)
+    if cur == admit then redis.call('PEXPIRE', KEYS[1], 2 * size + 1000) end
+  end
+  if qlimit >= 0 then
+    used = redis.call('INCRBY', KEYS[3], admit)
+    if used == admit then redis.call('PEXPIREAT', KEYS[3], ARGV[5]) end
+  end
 end
-if qlimit >= 0 then
-  used = redis.call('INCR', KEYS[3])
-  if used == 1 then redis.call('PEXPIREAT', KEYS[3], ARGV[5]) end
-end
-return {0, cur, prev, used}
+return {admit, why, cur, prev, used}
 `);
