@@ -354,3 +354,40 @@ describe.skipIf(!requireRedis())('a node whose Redis dies or hangs', () => {
     expect(await metricOf(kg, 'keygate_rate_limit_fallbacks_total')).toBe(c1);
   });
 });
+
+describe.skipIf(!requireRedis())('clients that leave while a request waits on Redis', () => {
+  const defer = useCleanup();
+
+  it('forwards nothing for them, counts them as closed, and keeps serving and stopping promptly', async () => {
+    const redis = await startRedis();
+    defer(() => redis.cleanup());
+    const node = await startNode(defer, { events, eventsTest, url: redis.url, keyPrefix: uniquePrefix('leave') });
+    const ws = await createWorkspace(node, 'leave');
+    const k = await createKey(node, { workspaceId: ws, name: 'limited', permissions: ['*'], rateLimit: { limit: 1_000, windowSeconds: 60 } });
+    expect((await timedGet(node, k.secret)).status).toBe(200);
+    const before = events.requests.length;
+
+    // The rate-limit call hangs while Redis is paused; the clients give up meanwhile.
+    redis.pause();
+    const { connect } = await import('node:net');
+    const url = new URL(node.gatewayUrl!);
+    const sockets = Array.from({ length: 10 }, () => {
+      const s = connect(Number(url.port), url.hostname);
+      s.on('error', () => undefined);
+      s.write(`GET /v1/events HTTP/1.1\r\nhost: x\r\nx-api-key: ${k.secret}\r\n\r\n`);
+      return s;
+    });
+    await sleep(50);
+    for (const s of sockets) s.destroy();
+    await sleep(50);
+    redis.resume();
+    await sleep(500);
+
+    expect(events.requests.length).toBe(before);
+    expect(await metricOf(node, 'keygate_requests_total', { outcome: 'CLIENT_CLOSED' })).toBe(10);
+    expect((await timedGet(node, k.secret)).status).toBe(200);
+    const stopping = Date.now();
+    expect(await node.stop()).toBe(0);
+    expect(Date.now() - stopping).toBeLessThan(3_000);
+  });
+});

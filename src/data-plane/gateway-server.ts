@@ -214,6 +214,11 @@ export function createGatewayServer(deps: GatewayDeps): Server {
 
   const forward = (ctx: RequestContext, started: number): void => {
     const { req, res, requestId, route, scan } = ctx;
+    // A client that left while a stage waited (a store lookup, a Redis rate limit) gets
+    // nothing forwarded: its response could never be written, and would hold the upstream.
+    if (res.destroyed || req.socket.destroyed) {
+      return finish(requestId, route.name, 499, 'CLIENT_CLOSED', ctx.policy?.keyId ?? null, started, 0);
+    }
     const peer = peerOf(req.socket as PeerSocket);
     const policy = ctx.policy!;
     const test = policy.environment === 'test';
