@@ -6,14 +6,14 @@ import { DirectoryService } from './control-plane/directory-service.js';
 import { KeyService } from './control-plane/key-service.js';
 import { SigningKeyService } from './control-plane/signing-key-service.js';
 import { storeKeySource } from './data-plane/key-resolver.js';
-import { LocalRateLimiter, type RateLimiter } from './data-plane/rate-limiter.js';
+import { LocalRateLimiter, type CounterStore } from './data-plane/rate-limiter.js';
 import { PermissionCatalogue } from './domain/permissions.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { drainServer, drainState } from './runtime/drain.js';
 import { createGatewayNode, listen } from './runtime/gateway-node.js';
 import { startPrimary } from './runtime/primary.js';
-import { onTermination, workerCount } from './runtime/process.js';
+import { freshnessBeatMs, onTermination, workerCount } from './runtime/process.js';
 import { runWorker } from './runtime/worker.js';
 import { startHeartbeat, storeUsageSink } from './runtime/heartbeat.js';
 import { EmbeddedStore } from './store/embedded/embedded-store.js';
@@ -36,7 +36,7 @@ export interface App {
    * Rate-limit and quota counters: in this process (embedded), or in Redis shared by every
    * node. Workers ask the primary's.
    */
-  limiter: RateLimiter & { prune(now: number): void };
+  limiter: CounterStore;
   /** How many keygate processes share the limits (kept by the heartbeat; 1 when embedded). */
   instances: { count: number };
 }
@@ -53,7 +53,7 @@ function backend(config: Config, logger: Logger, metrics: Metrics, instances: { 
     logger,
     fastTimeoutMs: config.store.timeoutMs,
   });
-  const store = new RedisStore({ connection, logger, feedBlockMs: Math.min(1_000, Math.floor(config.propagation.maxStalenessMs / 4)) });
+  const store = new RedisStore({ connection, logger, feedBlockMs: freshnessBeatMs(config) });
   const limiter = new RedisRateLimiter(connection, config.rateLimit.onStoreError, () => instances.count, () => metrics.rateLimitFallbacks.inc());
   return { store, limiter };
 }

@@ -79,6 +79,10 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     if (logRequests) logger.info({ requestId, route, status, outcome, keyId, ms: Math.round(ms * 100) / 100 }, 'request');
   };
 
+  /** The client went away before its answer: logged and counted as 499 CLIENT_CLOSED, nothing sent. */
+  const closed = (requestId: string, route: string, keyId: string | null, started: number, upstreamMs = 0): void =>
+    finish(requestId, route, 499, 'CLIENT_CLOSED', keyId, started, upstreamMs);
+
   /** Every JSON answer the gateway makes itself; while draining it closes the connection. */
   const sendJson = (res: ServerResponse, requestId: string, status: number, body: string, extra: Record<string, string> = {}): void => {
     if (drain.draining) res.shouldKeepAlive = false;
@@ -130,7 +134,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
           if (r !== null) refuse(ctx.res, ctx.requestId, r, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started, ctx.responseHeaders ?? undefined);
           else runStages(ctx, i + 1, started);
         }).catch((err: unknown) => {
-          if (clientGone(ctx.req, err)) finish(ctx.requestId, ctx.route.name, 499, 'CLIENT_CLOSED', ctx.policy?.keyId ?? null, started, 0);
+          if (clientGone(ctx.req, err)) closed(ctx.requestId, ctx.route.name, ctx.policy?.keyId ?? null, started);
           else fault(ctx.res, ctx.requestId, err);
         });
         return;
@@ -176,7 +180,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
         finish(requestId, 'auth-token', 200, 'OK', out.keyId, started, 0);
       })
       .catch((err: unknown) => {
-        if (clientGone(req, err)) finish(requestId, 'auth-token', 499, 'CLIENT_CLOSED', null, started, 0);
+        if (clientGone(req, err)) closed(requestId, 'auth-token', null, started);
         else fault(res, requestId, err);
       });
     return true;
@@ -217,7 +221,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     // A client that left while a stage waited (a store lookup, a Redis rate limit) gets
     // nothing forwarded: its response could never be written, and would hold the upstream.
     if (res.destroyed || req.socket.destroyed) {
-      return finish(requestId, route.name, 499, 'CLIENT_CLOSED', ctx.policy?.keyId ?? null, started, 0);
+      return closed(requestId, route.name, ctx.policy?.keyId ?? null, started);
     }
     const peer = peerOf(req.socket as PeerSocket);
     const policy = ctx.policy!;
@@ -241,7 +245,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       const upstreamMs = performance.now() - upstreamStarted;
       upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
       if (result.ok) return finish(requestId, route.name, result.status, 'OK', keyId, started, upstreamMs);
-      if (result.code === 'CLIENT_GONE') return finish(requestId, route.name, 499, 'CLIENT_CLOSED', keyId, started, upstreamMs);
+      if (result.code === 'CLIENT_GONE') return closed(requestId, route.name, keyId, started, upstreamMs);
       if (result.responded) {
         res.destroy();
         return finish(requestId, route.name, 502, result.code, keyId, started, upstreamMs);

@@ -13,10 +13,16 @@ export interface Budgets {
   quota: (Quota & { used: number; remaining: number; resetsAt: string }) | null;
 }
 
+/** What the data plane asks: may this request pass? */
 export interface RateLimiter {
   take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): LimitDecision | Promise<LimitDecision>;
+}
+
+/** The process that holds a set of counters (or reaches the shared ones) can also show and prune them. */
+export interface CounterStore extends RateLimiter {
   /** The budgets left, without consuming any. */
   peek(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Budgets | Promise<Budgets>;
+  prune(now: number): void;
 }
 
 export interface Window { start: number; size: number; current: number; previous: number }
@@ -44,7 +50,7 @@ function windowAt(w: Window | undefined, size: number, now: number): Window {
 }
 
 /** Requests counted in the sliding window ending at `now`. */
-export function estimateAt(w: Window, now: number): number {
+function estimateAt(w: Window, now: number): number {
   return w.previous * (1 - (now - w.start) / w.size) + w.current;
 }
 
@@ -54,7 +60,7 @@ function periodAt(p: Period | undefined, period: Quota['period'], now: number): 
 }
 
 /** When the sliding estimate next leaves room for one request, in ms from `now`. */
-export function waitForRoom(w: Window, limit: number, now: number): number {
+function waitForRoom(w: Window, limit: number, now: number): number {
   if (limit === 0) return w.size;
   if (w.current + 1 > limit) {
     // This window alone is full: it becomes the weighted previous one, which must fade enough.
@@ -100,7 +106,7 @@ export function refusal(code: 'RATE_LIMITED' | 'QUOTA_EXCEEDED', limit: number, 
  * fixed window weighted by how much of it still overlaps, plus the current one); quotas count
  * per UTC day or month. A refused request consumes neither budget.
  */
-export class LocalRateLimiter implements RateLimiter {
+export class LocalRateLimiter implements CounterStore {
   private readonly windows = new Map<string, Window>();
   private readonly periods = new Map<string, Period>();
 

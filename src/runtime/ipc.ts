@@ -1,5 +1,5 @@
 import type { KeyRecord, Quota, RateLimit } from '../domain/api-key.js';
-import { StoreErrorFallback, type Budgets, type LimitDecision, type RateLimiter } from '../data-plane/rate-limiter.js';
+import { StoreErrorFallback, type LimitDecision, type RateLimiter } from '../data-plane/rate-limiter.js';
 import type { Owner } from '../domain/entities.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import type { KeySource } from '../data-plane/key-resolver.js';
@@ -87,7 +87,7 @@ export class IpcKeySource implements KeySource {
  */
 export class IpcRateLimiter implements RateLimiter {
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (d: LimitDecision) => void; timer: NodeJS.Timeout; fallback: () => LimitDecision }>();
+  private readonly pending = new Map<number, { resolve: (d: LimitDecision) => void; timer: NodeJS.Timeout }>();
   private readonly fallback: StoreErrorFallback;
 
   constructor(
@@ -100,11 +100,6 @@ export class IpcRateLimiter implements RateLimiter {
     this.fallback = new StoreErrorFallback(onError, () => workers, fallbackUsed);
   }
 
-  /** Budgets are shown by the admin port, which reads the primary's counters; a worker has none to show. */
-  peek(): Budgets {
-    return { rateLimit: null, quota: null };
-  }
-
   take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Promise<LimitDecision> {
     const id = this.nextId++;
     const fallback = (): LimitDecision => this.fallback.take(keyId, rate, quota, now);
@@ -113,7 +108,7 @@ export class IpcRateLimiter implements RateLimiter {
         this.pending.delete(id);
         resolve(fallback());
       }, this.timeoutMs);
-      this.pending.set(id, { resolve, timer, fallback });
+      this.pending.set(id, { resolve, timer });
       try {
         this.send({ t: 'limit', id, keyId, rate, quota, now });
       } catch {

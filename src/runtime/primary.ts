@@ -3,15 +3,13 @@ import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import { createAdminServer } from '../control-plane/admin-server.js';
 import type { App } from '../main.js';
-import { onTermination } from './process.js';
+import { freshnessBeatMs, onTermination } from './process.js';
 import { drainServer, drainState } from './drain.js';
 import { listen } from './gateway-node.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 import { storeKeySource } from '../data-plane/key-resolver.js';
 import { UsageRecorder } from '../data-plane/usage-recorder.js';
 import { startHeartbeat, storeUsageSink } from './heartbeat.js';
-
-const SYNC_MS = 1_000;
 
 const METRICS_TIMEOUT_MS = 2_000;
 
@@ -103,7 +101,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     broadcast({ t: 'changes', changes: [...changes] });
     if (changes.some((c) => c.kind === 'signing-key')) void store.listSigningKeys().then((keys) => broadcast({ t: 'signing-keys', keys }));
   }, () => broadcast({ t: 'reset' }));
-  const sync = setInterval(() => broadcast(syncMessage()), Math.min(SYNC_MS, Math.floor(config.propagation.maxStalenessMs / 4)));
+  const sync = setInterval(() => broadcast(syncMessage()), freshnessBeatMs(config));
   sync.unref();
 
   // Each worker is a gateway node with its own cache; this process reports them all.

@@ -2,6 +2,14 @@ import { availableParallelism } from 'node:os';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 
+/**
+ * How often a process confirms it is current (a feed read, a sync beat to workers): often
+ * enough that a quiet, healthy node never looks stale against `maxStalenessMs`.
+ */
+export function freshnessBeatMs(config: Config): number {
+  return Math.min(1_000, Math.floor(config.propagation.maxStalenessMs / 4));
+}
+
 export function workerCount(config: Config): number {
   return config.gateway.workers === 'auto' ? availableParallelism() : config.gateway.workers;
 }

@@ -7,7 +7,7 @@ import type { KeyStore } from '../../store/types.js';
 import type { DirectoryService } from '../directory-service.js';
 import type { KeyService } from '../key-service.js';
 import type { SigningKeyService } from '../signing-key-service.js';
-import type { RateLimiter } from '../../data-plane/rate-limiter.js';
+import type { CounterStore } from '../../data-plane/rate-limiter.js';
 import type { Router } from '../router.js';
 
 export interface AdminDeps {
@@ -19,7 +19,7 @@ export interface AdminDeps {
   metrics: Metrics;
   signingKeys: SigningKeyService;
   /** The node's shared rate-limit counters, read (never consumed) by the usage endpoint. */
-  limiter: RateLimiter;
+  limiter: CounterStore;
 }
 
 export interface AdminContext {

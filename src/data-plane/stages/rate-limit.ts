@@ -3,7 +3,7 @@ import type { Stage } from '../context.js';
 import type { RateLimiter } from '../rate-limiter.js';
 
 /** Per-key rate limit and quota; keys with neither pass untouched. */
-export function rateLimitStage(limiter: Pick<RateLimiter, 'take'>, rateLimited: CounterChild): Stage {
+export function rateLimitStage(limiter: RateLimiter, rateLimited: CounterChild): Stage {
   return (ctx) => {
     const policy = ctx.policy!;
     if (policy.rateLimit === null && policy.quota === null) return null;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Change, EntityType } from '../types.js';
 import type { RedisClient, RedisConnection } from './connection.js';
@@ -53,7 +54,10 @@ export function parseFeedEntry(id: string, fields: string[]): FeedEntry {
  * XREAD returns at once when entries wait and otherwise after `blockMs`; either answer
  * confirms the node is current as of a known instant (`confirmedAt`), which is what bounds
  * staleness. After a reconnect the next read resumes from the last applied version, so no
- * change is missed unless the stream was trimmed past it, which is detected as a gap.
+ * change is missed unless the stream was trimmed past it, which is detected as a gap. Each
+ * entry names the commit before it, so a Redis that came back without writes this node
+ * applied (and hands their version numbers out again) is noticed too: the node then drops
+ * everything cached and reads the feed from the start.
  */
 export class ChangeFeedReader {
   private applied: number;
@@ -180,8 +184,4 @@ export class ChangeFeedReader {
     this.client?.disconnect();
     await this.loop?.catch(() => undefined);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,7 +1,7 @@
 import type { Quota, RateLimit } from '../../domain/api-key.js';
 import {
   StoreErrorFallback, budgets, periodEnd, periodStart, quotaRefusal, rateRefusal,
-  type Budgets, type LimitDecision, type RateLimiter, type Window,
+  type Budgets, type CounterStore, type LimitDecision, type Window,
 } from '../../data-plane/rate-limiter.js';
 import type { RedisConnection } from './connection.js';
 import { RATE_LIMIT } from './scripts.js';
@@ -26,7 +26,7 @@ interface Batch {
  * each decision stays atomic. When Redis cannot answer (a fault, a timeout, or the circuit
  * breaker open), the fallback decides.
  */
-export class RedisRateLimiter implements RateLimiter {
+export class RedisRateLimiter implements CounterStore {
   private readonly fallback: StoreErrorFallback;
   private pending = new Map<string, Batch>();
   private scheduled = false;
