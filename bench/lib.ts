@@ -1,11 +1,40 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
+import { stringify } from 'yaml';
 
+export const ROOT = resolve(import.meta.dirname, '..');
+export const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 export const CORES = availableParallelism();
 /** The system under test gets core 0; the load generator and the upstream share core 1. */
 export const SUT_CORE = '0';
 export const LOAD_CORE = CORES > 1 ? '1' : '0';
+export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
+export const PEPPER = 'bench-pepper-0123456789abcdef';
+
+export interface Knobs { seconds: number; warmup: number; rounds: number; connections: number }
+
+/** BENCH_SECONDS, BENCH_WARMUP_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS over each bench's defaults. */
+export function knobs(defaults: Knobs): Knobs {
+  const num = (name: string, fallback: number): number => {
+    const v = process.env[name];
+    if (v === undefined || v === '') return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, not ${JSON.stringify(v)}`);
+    return n;
+  };
+  return {
+    seconds: num('BENCH_SECONDS', defaults.seconds),
+    warmup: num('BENCH_WARMUP_SECONDS', defaults.warmup),
+    rounds: num('BENCH_ROUNDS', defaults.rounds),
+    connections: num('BENCH_CONNECTIONS', defaults.connections),
+  };
+}
+
+export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+export const round3 = (x: number): number => Number(x.toFixed(3));
 
 export function pinSelf(core: string): void {
   try {
@@ -17,13 +46,17 @@ export function pinSelf(core: string): void {
 
 export interface Started { proc: ChildProcess; line: Record<string, unknown> }
 
+export const listening = (l: Record<string, unknown>): boolean => typeof l.listening === 'number';
+
 /** Starts a process pinned to `core` and resolves with the first stdout JSON line `ready` accepts. */
 export function startPinned(core: string, args: string[], env: Record<string, string>, ready: (line: Record<string, unknown>) => boolean): Promise<Started> {
   const proc = spawn('taskset', ['-c', core, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let buf = '';
+    let started = false;
     const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start`)), 20_000);
     proc.stdout!.on('data', (d: Buffer) => {
+      if (started) return;
       buf += d.toString();
       let nl: number;
       while ((nl = buf.indexOf('\n')) !== -1) {
@@ -32,8 +65,10 @@ export function startPinned(core: string, args: string[], env: Record<string, st
         try {
           const line = JSON.parse(text) as Record<string, unknown>;
           if (ready(line)) {
+            started = true;
             clearTimeout(timer);
             resolve({ proc, line });
+            return;
           }
         } catch {
           // not a JSON line
@@ -48,7 +83,7 @@ export function startPinned(core: string, args: string[], env: Record<string, st
 }
 
 export async function stop(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null) return;
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   proc.kill('SIGTERM');
   const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
@@ -56,9 +91,65 @@ export async function stop(proc: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** The benchmark's upstream (`bench/upstream.ts`), pinned to the load core. */
+export async function startUpstream(): Promise<{ proc: ChildProcess; port: number; url: string }> {
+  const { proc, line } = await startPinned(LOAD_CORE, [TSX, join(ROOT, 'bench', 'upstream.ts')], {}, listening);
+  const port = line.listening as number;
+  return { proc, port, url: `http://127.0.0.1:${port}` };
+}
+
+export interface Keygate { proc: ChildProcess; gateway: string; admin: string }
+
+/**
+ * A keygate process from `dist/` (run `npm run build` first) on the given store, access log
+ * off, pinned to `core`. `extra` is merged over the config's top level (`gateway` is merged
+ * one level deeper).
+ */
+export async function startKeygate(dir: string, name: string, opts: {
+  upstreamPort: number; store: Record<string, unknown>; routes: unknown[]; core?: string; gateway?: Record<string, unknown>; extra?: Record<string, unknown>;
+  /** Flags for node itself (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+}): Promise<Keygate> {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, stringify({
+    gateway: { listen: { host: '127.0.0.1', port: 0 }, workers: 1, accessLog: false, ...opts.gateway },
+    admin: { listen: { host: '127.0.0.1', port: 0 }, tokens: [{ name: 'bench', token: ADMIN_TOKEN }] },
+    store: opts.store,
+    secrets: { pepper: PEPPER },
+    upstreams: { api: { url: `http://127.0.0.1:${opts.upstreamPort}` } },
+    routes: opts.routes,
+    ...opts.extra,
+  }));
+  const { proc, line } = await startPinned(opts.core ?? SUT_CORE, [process.execPath, ...(opts.nodeArgs ?? []), join(ROOT, 'dist', 'cli.js'), 'serve', '--config', file], {}, (l) => l.msg === 'ready');
+  return { proc, gateway: String(line.gateway), admin: String(line.admin) };
+}
+
+/** One admin API call; throws with the answer on anything but 2xx. */
+export async function adminCall(admin: string, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(admin + path, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.status === 204 ? null : res.json();
+}
+
 export interface LoadResult { rps: number; p50: number; p99: number; non2xx: number; errors: number; requests: number }
 
-export async function load(url: string, opts: { connections: number; seconds: number; headers?: Record<string, string>; method?: string; body?: string }): Promise<LoadResult> {
+export interface LoadOptions {
+  connections: number;
+  seconds: number;
+  headers?: Record<string, string>;
+  method?: string;
+  body?: string;
+  /** Each request carries the next of these secrets in turn, as X-Api-Key. */
+  keys?: readonly string[];
+}
+
+export async function load(url: string, opts: LoadOptions): Promise<LoadResult> {
+  const keys = opts.keys;
+  let next = 0;
   const result = await autocannon({
     url,
     connections: opts.connections,
@@ -67,6 +158,7 @@ export async function load(url: string, opts: { connections: number; seconds: nu
     headers: opts.headers ?? {},
     method: (opts.method ?? 'GET') as 'GET',
     ...(opts.body !== undefined ? { body: opts.body } : {}),
+    ...(keys ? { requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-api-key': keys[next++ % keys.length]! } }) }] } : {}),
   });
   return {
     rps: Math.round(result.requests.average),
@@ -76,4 +168,24 @@ export async function load(url: string, opts: { connections: number; seconds: nu
     errors: result.errors + result.timeouts,
     requests: result.requests.total,
   };
+}
+
+/** Writes `data` as `bench/results/<prefix><timestamp>.json` and returns the file. */
+export function writeResults(prefix: string, data: unknown): string {
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${prefix}${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(data, null, 2));
+  return file;
+}
+
+/** Resident set size of a process in MiB, from /proc (null when it is gone). */
+export function rssMiB(pid: number): number | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
 }

@@ -1,127 +1,181 @@
-// `npm run bench`: the gateway's hot path against the floor, side by side in one run.
-// keygate and the bare proxy are pinned to core 0; this process (autocannon) and the
-// upstream to core 1. Results print as a table and are written to bench/results/.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
+// `npm run bench`: keygate's hot path against the floor and its Node peers, side by side in
+// one run. Every system under test is pinned to core 0; this process (autocannon), the
+// upstream and redis-server to core 1. Scenarios alternate round by round and each row is
+// the round with the median req/s. Results print as a table and go to bench/results/.
+// Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (64),
+// BENCH_KEYS (64), BENCH_SKIP_REDIS=1 (no Redis scenarios, e.g. without redis-server).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { CORES, LOAD_CORE, SUT_CORE, load, pinSelf, startPinned, stop, type LoadResult } from './lib.js';
+import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
+import {
+  CORES, LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, knobs, listening, load, median, pinSelf, round3, startKeygate, startPinned, startUpstream, stop,
+  writeResults, type Keygate, type LoadOptions, type LoadResult,
+} from './lib.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
-const ADMIN_TOKEN = 'bench-admin-token-0123456789';
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+const K = knobs({ seconds: 5, warmup: 3, rounds: 3, connections: 64 });
+const MANY_KEYS = Number(process.env.BENCH_KEYS ?? 64);
+const SKIP_REDIS = process.env.BENCH_SKIP_REDIS === '1';
+/** High enough never to refuse: every request runs the whole limiter decision. */
+const NEVER_REFUSING = { limit: 1_000_000_000, windowSeconds: 60 };
 
-const listening = (l: Record<string, unknown>): boolean => typeof l.listening === 'number';
-
-interface Scenario { name: string; url: string; headers: Record<string, string> }
-type Row = LoadResult & { name: string; rounds: number[] };
-
-async function startKeygate(upstreamPort: number, dataDir: string): Promise<{ proc: ChildProcess; gateway: string; admin: string }> {
-  const config = {
-    gateway: { listen: { host: '127.0.0.1', port: 0 }, workers: 1, accessLog: false },
-    admin: { listen: { host: '127.0.0.1', port: 0 }, tokens: [{ name: 'bench', token: ADMIN_TOKEN }] },
-    store: { driver: 'embedded', path: join(dataDir, 'data') },
-    secrets: { pepper: 'bench-pepper-0123456789abcdef' },
-    upstreams: { api: { url: `http://127.0.0.1:${upstreamPort}` } },
-    routes: [{ name: 'list-events', method: 'GET', path: '/v1/events', upstream: 'api', permission: 'events.read' }],
+/** A realistic event of about 1 KiB, for the inspected route. */
+const EVENT = (() => {
+  const e: Record<string, unknown> = {
+    action: 'cart.add', profileId: 'p_100001', occurredAt: '2026-11-23T05:00:00.000Z',
+    properties: { sku: 'SKU-1', price: 19.99, currency: 'EUR', tags: ['a', 'b', 'c'], referrer: 'https://example.com/landing?utm=bench' },
   };
-  const file = join(dataDir, 'bench.yaml');
-  writeFileSync(file, stringify(config));
-  const { proc, line } = await startPinned(SUT_CORE, [process.execPath, join(ROOT, 'dist', 'cli.js'), 'serve', '--config', file], {}, (l) => l.msg === 'ready');
-  return { proc, gateway: String(line.gateway), admin: String(line.admin) };
-}
+  e.note = 'x'.repeat(1024 - JSON.stringify(e).length - 10);
+  return JSON.stringify(e);
+})();
 
-async function adminCall(admin: string, method: string, path: string, body: unknown): Promise<any> {
-  const res = await fetch(admin + path, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+const ROUTES = [
+  { name: 'list-events', method: 'GET', path: '/v1/events', upstream: 'api', permission: 'events.read' },
+  { name: 'track-event', method: 'POST', path: '/v1/events', upstream: 'api', permission: 'events.create', events: { field: 'action' } },
+];
+
+interface Scenario { id: string; name: string; url: string; opts: Omit<LoadOptions, 'connections' | 'seconds'> }
+type Row = LoadResult & { id: string; name: string; rounds: number[] };
+
+/** The key every keygate scenario uses: a permission and a two-entry IP allowlist, plus event lists for the inspected route. */
+async function benchKey(kg: Keygate, rateLimit: typeof NEVER_REFUSING | null, name = 'bench'): Promise<string> {
+  const ws = await adminCall(kg.admin, 'POST', '/v1/workspaces', { name });
+  const { secret } = await adminCall(kg.admin, 'POST', '/v1/keys', {
+    workspaceId: ws.id, name, permissions: ['events.read', 'events.create'], ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'], rateLimit,
+    eventAllowlist: ['page.*', 'cart.add', 'cart.remove', 'checkout.*'], eventDenylist: ['transaction.*', 'admin.grant'],
   });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.json();
+  return secret as string;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-/**
- * Every process stays up for the whole run and the scenarios alternate round by round, so
- * JIT warm-up and machine drift hit them alike; each row is the round with the median req/s.
- */
 async function measureAll(scenarios: Scenario[]): Promise<Row[]> {
-  for (const s of scenarios) await load(s.url, { connections: CONNECTIONS, seconds: WARMUP, headers: s.headers });
-  const runs = new Map<string, LoadResult[]>(scenarios.map((s) => [s.name, []]));
-  for (let round = 0; round < ROUNDS; round++) {
+  for (const s of scenarios) {
+    const r = await load(s.url, { connections: K.connections, seconds: K.warmup, ...s.opts });
+    if (r.non2xx + r.errors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx answers and ${r.errors} errors in warm-up`);
+  }
+  const runs = new Map<string, LoadResult[]>(scenarios.map((s) => [s.id, []]));
+  for (let round = 0; round < K.rounds; round++) {
     for (const s of scenarios) {
-      const r = await load(s.url, { connections: CONNECTIONS, seconds: SECONDS, headers: s.headers });
-      runs.get(s.name)!.push(r);
-      process.stderr.write(`round ${round + 1} ${s.name}: ${r.rps} req/s, p99 ${r.p99} ms\n`);
+      const r = await load(s.url, { connections: K.connections, seconds: K.seconds, ...s.opts });
+      runs.get(s.id)!.push(r);
+      process.stderr.write(`round ${round + 1} ${s.name}: ${r.rps} req/s, p99 ${r.p99} ms, non-2xx ${r.non2xx + r.errors}\n`);
     }
   }
   return scenarios.map((s) => {
-    const list = runs.get(s.name)!;
+    const list = runs.get(s.id)!;
     const mid = median(list.map((r) => r.rps));
-    const pick = list.find((r) => r.rps === mid)!;
-    return { name: s.name, ...pick, rounds: list.map((r) => r.rps) };
+    return { id: s.id, name: s.name, ...list.find((r) => r.rps === mid)!, rounds: list.map((r) => r.rps) };
   });
+}
+
+/** The policy-check microbenchmark (bench/policy-check.ts), pinned like keygate; its ns/op. */
+function policyCheck(): number | null {
+  const out = spawnSync('taskset', ['-c', SUT_CORE, TSX, join(ROOT, 'bench', 'policy-check.ts')], { encoding: 'utf8' });
+  const ns = [...out.stdout.matchAll(/(\d+) ns\/op/g)].map((m) => Number(m[1]));
+  return ns.length > 0 ? ns[ns.length - 1]! : null;
 }
 
 async function main(): Promise<void> {
   pinSelf(LOAD_CORE);
   const procs: ChildProcess[] = [];
-  const dataDir = mkdtempSync(join(tmpdir(), 'keygate-bench-'));
-  let results: Row[];
+  const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-'));
+  let redis: RedisServer | null = null;
+  let rows: Row[];
   try {
-    const upstream = await startPinned(LOAD_CORE, [TSX, join(ROOT, 'bench', 'upstream.ts')], {}, listening);
+    const upstream = await startUpstream();
     procs.push(upstream.proc);
-    const upstreamUrl = `http://127.0.0.1:${upstream.line.listening as number}`;
-    const bare = await startPinned(SUT_CORE, [TSX, join(ROOT, 'bench', 'bare-proxy.ts')], { UPSTREAM: upstreamUrl }, listening);
-    procs.push(bare.proc);
-    const kg = await startKeygate(upstream.line.listening as number, dataDir);
-    procs.push(kg.proc);
-    const ws = await adminCall(kg.admin, 'POST', '/v1/workspaces', { name: 'bench' });
-    const { secret } = await adminCall(kg.admin, 'POST', '/v1/keys', {
-      workspaceId: ws.id, name: 'bench', permissions: ['events.read'], ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'],
-    });
-    const minted = await fetch(`${kg.gateway}/auth/token`, { method: 'POST', headers: { 'x-api-key': secret } });
+    const peer = async (file: string): Promise<string> => {
+      const p = await startPinned(SUT_CORE, [TSX, join(ROOT, 'bench', file)], { UPSTREAM: upstream.url }, listening);
+      procs.push(p.proc);
+      return `http://127.0.0.1:${p.line.listening as number}`;
+    };
+    const bare = await peer('bare-proxy.ts');
+    const fastify = await peer('fastify-proxy.ts');
+    const embedded = (name: string): Record<string, unknown> => ({ driver: 'embedded', path: join(dir, name) });
+
+    const one = await startKeygate(dir, 'one', { upstreamPort: upstream.port, store: embedded('one'), routes: ROUTES });
+    procs.push(one.proc);
+    const secret = await benchKey(one, null);
+    const minted = await fetch(`${one.gateway}/auth/token`, { method: 'POST', headers: { 'x-api-key': secret } });
+    if (!minted.ok) throw new Error(`token exchange: ${minted.status} ${await minted.text()}`);
     const { token } = (await minted.json()) as { token: string };
-    results = await measureAll([
-      { name: 'upstream direct', url: `${upstreamUrl}/v1/events`, headers: {} },
-      { name: 'bare undici proxy', url: `http://127.0.0.1:${bare.line.listening as number}/v1/events`, headers: {} },
-      { name: 'keygate key path (permission + IP)', url: `${kg.gateway}/v1/events`, headers: { 'x-api-key': secret } },
-      { name: 'keygate token path (same checks)', url: `${kg.gateway}/v1/events`, headers: { authorization: `Bearer ${token}` } },
-    ]);
+
+    const two = await startKeygate(dir, 'two', { upstreamPort: upstream.port, store: embedded('two'), routes: ROUTES, gateway: { workers: 2 } });
+    procs.push(two.proc);
+    const secretTwo = await benchKey(two, null);
+
+    const path = '/v1/events';
+    const scenarios: Scenario[] = [
+      { id: 'upstream', name: 'upstream direct', url: upstream.url + path, opts: {} },
+      { id: 'bare', name: 'bare node:http + undici proxy', url: bare + path, opts: {} },
+      { id: 'fastify', name: '@fastify/http-proxy', url: fastify + path, opts: {} },
+      { id: 'key', name: 'keygate key path (permission + IP)', url: one.gateway + path, opts: { headers: { 'x-api-key': secret } } },
+      { id: 'token', name: 'keygate token path (same checks)', url: one.gateway + path, opts: { headers: { authorization: `Bearer ${token}` } } },
+    ];
+    if (!SKIP_REDIS) {
+      redis = await startRedis();
+      execFileSync('taskset', ['-a', '-cp', LOAD_CORE, String(redis.pid)], { stdio: 'ignore' });
+      const kgRedis = await startKeygate(dir, 'redis', { upstreamPort: upstream.port, store: { driver: 'redis', url: redis.url, keyPrefix: 'kgbench:' }, routes: ROUTES });
+      procs.push(kgRedis.proc);
+      const limited = await benchKey(kgRedis, NEVER_REFUSING);
+      const many: string[] = [];
+      for (let i = 0; i < MANY_KEYS; i++) many.push(await benchKey(kgRedis, NEVER_REFUSING, `bench-${i}`));
+      scenarios.push(
+        { id: 'redisLimit', name: 'keygate key path + Redis rate limit', url: kgRedis.gateway + path, opts: { headers: { 'x-api-key': limited } } },
+        { id: 'redisLimitMany', name: `  same, ${MANY_KEYS} keys in turn`, url: kgRedis.gateway + path, opts: { keys: many } },
+      );
+    }
+    scenarios.push(
+      { id: 'inspected', name: 'keygate inspected event route (1 KiB)', url: one.gateway + path, opts: { method: 'POST', body: EVENT, headers: { 'x-api-key': secret, 'content-type': 'application/json' } } },
+      { id: 'workers2', name: 'keygate key path, workers: 2', url: two.gateway + path, opts: { headers: { 'x-api-key': secretTwo } } },
+    );
+    rows = await measureAll(scenarios);
   } finally {
     for (const p of procs.reverse()) await stop(p);
-    rmSync(dataDir, { recursive: true, force: true });
+    await redis?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
   }
+  const nsPerCheck = policyCheck();
 
-  const byName = new Map(results.map((r) => [r.name, r]));
-  const bare = byName.get('bare undici proxy')!;
-  const key = byName.get('keygate key path (permission + IP)')!;
-  const tokenPath = byName.get('keygate token path (same checks)')!;
+  const by = new Map(rows.map((r) => [r.id, r]));
+  const ratio = (a: string, b: string): number | null => (by.has(a) && by.has(b) ? round3(by.get(a)!.rps / by.get(b)!.rps) : null);
   const ratios = {
-    keyVsBare: Number((key.rps / bare.rps).toFixed(3)),
-    tokenVsKey: Number((tokenPath.rps / key.rps).toFixed(3)),
-    p99OverheadMs: Number((key.p99 - bare.p99).toFixed(2)),
+    keyVsBare: ratio('key', 'bare'),
+    keyVsFastify: ratio('key', 'fastify'),
+    tokenVsKey: ratio('token', 'key'),
+    redisLimitVsKey: ratio('redisLimit', 'key'),
+    redisLimitManyVsKey: ratio('redisLimitMany', 'key'),
+    workers2VsKey: ratio('workers2', 'key'),
+    p99OverheadMs: by.get('key')!.p99 - by.get('bare')!.p99,
   };
-  const rows = results.map((r) => `| ${r.name.padEnd(36)} | ${String(r.rps).padStart(8)} | ${String(r.p50).padStart(6)} | ${String(r.p99).padStart(6)} | ${String(r.non2xx + r.errors).padStart(7)} | ${r.rounds.join(' / ')}`);
-  process.stdout.write([
-    `keygate bench — ${new Date().toISOString()} — ${CORES} cores, node ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS}s (median shown)`,
-    '| scenario                             |    req/s | p50 ms | p99 ms | non-2xx | req/s per round',
-    '|--------------------------------------|---------:|-------:|-------:|--------:|----------------',
-    ...rows,
-    `key path / bare proxy req/s: ${ratios.keyVsBare}; p99 overhead over bare proxy: ${ratios.p99OverheadMs} ms; token path / key path req/s: ${ratios.tokenVsKey}`,
+  const targets: [string, number | null, number][] = [
+    ['key path / bare proxy', ratios.keyVsBare, 0.85],
+    ['key path / @fastify/http-proxy', ratios.keyVsFastify, 1.5],
+    ['token path / key path', ratios.tokenVsKey, 0.9],
+    ['Redis rate limit / key path', ratios.redisLimitVsKey, 0.85],
+  ];
+  const at = new Date().toISOString();
+  const machine = `${CORES} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), node ${process.version}`;
+  const pad = (s: string | number, n: number): string => String(s).padStart(n);
+  const lines = [
     '',
-  ].join('\n'));
-  const dir = join(ROOT, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: CORES, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, results, ratios }, null, 2));
+    `keygate bench — ${at} — ${machine}`,
+    `${K.connections} connections, ${K.rounds} rounds of ${K.seconds} s, median round shown; systems under test on core ${SUT_CORE}, load, upstream and Redis on core ${LOAD_CORE}`,
+    '',
+    `| scenario                                 |  req/s | p50 ms | p99 ms | non-2xx | req/s per round |`,
+    `|------------------------------------------|-------:|-------:|-------:|--------:|-----------------|`,
+    ...rows.map((r) => `| ${r.name.padEnd(40)} | ${pad(r.rps, 6)} | ${pad(r.p50, 6)} | ${pad(r.p99, 6)} | ${pad(r.non2xx + r.errors, 7)} | ${r.rounds.join(' / ')} |`),
+    '',
+    ...targets.map(([name, value, min]) => `${name.padEnd(32)} ${value === null ? 'not run' : value.toFixed(3)} (target >= ${min})${value !== null && value < min ? '  BELOW TARGET' : ''}`),
+    `${'p99 over the bare proxy'.padEnd(32)} ${ratios.p99OverheadMs} ms (autocannon counts whole ms)`,
+    ...(ratios.redisLimitManyVsKey !== null ? [`${`Redis limit, ${MANY_KEYS} keys / key path`.padEnd(32)} ${ratios.redisLimitManyVsKey.toFixed(3)}`] : []),
+    `${'workers: 2 / key path'.padEnd(32)} ${ratios.workers2VsKey?.toFixed(3)} (both on core ${SUT_CORE}: the cost of the primary, not scaling)`,
+    `${'policy check (cache hit)'.padEnd(32)} ${nsPerCheck ?? 'failed'} ns/op`,
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+  const file = writeResults('', { at, machine, cores: CORES, node: process.version, ...K, results: rows, ratios, nsPerCheck });
   process.stdout.write(`results written to ${file}\n`);
 }
 

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
@@ -78,16 +78,29 @@ export function upstreamRequestHeaders(req: IncomingMessage, scan: HeaderScan, i
   return out;
 }
 
-/** The upstream's response headers minus hop-by-hop ones. */
-export function clientResponseHeaders(headers: IncomingHttpHeaders, requestId: string): OutgoingHttpHeaders {
-  const named = connectionTokens(headers.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue;
-    const v = headers[name];
-    if (v !== undefined) out[name] = v;
+/**
+ * The upstream's raw response headers (undici's `Buffer[]`, names and values alternating)
+ * as the flat `[name, value, …]` list `writeHead` takes: hop-by-hop fields and any the
+ * Connection header names are dropped, repeated fields (Set-Cookie) kept in order, and the
+ * upstream's own X-Request-Id replaced by the gateway's.
+ */
+export function clientResponseHeaders(raw: readonly Buffer[], requestId: string): string[] {
+  let named: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 10 && name.toString('latin1').toLowerCase() === 'connection') {
+      const tokens = connectionTokens(raw[i + 1]!.toString('latin1'));
+      if (tokens) for (const t of tokens) (named ??= new Set()).add(t);
+    }
   }
-  out['x-request-id'] = requestId;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower === 'x-request-id' || (named !== null && named.has(lower))) continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  out.push('x-request-id', requestId);
   return out;
 }
 
@@ -111,11 +124,13 @@ function onClientSocketClose(this: WatchedSocket): void {
 }
 
 /**
- * undici's lowest-level handler: response bytes go straight into the client's response with
- * back-pressure both ways, and a client that goes away aborts the upstream call.
+ * undici's own handler interface (the one its HTTP/1.1 client calls directly, so no adapter
+ * sits between and response headers stay raw): response bytes go straight into the client's
+ * response with back-pressure both ways, and a client that goes away aborts the upstream call.
  */
 class ProxyHandler implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | null = null;
+  private abortUpstream: ((reason: Error) => void) | null = null;
+  private resume: (() => void) | null = null;
   private status = 0;
   private settled = false;
   private abortWith: Error | null = null;
@@ -145,37 +160,38 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private abort(reason: Error): void {
     if (this.abortWith !== null) return;
     this.abortWith = reason;
-    if (this.controller) this.controller.abort(reason);
+    if (this.abortUpstream) this.abortUpstream(reason);
     // Still queued for a connection: answer now; the dispatch is aborted when it starts.
-    else this.onResponseError(null, reason);
+    else this.onError(reason);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.abortWith !== null) controller.abort(this.abortWith);
+  onConnect(abort: (reason: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.abortWith !== null) abort(this.abortWith);
   }
 
-  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    if (statusCode < 200) return; // 1xx informational: the client gets only the final answer
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx informational: the client gets only the final answer
     if (this.timer) clearTimeout(this.timer);
     this.status = statusCode;
+    this.resume = resume;
     if (this.drain.draining) this.res.shouldKeepAlive = false;
-    this.res.writeHead(statusCode, clientResponseHeaders(headers, this.requestId));
+    this.res.writeHead(statusCode, clientResponseHeaders(rawHeaders, this.requestId));
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.res.write(chunk)) {
-      controller.pause();
-      this.res.once('drain', () => controller.resume());
-    }
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', this.resume!);
+    return false;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.res.end();
     this.settle({ ok: true, status: this.status });
   }
 
-  onResponseError(_c: Dispatcher.DispatchController | null, err: Error): void {
+  onError(err: Error): void {
     const code = (err as { code?: string }).code ?? '';
     const responded = this.res.headersSent;
     const reason = this.abortWith ?? err;

@@ -60,12 +60,13 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   // Pre-bound metric children: no label lookup per request.
   const total = metrics.requestDuration.labels({ kind: 'total' });
   const overhead = metrics.requestDuration.labels({ kind: 'overhead' });
-  const counters = new Map<string, ReturnType<typeof metrics.requests.labels>>();
-  // The key is built per request, the child only once per route and outcome.
+  // Route → outcome → counter child: two map lookups per request, no key string built.
+  const counters = new Map<string, Map<string, ReturnType<typeof metrics.requests.labels>>>();
   const count = (route: string, outcome: string): void => {
-    const k = `${route}\u0000${outcome}`;
-    let c = counters.get(k);
-    if (!c) counters.set(k, (c = metrics.requests.labels({ route, outcome })));
+    let byOutcome = counters.get(route);
+    if (!byOutcome) counters.set(route, (byOutcome = new Map()));
+    let c = byOutcome.get(outcome);
+    if (!c) byOutcome.set(outcome, (c = metrics.requests.labels({ route, outcome })));
     c.inc();
   };
   const upstreamTimers = new Map(deps.routes.flatMap((r) => [r.upstream, r.upstreamTest]).map((u) => [u, metrics.upstreamDuration.labels({ upstream: u.name })]));
