@@ -4,20 +4,13 @@
 // loaded with a 1 KiB event and with a 100-event batch; scenarios alternate round by round.
 //   npm run build && npx tsx bench/body-policy.ts
 // Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (8), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (64).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { stringify } from 'yaml';
-import { CORES, LOAD_CORE, SUT_CORE, load, pinSelf, startPinned, stop, type LoadResult } from './lib.js';
+import { CORES, LOAD_CORE, SUT_CORE, adminCall, knobs, load, pinSelf, startKeygate, startUpstream, stop, writeResults, type LoadResult } from './lib.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
-const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
-const ADMIN_TOKEN = 'bench-admin-token-0123456789';
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+const { seconds: SECONDS, warmup: WARMUP, rounds: ROUNDS, connections: CONNECTIONS } = knobs({ seconds: 8, warmup: 3, rounds: 3, connections: 64 });
 
 /** A realistic single event of about 1 KiB. */
 function event(i: number, padTo = 0): Record<string, unknown> {
@@ -41,32 +34,22 @@ async function main(): Promise<void> {
   const procs: ChildProcess[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-body-'));
   try {
-    const upstream = await startPinned(LOAD_CORE, [TSX, join(ROOT, 'bench', 'upstream.ts')], {}, (l) => typeof l.listening === 'number');
+    const upstream = await startUpstream();
     procs.push(upstream.proc);
-    const file = join(dir, 'bench.yaml');
-    writeFileSync(file, stringify({
-      gateway: { listen: { host: '127.0.0.1', port: 0 }, workers: 1, accessLog: false, maxBodyBytes: 1_048_576 },
-      admin: { listen: { host: '127.0.0.1', port: 0 }, tokens: [{ name: 'bench', token: ADMIN_TOKEN }] },
+    const kg = await startKeygate(dir, 'bench', {
+      upstreamPort: upstream.port,
       store: { driver: 'embedded', path: join(dir, 'data') },
-      secrets: { pepper: 'bench-pepper-0123456789abcdef' },
-      upstreams: { api: { url: `http://127.0.0.1:${String(upstream.line.listening)}` } },
+      gateway: { maxBodyBytes: 1_048_576 },
       routes: [
         { name: 'inspected', method: 'POST', path: '/v1/events', upstream: 'api', permission: 'events.create', events: { field: 'action' } },
         { name: 'streamed', method: 'POST', path: '/v1/raw-events', upstream: 'api', permission: 'events.create' },
       ],
-    }));
-    const kg = await startPinned(SUT_CORE, [process.execPath, join(ROOT, 'dist', 'cli.js'), 'serve', '--config', file], {}, (l) => l.msg === 'ready');
+    });
     procs.push(kg.proc);
-    const admin = String(kg.line.admin);
-    const gateway = String(kg.line.gateway);
-    const call = async (method: string, path: string, body: unknown): Promise<any> => {
-      const res = await fetch(admin + path, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-      return res.json();
-    };
-    const ws = await call('POST', '/v1/workspaces', { name: 'bench' });
+    const { admin, gateway } = kg;
+    const ws = await adminCall(admin, 'POST', '/v1/workspaces', { name: 'bench' });
     // Lists with exact names and prefixes, so the check does real work; the bench events pass.
-    const { secret } = await call('POST', '/v1/keys', {
+    const { secret } = await adminCall(admin, 'POST', '/v1/keys', {
       workspaceId: ws.id, name: 'bench', permissions: ['events.create'],
       eventAllowlist: ['page.*', 'cart.add', 'cart.remove', 'checkout.*'], eventDenylist: ['transaction.*', 'admin.grant'],
     });
@@ -103,9 +86,7 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(`| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.rounds.join(' / ')} |`);
     const ratio = (a: number, b: number): string => (rows[a]!.rps / rows[b]!.rps).toFixed(3);
     console.log(`\ninspected / streamed: 1 KiB event ${ratio(1, 0)}, 100-event batch ${ratio(3, 2)}`);
-    const out = join(ROOT, 'bench', 'results');
-    mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, `body-policy-${at.replace(/[:.]/g, '-')}.json`), JSON.stringify({ at, node: process.version, cores: CORES, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, rows }, null, 2));
+    writeResults('body-policy-', { at, node: process.version, cores: CORES, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, rows });
   } finally {
     for (const p of procs.reverse()) await stop(p);
     rmSync(dir, { recursive: true, force: true });

@@ -13,33 +13,27 @@
 // Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (5), BENCH_CONNECTIONS (64),
 // BENCH_CHANGES (100), BENCH_KEYS (64).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
-import autocannon from 'autocannon';
 import { Client } from 'undici';
-import { stringify } from 'yaml';
 import { redisCommand, startRedis, type RedisServer } from '../src/testing/redis-server.js';
-import { CORES, LOAD_CORE, SUT_CORE, load, pinSelf, startPinned, stop, type LoadResult } from './lib.js';
+import {
+  ADMIN_TOKEN, CORES, LOAD_CORE, SUT_CORE, adminCall, knobs, load, median, pinSelf, round3, startKeygate, startUpstream, stop,
+  writeResults, type LoadResult,
+} from './lib.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const { seconds: SECONDS, warmup: WARMUP, rounds: ROUNDS, connections: CONNECTIONS } = knobs({ seconds: 10, warmup: 5, rounds: 3, connections: 64 });
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 100);
-const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 const KEY_PREFIX = 'kgbench:';
 /** High enough never to refuse: every request runs the whole script and increments. */
 const NEVER_REFUSING = { limit: 100_000_000, windowSeconds: 60 };
 /** Keys taken in turn in the many-keys scenarios (one per connection by default). */
 const MANY_KEYS = Number(process.env.BENCH_KEYS ?? 64);
+const ROUTES = [{ name: 'list-events', method: 'GET', path: '/v1/events', upstream: 'api', permission: 'events.read' }];
 
-const listening = (l: Record<string, unknown>): boolean => typeof l.listening === 'number';
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 
 // ---------------------------------------------------------------------------------------------
@@ -109,31 +103,7 @@ function cpuSnapshot(redisPid: number, sutPids: number[]): CpuSnapshot {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Processes
-
-async function startKeygate(name: string, dir: string, store: Record<string, unknown>, upstreamPort: number): Promise<{ proc: ChildProcess; gateway: string; admin: string }> {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, stringify({
-    gateway: { listen: { host: '127.0.0.1', port: 0 }, workers: 1, accessLog: false },
-    admin: { listen: { host: '127.0.0.1', port: 0 }, tokens: [{ name: 'bench', token: ADMIN_TOKEN }] },
-    store,
-    secrets: { pepper: 'bench-pepper-0123456789abcdef' },
-    upstreams: { api: { url: `http://127.0.0.1:${upstreamPort}` } },
-    routes: [{ name: 'list-events', method: 'GET', path: '/v1/events', upstream: 'api', permission: 'events.read' }],
-  }));
-  const { proc, line } = await startPinned(SUT_CORE, [process.execPath, join(ROOT, 'dist', 'cli.js'), 'serve', '--config', file], {}, (l) => l.msg === 'ready');
-  return { proc, gateway: String(line.gateway), admin: String(line.admin) };
-}
-
-async function adminCall(admin: string, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(admin + path, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.status === 204 ? null : res.json();
-}
+// Keys and Redis counters
 
 /** A key with a permission and a two-entry IP allowlist, as in `npm run bench`. */
 async function createKey(admin: string, workspaceId: string, name: string, rateLimit: typeof NEVER_REFUSING | null): Promise<{ id: string; secret: string }> {
@@ -169,21 +139,8 @@ async function commandCalls(port: number): Promise<Map<string, number>> {
 /** `keys`: each request carries the next of these secrets in turn (instead of `headers`). */
 interface Scenario { name: string; url: string; headers: Record<string, string>; keys?: string[]; pid: number }
 
-/** Like `load`, with each request carrying the next secret of `keys` in turn. */
-async function loadKeys(url: string, keys: string[], seconds: number): Promise<LoadResult> {
-  let next = 0;
-  const result = await autocannon({
-    url, connections: CONNECTIONS, duration: seconds, pipelining: 1,
-    requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-api-key': keys[next++ % keys.length]! } }) }],
-  });
-  return {
-    rps: Math.round(result.requests.average), p50: result.latency.p50, p99: result.latency.p99,
-    non2xx: result.non2xx, errors: result.errors + result.timeouts, requests: result.requests.total,
-  };
-}
-
 const run = (s: Scenario, seconds: number): Promise<LoadResult> =>
-  s.keys ? loadKeys(s.url, s.keys, seconds) : load(s.url, { connections: CONNECTIONS, seconds, headers: s.headers });
+  load(s.url, { connections: CONNECTIONS, seconds, headers: s.headers, keys: s.keys });
 interface Round extends LoadResult {
   /** CPU seconds per 1000 requests: the keygate process, redis-server. */
   sutCpuPer1k: number; redisCpuPer1k: number;
@@ -233,8 +190,6 @@ async function measureAll(scenarios: Scenario[], redis: RedisServer): Promise<Ro
     return { name: s.name, ...pick, rounds: list };
   });
 }
-
-const round3 = (x: number): number => Number(x.toFixed(3));
 
 // ---------------------------------------------------------------------------------------------
 // Part 2: propagation
@@ -318,13 +273,13 @@ async function main(): Promise<void> {
     execFileSync('taskset', ['-a', '-cp', LOAD_CORE, String(redis.pid)], { stdio: 'ignore' });
     const redisStore = { driver: 'redis', url: redis.url, keyPrefix: KEY_PREFIX };
 
-    const upstream = await startPinned(LOAD_CORE, [TSX, join(ROOT, 'bench', 'upstream.ts')], {}, listening);
+    const upstream = await startUpstream();
     procs.push(upstream.proc);
-    const upstreamPort = upstream.line.listening as number;
+    const upstreamPort = upstream.port;
 
-    const a = await startKeygate('node-a', dir, redisStore, upstreamPort);
+    const a = await startKeygate(dir, 'node-a', { upstreamPort, store: redisStore, routes: ROUTES });
     procs.push(a.proc);
-    const emb = await startKeygate('embedded', dir, { driver: 'embedded', path: join(dir, 'data') }, upstreamPort);
+    const emb = await startKeygate(dir, 'embedded', { upstreamPort, store: { driver: 'embedded', path: join(dir, 'data') }, routes: ROUTES });
     procs.push(emb.proc);
 
     const wsA = await adminCall(a.admin, 'POST', '/v1/workspaces', { name: 'bench' });
@@ -352,7 +307,7 @@ async function main(): Promise<void> {
     await stop(emb.proc);
 
     // Part 2: a second node on the same Redis and key prefix.
-    const b = await startKeygate('node-b', dir, redisStore, upstreamPort);
+    const b = await startKeygate(dir, 'node-b', { upstreamPort, store: redisStore, routes: ROUTES });
     procs.push(b.proc);
     const prop = await createKey(a.admin, wsA.id, 'propagation', null);
     // B learns of the new key through the feed; wait until it lets the key through.
@@ -412,14 +367,11 @@ async function main(): Promise<void> {
     '',
   ];
   process.stdout.write(lines.join('\n'));
-  const out = join(ROOT, 'bench', 'results');
-  mkdirSync(out, { recursive: true });
-  const file = join(out, `redis-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({
+  const file = writeResults('redis-', {
     at: new Date().toISOString(), node: process.version, redis: redisVersion, cores: CORES, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS,
     throughput: rows, ratios: { limitedVsUnlimited: ratio, medianRoundRatio: medianRatio, manyKeys: ratioMany, manyKeysMedianRoundRatio: medianRatioMany },
     propagation: { fromSend, fromAck, patch, polls, changes },
-  }, null, 2));
+  });
   process.stdout.write(`results written to ${file}\n`);
 }
 
