@@ -311,6 +311,26 @@ describe('upstream failures', () => {
     expect(events.requests).toHaveLength(1);
   });
 
+  it('cuts the response when the upstream stalls its body beyond timeoutMs (300 ms) after the headers, and counts an UPSTREAM_TIMEOUT', async () => {
+    const before = metricSum(await scrape(kg), 'keygate_requests_total', { outcome: 'UPSTREAM_TIMEOUT' });
+    const started = Date.now();
+    const res = await fetch(`${kg.gatewayUrl}/v1/slow`, { headers: { 'x-api-key': live.secret, 'x-upstream-trickle': '3000' } });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    expect(Buffer.from((await reader.read()).value!).toString()).toBe('first\n');
+    await expect((async () => { for (;;) if ((await reader.read()).done) return; })()).rejects.toThrow();
+    const ms = Date.now() - started;
+    expect(ms).toBeGreaterThanOrEqual(250);
+    expect(ms).toBeLessThan(1500);
+    await expect.poll(async () => metricSum(await scrape(kg), 'keygate_requests_total', { outcome: 'UPSTREAM_TIMEOUT' })).toBe(before + 1);
+  });
+
+  it('lets a slow body through when no gap between its parts exceeds timeoutMs, however long it takes in all', async () => {
+    const res = await fetch(`${kg.gatewayUrl}/v1/slow`, { headers: { 'x-api-key': live.secret, 'x-upstream-delay': '200', 'x-upstream-trickle': '200' } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('first\nsecond\n');
+  });
+
   it('answers 502 UPSTREAM_UNAVAILABLE when the upstream drops the connection without answering', async () => {
     const res = await gw(kg, '/v1/files/drop', { headers: { 'x-api-key': live.secret, 'x-upstream-destroy': '1' } });
     expectError(res, 502, 'UPSTREAM_UNAVAILABLE');

@@ -111,8 +111,10 @@ export type ForwardResult =
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 const CLIENT_GONE = new Error('the client closed the connection');
 const TIMED_OUT = new Error('the upstream did not answer in time');
-/** undici's own timeouts tick at about one second: fine for long timeouts, not for short ones. */
-const PRECISE_TIMER_BELOW_MS = 5_000;
+/** The handler's timer fired: no headers, or no body bytes, within the upstream's timeoutMs. */
+function onUpstreamTimeout(handler: ProxyHandler): void {
+  handler.timedOut();
+}
 
 // One 'close' listener per client connection, not one per request: HTTP/1.1 has one request
 // in flight per connection, so the socket names the forward a vanished client should abort.
@@ -134,7 +136,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private status = 0;
   private settled = false;
   private abortWith: Error | null = null;
-  private readonly timer: NodeJS.Timeout | null;
+  /**
+   * One native timer per exchange: until the response headers, then between body chunks.
+   * Not undici's own timeouts: those tick at about one second and each request leaves a
+   * timer object behind until the next tick, which the GC then has to promote and sweep.
+   */
+  private readonly timer: NodeJS.Timeout;
   private readonly socket: WatchedSocket | null;
 
   constructor(
@@ -150,7 +157,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       if (socket[IN_FLIGHT] === undefined) socket.once('close', onClientSocketClose);
       socket[IN_FLIGHT] = this;
     }
-    this.timer = timeoutMs < PRECISE_TIMER_BELOW_MS ? setTimeout(() => this.abort(TIMED_OUT), timeoutMs) : null;
+    this.timer = setTimeout(onUpstreamTimeout, timeoutMs, this);
+  }
+
+  timedOut(): void {
+    if (!this.settled) this.abort(TIMED_OUT);
   }
 
   clientGone(): void {
@@ -172,7 +183,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx informational: the client gets only the final answer
-    if (this.timer) clearTimeout(this.timer);
+    this.timer.refresh();
     this.status = statusCode;
     this.resume = resume;
     if (this.drain.draining) this.res.shouldKeepAlive = false;
@@ -181,6 +192,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    this.timer.refresh();
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.resume!);
     return false;
@@ -203,7 +215,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private settle(result: ForwardResult): void {
     if (this.settled) return;
     this.settled = true;
-    if (this.timer) clearTimeout(this.timer);
+    clearTimeout(this.timer);
     if (this.socket && this.socket[IN_FLIGHT] === this) this.socket[IN_FLIGHT] = null;
     this.done(result);
   }
@@ -235,16 +247,15 @@ export class Upstream {
    */
   forward(req: IncomingMessage, res: ServerResponse, path: string, headers: string[], requestId: string, drain: DrainState,
     body: Buffer | null, hasBody: boolean, done: (result: ForwardResult) => void): void {
-    const precise = this.timeoutMs < PRECISE_TIMER_BELOW_MS;
     this.pool.dispatch(
       {
         path: this.basePath + path,
         method: req.method as Dispatcher.HttpMethod,
         headers,
         body: body ?? (hasBody ? req : null),
-        // Short timeouts run on the handler's own timer; undici's then stays as a backstop.
-        headersTimeout: precise ? this.timeoutMs + 1_000 : this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
+        // The handler's timer enforces timeoutMs (see ProxyHandler.timer).
+        headersTimeout: 0,
+        bodyTimeout: 0,
       },
       new ProxyHandler(res, requestId, drain, this.timeoutMs, done),
     );

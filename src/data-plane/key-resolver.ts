@@ -46,8 +46,16 @@ export interface KeyResolverOptions {
 const UNAUTHENTICATED: Resolution = { ok: false, code: 'UNAUTHENTICATED' };
 const STORE_UNAVAILABLE: Resolution = { ok: false, code: 'STORE_UNAVAILABLE' };
 
-/** A cached key: its compiled policy, and the peppered hash the presented secret has. */
-interface Entry { policy: CompiledPolicy; hash: string }
+/**
+ * A cached key found by a retired secret: its policy and the retired hash. A key found by
+ * its current secret is cached as the policy alone (its hash is `policy.secretHash`), so
+ * the common entry costs nothing beyond the policy.
+ */
+class RetiredHit {
+  constructor(readonly policy: CompiledPolicy, readonly hash: string) {}
+}
+type Entry = CompiledPolicy | RetiredHit;
+const policyOf = (entry: Entry): CompiledPolicy => (entry instanceof RetiredHit ? entry.policy : entry);
 
 /**
  * Secret → compiled policy, through an LRU of positive and negative entries. The cache is
@@ -68,7 +76,8 @@ export class KeyResolver {
   private readonly negative: LRUCache<string, true>;
   /** Key id → policy, for tokens; a null entry is a key that does not exist (deleted). */
   private readonly byId: LRUCache<string, CompiledPolicy | false>;
-  private readonly cacheIdsByKey = new Map<string, Set<string>>();
+  /** Key id → the cache id (or ids, after a rotation) its entries are under. */
+  private readonly cacheIdsByKey = new Map<string, string | Set<string>>();
   /** Bumped by every change; a lookup that raced a change is used but not cached. */
   private generation = 0;
 
@@ -81,10 +90,13 @@ export class KeyResolver {
     this.positive = new LRUCache<string, Entry>({
       max: opts.maxEntries ?? 100_000,
       dispose: (entry, cacheId) => {
-        const set = this.cacheIdsByKey.get(entry.policy.keyId);
-        if (!set) return;
-        set.delete(cacheId);
-        if (set.size === 0) this.cacheIdsByKey.delete(entry.policy.keyId);
+        const keyId = policyOf(entry).keyId;
+        const ids = this.cacheIdsByKey.get(keyId);
+        if (ids === cacheId) this.cacheIdsByKey.delete(keyId);
+        else if (typeof ids === 'object') {
+          ids.delete(cacheId);
+          if (ids.size === 0) this.cacheIdsByKey.delete(keyId);
+        }
       },
     });
     this.negative = new LRUCache<string, true>({ max: opts.maxNegativeEntries ?? 10_000 });
@@ -102,7 +114,7 @@ export class KeyResolver {
       const entry = this.positive.get(cacheId);
       if (entry !== undefined) {
         this.stats.hit();
-        return this.admit(entry.policy, entry.hash);
+        return entry instanceof RetiredHit ? this.admit(entry.policy, entry.hash) : { ok: true, policy: entry, hash: entry.secretHash };
       }
       if (this.negative.has(cacheId)) {
         this.stats.hit();
@@ -131,10 +143,12 @@ export class KeyResolver {
     }
     if (generation === this.generation) {
       if (policy) {
-        this.positive.set(cacheId, { policy, hash });
-        let set = this.cacheIdsByKey.get(policy.keyId);
-        if (!set) this.cacheIdsByKey.set(policy.keyId, (set = new Set()));
-        set.add(cacheId);
+        this.positive.set(cacheId, hash === policy.secretHash ? policy : new RetiredHit(policy, hash));
+        const ids = this.cacheIdsByKey.get(policy.keyId);
+        if (ids === undefined) this.cacheIdsByKey.set(policy.keyId, cacheId);
+        else if (typeof ids === 'string') {
+          if (ids !== cacheId) this.cacheIdsByKey.set(policy.keyId, new Set([ids, cacheId]));
+        } else ids.add(cacheId);
       } else {
         this.negative.set(cacheId, true);
       }
@@ -175,12 +189,13 @@ export class KeyResolver {
       if (c.kind === 'key') {
         this.generation++;
         this.negative.clear();
-        const hashes = this.cacheIdsByKey.get(c.id);
-        if (hashes) for (const h of [...hashes]) this.positive.delete(h);
+        const ids = this.cacheIdsByKey.get(c.id);
+        if (typeof ids === 'string') this.positive.delete(ids);
+        else if (ids) for (const id of [...ids]) this.positive.delete(id);
         this.byId.delete(c.id);
       } else if (c.kind === 'owner') {
         this.generation++;
-        for (const [cacheId, entry] of this.positive.entries()) if (entry.policy.ownerId === c.id) this.positive.delete(cacheId);
+        for (const [cacheId, entry] of this.positive.entries()) if (policyOf(entry).ownerId === c.id) this.positive.delete(cacheId);
         for (const [keyId, policy] of this.byId.entries()) if (policy && policy.ownerId === c.id) this.byId.delete(keyId);
       }
     }

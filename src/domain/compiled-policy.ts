@@ -1,6 +1,7 @@
 import { statusAt, type KeyRecord, type KeyStatus, type KeyType, type Quota, type RateLimit } from './api-key.js';
 import { compileIpAllowlist, type IpMatcher } from './cidr.js';
 import type { Owner } from './entities.js';
+import { Interner } from './interner.js';
 import { effectivePermissions, type PermissionMatcher } from './permissions.js';
 import { secretFingerprint, type Environment } from './secret.js';
 
@@ -58,34 +59,76 @@ export interface CompiledPolicy {
   status(now: number): KeyStatus;
 }
 
-export function compilePolicy(rec: KeyRecord, owner: Owner | null): CompiledPolicy {
-  const ownerActive = owner === null || owner.status === 'active';
-  const expiresAt = rec.expiresAt === null ? null : Date.parse(rec.expiresAt);
-  return {
-    keyId: rec.id,
-    workspaceId: rec.workspaceId,
-    ownerId: rec.ownerId,
-    version: rec.version,
-    type: rec.type,
-    environment: rec.environment,
-    basicAuth: rec.basicAuth,
-    enabled: rec.enabled,
-    ownerActive,
-    expiresAt,
-    secretHash: rec.secretHash,
-    retired: new Map(rec.retiredSecrets.map((r) => [r.hash, Date.parse(r.expiresAt)])),
-    fingerprint: secretFingerprint(rec.secretHash),
-    retiredFingerprints: new Map(rec.retiredSecrets.map((r) => [secretFingerprint(r.hash), Date.parse(r.expiresAt)])),
-    simpleAuthSalt: rec.simpleAuth.enabled ? rec.simpleAuth.salt : null,
+// Compiled matchers are shared between keys with equal lists (see Interner).
+const permissionMatchers = new Interner<PermissionMatcher>(4_096);
+const ipMatchers = new Interner<IpMatcher>(4_096);
+const nameMatchers = new Interner<NameMatcher>(4_096);
+const NO_RETIRED: ReadonlyMap<string, number> = new Map();
+
+const sharedNameList = (entries: readonly string[]): NameMatcher | null =>
+  entries.length === 0 ? null : nameMatchers.get(JSON.stringify(entries), () => compileNameList(entries)!);
+
+/** A class, not a literal with closures: one `status` on the prototype, not one per key. */
+class Policy implements CompiledPolicy {
+  readonly keyId: string;
+  readonly workspaceId: string;
+  readonly ownerId: string | null;
+  readonly version: number;
+  readonly type: KeyType;
+  readonly environment: Environment;
+  readonly basicAuth: boolean;
+  readonly enabled: boolean;
+  readonly ownerActive: boolean;
+  readonly expiresAt: number | null;
+  readonly secretHash: string;
+  readonly retired: ReadonlyMap<string, number>;
+  readonly fingerprint: string;
+  readonly retiredFingerprints: ReadonlyMap<string, number>;
+  readonly simpleAuthSalt: string | null;
+  readonly allows: PermissionMatcher;
+  readonly ipRestricted: boolean;
+  readonly ipAllowed: IpMatcher;
+  readonly eventAllowed: NameMatcher | null;
+  readonly eventDenied: NameMatcher | null;
+  readonly attributeAllowed: NameMatcher | null;
+  readonly rateLimit: RateLimit | null;
+  readonly quota: Quota | null;
+
+  constructor(rec: KeyRecord, owner: Owner | null) {
+    this.keyId = rec.id;
+    this.workspaceId = rec.workspaceId;
+    this.ownerId = rec.ownerId;
+    this.version = rec.version;
+    this.type = rec.type;
+    this.environment = rec.environment;
+    this.basicAuth = rec.basicAuth;
+    this.enabled = rec.enabled;
+    this.ownerActive = owner === null || owner.status === 'active';
+    this.expiresAt = rec.expiresAt === null ? null : Date.parse(rec.expiresAt);
+    this.secretHash = rec.secretHash;
+    const retired = rec.retiredSecrets;
+    this.retired = retired.length === 0 ? NO_RETIRED : new Map(retired.map((r) => [r.hash, Date.parse(r.expiresAt)]));
+    this.fingerprint = secretFingerprint(rec.secretHash);
+    this.retiredFingerprints = retired.length === 0 ? NO_RETIRED : new Map(retired.map((r) => [secretFingerprint(r.hash), Date.parse(r.expiresAt)]));
+    this.simpleAuthSalt = rec.simpleAuth.enabled ? rec.simpleAuth.salt : null;
     // An owner that vanished leaves no bound; an existing owner bounds the key.
-    allows: effectivePermissions(rec.permissions, owner ? owner.permissions : null),
-    ipRestricted: rec.ipAllowlist.length > 0,
-    ipAllowed: compileIpAllowlist(rec.ipAllowlist),
-    eventAllowed: compileNameList(rec.eventAllowlist),
-    eventDenied: compileNameList(rec.eventDenylist),
-    attributeAllowed: compileNameList(rec.profileAttributeAllowlist),
-    rateLimit: rec.rateLimit,
-    quota: rec.quota,
-    status: (now) => statusAt(rec.enabled, ownerActive, expiresAt, now),
-  };
+    const ownerPermissions = owner ? owner.permissions : null;
+    this.allows = permissionMatchers.get(JSON.stringify([rec.permissions, ownerPermissions]), () => effectivePermissions(rec.permissions, ownerPermissions));
+    this.ipRestricted = rec.ipAllowlist.length > 0;
+    this.ipAllowed = ipMatchers.get(JSON.stringify(rec.ipAllowlist), () => compileIpAllowlist(rec.ipAllowlist));
+    this.eventAllowed = sharedNameList(rec.eventAllowlist);
+    this.eventDenied = sharedNameList(rec.eventDenylist);
+    this.attributeAllowed = sharedNameList(rec.profileAttributeAllowlist);
+    this.rateLimit = rec.rateLimit;
+    this.quota = rec.quota;
+  }
+
+  status(now: number): KeyStatus {
+    return statusAt(this.enabled, this.ownerActive, this.expiresAt, now);
+  }
+}
+
+/** Compiles one key version (and its owner) into what requests are checked against. */
+export function compilePolicy(rec: KeyRecord, owner: Owner | null): CompiledPolicy {
+  return new Policy(rec, owner);
 }

@@ -77,7 +77,10 @@ export interface KeyStore {
   getKey(id: string): Promise<KeyRecord | null>;
   /** The data plane's read: the key whose current or retired secret has this peppered hash. */
   findKeyBySecretHash(hash: string): Promise<KeyRecord | null>;
-  /** A key by secret hash or id together with its owner, in one read. */
+  /**
+   * A key by secret hash or id together with its owner, in one read. Read-only: the embedded
+   * store hands out its own objects here (no copy per cache miss), so callers must not change them.
+   */
   lookupKey(by: 'hash' | 'id', value: string): Promise<{ record: KeyRecord; owner: Owner | null } | null>;
   /** Keys in creation order, starting after `afterSeq`. */
   scanKeys(afterSeq: number, count: number): Promise<KeyRecord[]>;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { audit, deleteKey, keyRecord, putKey, T0, timeless, workspace } from '../../testing/store-contract.js';
 import type { Change, KeyStore } from '../types.js';
 import { EmbeddedStore } from './embedded-store.js';
+import { frame } from './journal.js';
 
 // What only the embedded store does: its files, lock, journal and snapshot. The behaviour every
 // store shares is in the store contract (embedded-store.contract.test.ts).
@@ -268,6 +269,53 @@ describe('EmbeddedStore', () => {
       expect(await store.keyIdsOfOwner('own_1')).toEqual([b.id]);
       expect((await store.findKeyBySecretHash('hash-a-old'))?.id).toBe(a.id);
       expect((await store.listAudit({ limit: 10 })).map((e) => e.target.id)).toEqual([b.id, a.id]);
+    });
+
+    it('writes the snapshot in chunks and reads 2 500 keys back in creation order with every index', async () => {
+      let store = await openStore();
+      const ws = workspace('w-big');
+      await store.commit({ ops: [{ op: 'put', entity: { type: 'workspace', value: ws } }], audit: [] });
+      const keys = Array.from({ length: 2_500 }, (_, i) => keyRecord({ name: `k${i}`, groupId: i % 2 === 0 ? 'grp_even' : null, ipAllowlist: ['10.0.0.0/8'] }));
+      for (let i = 0; i < keys.length; i += 500) {
+        await store.commit({ ops: keys.slice(i, i + 500).map((k) => ({ op: 'put' as const, entity: { type: 'key' as const, value: k } })), audit: [] });
+      }
+      const before = await store.scanKeys(0, 3_000);
+      await store.compactNow();
+      const lines = readFileSync(join(dir, 'snapshot.json'), 'utf8').trimEnd().split('\n');
+      // A header, the workspace, three chunks of keys (1 000, 1 000, 500), the trailer.
+      expect(lines).toHaveLength(6);
+      expect(JSON.parse(lines[5]!.slice(9))).toEqual({ end: 5 });
+      store = await reopen(store);
+      expect(await store.currentVersion()).toBe(6);
+      expect(await store.scanKeys(0, 3_000)).toEqual(before);
+      expect((await store.keyIdsInGroup('grp_even')).length).toBe(1_250);
+      expect((await store.lookupKey('hash', keys[2_499]!.secretHash))?.record.name).toBe('k2499');
+    });
+
+    it('refuses to open on a snapshot cut off before its trailer', async () => {
+      const store = await openStore();
+      await store.commit(putKey(keyRecord()));
+      await store.compactNow();
+      await closeStore(store);
+      const text = readFileSync(join(dir, 'snapshot.json'), 'utf8');
+      const lines = text.trimEnd().split('\n');
+      writeFileSync(join(dir, 'snapshot.json'), `${lines.slice(0, -1).join('\n')}\n`);
+      await expect(openStore()).rejects.toThrow(/cut off before its end/);
+    });
+
+    it('opens a snapshot in the earlier one-record format', async () => {
+      const a = keyRecord({ groupId: 'grp_1' });
+      const ws = workspace('w-old');
+      const old = { version: 3, workspaces: [ws], keys: [{ ...a, seq: 1 }], groups: [], owners: [], auditBytes: 0, signingKeys: [] };
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'snapshot.json'), frame(old));
+      const store = await openStore();
+      expect(await store.currentVersion()).toBe(3);
+      expect(await store.listWorkspaces()).toEqual([ws]);
+      expect((await store.getKey(a.id))?.name).toBe(a.name);
+      expect(await store.keyIdsInGroup('grp_1')).toEqual([a.id]);
+      await store.commit(putKey(keyRecord()));
+      expect(await store.currentVersion()).toBe(4);
     });
 
     it('replays journal records written after a snapshot', async () => {

@@ -8,8 +8,8 @@ import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { KeygateError } from '../../errors.js';
 import type { Change, ChangeListener, KeyStore, KeyUsage, NodeReport, UsageDelta, WriteBatch } from '../types.js';
 import { AuditFile } from './audit-file.js';
-import { CorruptStoreError, Journal, frame, readFramedFile, syncDir, writeFileAtomic } from './journal.js';
-import { StoreState, type BatchRecord, type SnapshotData } from './state.js';
+import { CorruptStoreError, Journal, frame, readFramedFile, readFramedRecords, syncDir, writeFileAtomic, writeFramedRecordsAtomic } from './journal.js';
+import { SnapshotReader, StoreState, type BatchRecord } from './state.js';
 
 const JOURNAL = 'journal.log';
 const SNAPSHOT = 'snapshot.json';
@@ -81,9 +81,12 @@ export class EmbeddedStore implements KeyStore {
   }
 
   private async load(): Promise<void> {
-    const snapshot = (await readFramedFile(join(this.dir, SNAPSHOT))) as SnapshotData | null;
-    this.state = snapshot ? StoreState.fromSnapshot(snapshot) : new StoreState();
-    this.auditFile = await AuditFile.open(join(this.dir, AUDIT), snapshot?.auditBytes ?? 0);
+    const file = join(this.dir, SNAPSHOT);
+    const reader = new SnapshotReader(file);
+    const found = await readFramedRecords(file, (record) => reader.add(record));
+    const snapshot = found ? reader.finish() : { state: new StoreState(), auditBytes: 0 };
+    this.state = snapshot.state;
+    this.auditFile = await AuditFile.open(join(this.dir, AUDIT), snapshot.auditBytes);
     const { journal, records, tornBytes } = await Journal.open(join(this.dir, JOURNAL));
     if (tornBytes > 0) {
       this.logger.warn({ file: journal.path, tornBytes }, 'cut a torn record from the end of the journal (a crash during a write that was never acknowledged)');
@@ -203,7 +206,9 @@ export class EmbeddedStore implements KeyStore {
     const record = id === undefined ? undefined : this.state.keys.get(id);
     if (!record) return null;
     const owner = record.ownerId === null ? null : (this.state.owners.get(record.ownerId) ?? null);
-    return clone({ record, owner });
+    // Not cloned: the data plane only reads it, and its compiled policy then shares the
+    // record's strings and lists instead of holding copies (see KeyStore.lookupKey).
+    return { record, owner };
   }
 
   async scanKeys(afterSeq: number, count: number): Promise<KeyRecord[]> {
@@ -288,7 +293,7 @@ export class EmbeddedStore implements KeyStore {
     let undo: (() => Promise<void>) | null = null;
     try {
       if (recent.length > 0) undo = await this.auditFile!.append(recent);
-      await writeFileAtomic(this.dir, SNAPSHOT, frame(this.state.snapshot(this.auditFile!.bytes)));
+      await writeFramedRecordsAtomic(this.dir, SNAPSHOT, this.state.snapshotRecords(this.auditFile!.bytes));
     } catch (err) {
       if (undo) await undo();
       this.logger.error({ err }, 'journal compaction failed (the journal is kept as it was); will retry after the next write');

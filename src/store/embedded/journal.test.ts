@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CorruptStoreError, Journal, frame, parseJournal, readFramedFile, writeFileAtomic } from './journal.js';
+import { CorruptStoreError, Journal, frame, parseJournal, readFramedFile, readFramedRecords, writeFileAtomic, writeFramedRecordsAtomic } from './journal.js';
 
 const records = [
   { v: 1, ops: [{ op: 'put', id: 'a' }] },
@@ -218,6 +218,35 @@ describe('on disk', () => {
     it('throws on a file holding two records', async () => {
       writeFileSync(join(dir, 'snap.json'), Buffer.concat([frame({ a: 1 }), frame({ b: 2 })]));
       await expect(readFramedFile(join(dir, 'snap.json'))).rejects.toBeInstanceOf(CorruptStoreError);
+    });
+  });
+
+  describe('readFramedRecords and writeFramedRecordsAtomic', () => {
+    const read = async (file: string): Promise<unknown[] | null> => {
+      const out: unknown[] = [];
+      return (await readFramedRecords(file, (r) => out.push(r))) ? out : null;
+    };
+
+    it('writes records one by one and reads them back in order, a record larger than a read chunk included', async () => {
+      const big = { blob: 'x'.repeat(3 * 1024 * 1024) };
+      const records = [{ n: 1 }, big, { n: 3 }];
+      await writeFramedRecordsAtomic(dir, 'snap.json', records);
+      expect(await read(join(dir, 'snap.json'))).toEqual(records);
+      expect(statSync(join(dir, 'snap.json')).mode & 0o777).toBe(0o600);
+    });
+
+    it('returns null for a missing file', async () => {
+      expect(await read(join(dir, 'absent.json'))).toBeNull();
+    });
+
+    it('throws on a damaged record, and on a last record cut off', async () => {
+      const bad = Buffer.concat([frame({ a: 1 }), frame({ b: 2 })]);
+      bad[bad.length - 4] = 0x7b;
+      writeFileSync(join(dir, 'bad.json'), bad);
+      await expect(read(join(dir, 'bad.json'))).rejects.toThrow(/damaged record at byte 17/);
+      const whole = Buffer.concat([frame({ a: 1 }), frame({ b: 2 })]);
+      writeFileSync(join(dir, 'cut.json'), whole.subarray(0, whole.length - 1));
+      await expect(read(join(dir, 'cut.json'))).rejects.toBeInstanceOf(CorruptStoreError);
     });
   });
 

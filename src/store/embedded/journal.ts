@@ -1,5 +1,6 @@
 import { constants, promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 // On-disk framing, one record per line: `<crc32 of the JSON, 8 hex> <JSON>\n`.
@@ -148,23 +149,103 @@ export class Journal {
 }
 
 /** Replaces `name` in `dir` atomically: write a temp file, fsync it, rename, fsync the directory. */
-export async function writeFileAtomic(dir: string, name: string, data: Buffer): Promise<void> {
+export function writeFileAtomic(dir: string, name: string, data: Buffer): Promise<void> {
+  return writeChunksAtomic(dir, name, [data]);
+}
+
+/**
+ * `writeFileAtomic` for a file of framed records (a snapshot), written record by record: the
+ * whole file is never held in memory, and other work runs between records.
+ */
+export function writeFramedRecordsAtomic(dir: string, name: string, records: Iterable<unknown>): Promise<void> {
+  return writeChunksAtomic(dir, name, (function* () {
+    for (const r of records) yield frame(r);
+  })());
+}
+
+async function writeChunksAtomic(dir: string, name: string, chunks: Iterable<Buffer>): Promise<void> {
   const tmp = join(dir, `${name}.tmp`);
+  const written = createHash('sha256');
+  let size = 0;
   const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, FILE_MODE);
   try {
     await fh.chmod(FILE_MODE);
-    await writeFully(fh, data, 0);
+    for (const chunk of chunks) {
+      await writeFully(fh, chunk, size);
+      written.update(chunk);
+      size += chunk.length;
+    }
     await fh.datasync();
-    const { size } = await fh.stat();
-    if (size !== data.length) throw new Error(`${tmp}: wrote ${size} of ${data.length} bytes`);
+    const stat = await fh.stat();
+    if (stat.size !== size) throw new Error(`${tmp}: wrote ${stat.size} of ${size} bytes`);
   } finally {
     await fh.close();
   }
   // Read it back before it replaces anything: a damaged snapshot must never take the journal's place.
-  const written = await fsp.readFile(tmp);
-  if (!written.equals(data)) throw new Error(`${tmp}: read back differs from what was written`);
+  if (!(await digestOf(tmp)).equals(written.digest())) throw new Error(`${tmp}: read back differs from what was written`);
   await fsp.rename(tmp, join(dir, name));
   await syncDir(dir);
+}
+
+async function digestOf(path: string): Promise<Buffer> {
+  const digest = createHash('sha256');
+  const fh = await fsp.open(path, constants.O_RDONLY);
+  try {
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      digest.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+  return digest.digest();
+}
+
+const READ_CHUNK = 1 << 20;
+
+/**
+ * Reads a file of framed records one record at a time, so a large snapshot is never held
+ * whole (as bytes, as text and parsed at once). Every line must be whole and valid: these
+ * files are replaced atomically, so anything else is damage. Returns false when the file
+ * does not exist.
+ */
+export async function readFramedRecords(path: string, onRecord: (record: unknown) => void): Promise<boolean> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(path, constants.O_RDONLY);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  try {
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    let pending: Buffer[] = [];
+    let lineStart = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      let from = 0;
+      for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, from)) {
+        const piece = chunk.subarray(from, nl);
+        const line = pending.length === 0 ? piece : Buffer.concat([...pending, piece]);
+        pending = [];
+        const record = unframe(line.toString('utf8'));
+        if (record === undefined) throw new CorruptStoreError(`${path}: damaged record at byte ${lineStart}; refusing to load`);
+        onRecord(record);
+        lineStart += line.length + 1;
+        from = nl + 1;
+      }
+      // The buffer is reused for the next read: keep a copy of the unfinished line.
+      if (from < chunk.length) pending.push(Buffer.from(chunk.subarray(from)));
+    }
+    if (pending.length > 0) throw new CorruptStoreError(`${path}: the record at byte ${lineStart} is cut off; refusing to load`);
+    return true;
+  } finally {
+    await fh.close();
+  }
 }
 
 export async function syncDir(dir: string): Promise<void> {

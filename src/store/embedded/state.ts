@@ -1,7 +1,9 @@
 import type { KeyRecord } from '../../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
+import { Interner } from '../../domain/interner.js';
 import { KeygateError } from '../../errors.js';
+import { CorruptStoreError } from './journal.js';
 import { preconditionToken, type Change, type Entity, type EntityType, type WriteBatch } from '../types.js';
 
 /** A journal record: one committed batch. */
@@ -19,6 +21,91 @@ export interface SnapshotData {
   auditBytes?: number;
   /** Absent in snapshots written before token signing existed. */
   signingKeys?: SigningKeyRecord[];
+}
+
+// Records are held for the life of the process: equal lists and repeated strings are shared
+// between them (they are never changed in place; a write replaces the whole record).
+const lists = new Interner<readonly string[]>(4_096);
+const strings = new Interner<string>(4_096);
+const sharedList = (list: readonly string[]): string[] =>
+  (list.length === 0 ? EMPTY : lists.get(JSON.stringify(list), () => Object.freeze([...list]))) as string[];
+const EMPTY: readonly string[] = Object.freeze([]);
+
+/** The record as held: shared lists, one copy of its workspace id, `updatedAt` shared with `createdAt` when equal. */
+function compact(rec: KeyRecord, seq: number): KeyRecord {
+  return {
+    ...rec,
+    workspaceId: strings.get(rec.workspaceId, () => rec.workspaceId),
+    permissions: sharedList(rec.permissions),
+    ipAllowlist: sharedList(rec.ipAllowlist),
+    eventAllowlist: sharedList(rec.eventAllowlist),
+    eventDenylist: sharedList(rec.eventDenylist),
+    profileAttributeAllowlist: sharedList(rec.profileAttributeAllowlist),
+    updatedAt: rec.updatedAt === rec.createdAt ? rec.createdAt : rec.updatedAt,
+    seq,
+  };
+}
+
+/** The snapshot file's format: a header, chunked entities, a trailer (see `snapshotRecords`). */
+const SNAPSHOT_FORMAT = 2;
+const SNAPSHOT_CHUNK = 1_000;
+
+export type SnapshotRecord =
+  | { snapshot: number; version: number; auditBytes: number }
+  | { workspaces: Workspace[] }
+  | { groups: Group[] }
+  | { owners: Owner[] }
+  | { signingKeys: SigningKeyRecord[] }
+  | { keys: KeyRecord[] }
+  | { end: number };
+
+/**
+ * Builds the state from a snapshot file's records as they are read. Also reads the earlier
+ * format: one record holding the whole `SnapshotData`.
+ */
+export class SnapshotReader {
+  private state: StoreState | null = null;
+  private auditBytes = 0;
+  private lines = 0;
+  private done = false;
+
+  constructor(private readonly file: string) {}
+
+  add(record: unknown): void {
+    const r = record as Record<string, unknown>;
+    if (this.done) throw new CorruptStoreError(`${this.file}: records follow the end of the snapshot`);
+    if (this.lines++ === 0) {
+      if (r.snapshot === undefined) {
+        // The earlier format: everything in one record.
+        const data = record as SnapshotData;
+        this.state = StoreState.fromSnapshot(data);
+        this.auditBytes = data.auditBytes ?? 0;
+        this.done = true;
+        return;
+      }
+      if (r.snapshot !== SNAPSHOT_FORMAT || typeof r.version !== 'number') throw new CorruptStoreError(`${this.file}: unknown snapshot format ${JSON.stringify(r.snapshot)}`);
+      this.state = new StoreState();
+      this.state.version = r.version;
+      this.auditBytes = typeof r.auditBytes === 'number' ? r.auditBytes : 0;
+      return;
+    }
+    const state = this.state!;
+    if (typeof r.end === 'number') {
+      if (r.end !== this.lines - 1) throw new CorruptStoreError(`${this.file}: the snapshot ends after ${this.lines - 1} records, not ${r.end}`);
+      this.done = true;
+    } else if (Array.isArray(r.keys)) for (const k of r.keys as KeyRecord[]) state.putKey(k, k.seq);
+    else if (Array.isArray(r.workspaces)) for (const w of r.workspaces as Workspace[]) state.workspaces.set(w.id, w);
+    else if (Array.isArray(r.groups)) for (const g of r.groups as Group[]) state.groups.set(g.id, g);
+    else if (Array.isArray(r.owners)) for (const o of r.owners as Owner[]) state.owners.set(o.id, o);
+    else if (Array.isArray(r.signingKeys)) for (const k of r.signingKeys as SigningKeyRecord[]) state.signingKeys.set(k.id, k);
+    else throw new CorruptStoreError(`${this.file}: unknown snapshot record`);
+  }
+
+  finish(): { state: StoreState; auditBytes: number } {
+    if (this.state === null) throw new CorruptStoreError(`${this.file}: empty snapshot; refusing to load`);
+    if (!this.done) throw new CorruptStoreError(`${this.file}: the snapshot is cut off before its end; refusing to load`);
+    return { state: this.state, auditBytes: this.auditBytes };
+  }
 }
 
 function addTo(index: Map<string, Set<string>>, key: string | null, id: string): void {
@@ -99,9 +186,10 @@ export class StoreState {
     return changes;
   }
 
-  private putKey(next: KeyRecord, seq?: number): void {
+  /** @internal for SnapshotReader */
+  putKey(next: KeyRecord, seq?: number): void {
     const prev = this.keys.get(next.id);
-    const record: KeyRecord = { ...next, seq: prev ? prev.seq : (seq ?? this.lastSeq + 1) };
+    const record = compact(next, prev ? prev.seq : (seq ?? this.lastSeq + 1));
     if (record.seq > this.lastSeq) this.lastSeq = record.seq;
     if (prev) this.unindexKey(prev);
     this.keys.set(record.id, record);
@@ -125,17 +213,30 @@ export class StoreState {
     removeFrom(this.byOwner, rec.ownerId, rec.id);
   }
 
-  /** Everything but the recent audit, which a compaction has just folded into the audit file. */
-  snapshot(auditBytes: number): SnapshotData {
-    return {
-      version: this.version,
-      workspaces: [...this.workspaces.values()],
-      keys: [...this.keys.values()],
-      groups: [...this.groups.values()],
-      owners: [...this.owners.values()],
-      auditBytes,
-      signingKeys: [...this.signingKeys.values()],
-    };
+  /**
+   * Everything but the recent audit (which a compaction has just folded into the audit file),
+   * as the records of a snapshot file: a header, the entities in chunks, then a trailer that
+   * counts the lines before it. Written and read one record at a time, so 100 000 keys never
+   * sit in memory a second time as one JSON text.
+   */
+  *snapshotRecords(auditBytes: number): Generator<SnapshotRecord> {
+    const header: SnapshotRecord = { snapshot: SNAPSHOT_FORMAT, version: this.version, auditBytes };
+    yield header;
+    let lines = 1;
+    const tables = [
+      ['workspaces', [...this.workspaces.values()]],
+      ['groups', [...this.groups.values()]],
+      ['owners', [...this.owners.values()]],
+      ['signingKeys', [...this.signingKeys.values()]],
+      ['keys', [...this.keys.values()]],
+    ] as const;
+    for (const [table, values] of tables) {
+      for (let i = 0; i < values.length; i += SNAPSHOT_CHUNK) {
+        yield { [table]: values.slice(i, i + SNAPSHOT_CHUNK) } as SnapshotRecord;
+        lines++;
+      }
+    }
+    yield { end: lines };
   }
 
   static fromSnapshot(data: SnapshotData): StoreState {
