@@ -5,7 +5,8 @@
 // the event loop. keygate is pinned to core 0, this process, the load and the upstream to core 1.
 //   npm run build && npx tsx bench/memory.ts
 // Knobs: BENCH_MEMORY_SECONDS (60), BENCH_WARMUP_SECONDS (10), BENCH_CONNECTIONS (64),
-// BENCH_MEMORY_KEYS (100000), BENCH_SETTLE_SECONDS (5).
+// BENCH_MEMORY_KEYS (100000), BENCH_SETTLE_SECONDS (15), BENCH_SKIP_REDIS=1.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,13 +18,17 @@ import type { KeyRecord } from '../src/domain/api-key.js';
 import { newKeyId, newWorkspaceId } from '../src/domain/ids.js';
 import { generateSecret, hashSecret } from '../src/domain/secret.js';
 import { EmbeddedStore } from '../src/store/embedded/embedded-store.js';
-import type { WriteOp } from '../src/store/types.js';
-import { CORES, LOAD_CORE, PEPPER, adminCall, knobs, load, pinSelf, round3, rssMiB, startKeygate, startUpstream, stop, writeResults, type Keygate } from './lib.js';
+import { RedisConnection } from '../src/store/redis/connection.js';
+import { RedisStore } from '../src/store/redis/redis-store.js';
+import type { KeyStore, WriteOp } from '../src/store/types.js';
+import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
+import { ADMIN_TOKEN, CORES, LOAD_CORE, PEPPER, adminCall, knobs, load, pinSelf, round3, rssMiB, startKeygate, startUpstream, stop, writeResults, type Keygate } from './lib.js';
 
 const K = knobs({ seconds: 60, warmup: 10, rounds: 1, connections: 64 });
 const SECONDS = Number(process.env.BENCH_MEMORY_SECONDS ?? K.seconds);
 const KEYS = Number(process.env.BENCH_MEMORY_KEYS ?? 100_000);
-const SETTLE = Number(process.env.BENCH_SETTLE_SECONDS ?? 5);
+const SKIP_REDIS = process.env.BENCH_SKIP_REDIS === '1';
+const SETTLE = Number(process.env.BENCH_SETTLE_SECONDS ?? 15);
 const ROUTES = [{ name: 'list-events', method: 'GET', path: '/v1/events', upstream: 'api', permission: 'events.read' }];
 const mib = (x: number | null): number => round3(x ?? Number.NaN);
 
@@ -51,26 +56,31 @@ function record(workspaceId: string, i: number, secret: string, now: string, exp
   };
 }
 
-/** Writes KEYS keys into an embedded store at `path` in batches; returns their secrets and the compaction timing. */
-async function seed(path: string): Promise<{ secrets: string[]; seedSeconds: number; compactMs: number; compactMaxBlockMs: number }> {
-  const store = new EmbeddedStore({ path, logger: pino({ level: 'silent' }) });
-  await store.open();
-  const started = performance.now();
+/** Writes KEYS keys into `store` in batches of 1 000 (one commit each); returns their secrets. */
+async function seed(store: KeyStore): Promise<string[]> {
   const workspaceId = newWorkspaceId();
-  const now = new Date().toISOString();
-  const expires = new Date(Date.now() + 90 * 86_400_000).toISOString();
-  await store.commit({ ops: [{ op: 'put', entity: { type: 'workspace', value: { id: workspaceId, name: 'memory', createdAt: now } } }], audit: [] });
+  await store.commit({ ops: [{ op: 'put', entity: { type: 'workspace', value: { id: workspaceId, name: 'memory', createdAt: new Date().toISOString() } } }], audit: [] });
   const secrets: string[] = [];
   for (let i = 0; i < KEYS;) {
     const ops: WriteOp[] = [];
     for (const end = Math.min(KEYS, i + 1_000); i < end; i++) {
       const { secret } = generateSecret('live');
       secrets.push(secret);
-      ops.push({ op: 'put', entity: { type: 'key', value: record(workspaceId, i, secret, now, expires) } });
+      // Distinct times, as keys made one by one have.
+      const created = new Date(Date.now() - (KEYS - i) * 1_000).toISOString();
+      const expires = new Date(Date.now() + 90 * 86_400_000 + i * 1_000).toISOString();
+      ops.push({ op: 'put', entity: { type: 'key', value: record(workspaceId, i, secret, created, expires) } });
     }
     await store.commit({ ops, audit: [] });
   }
-  const seedSeconds = (performance.now() - started) / 1000;
+  return secrets;
+}
+
+/** An embedded store with KEYS keys at `path`, and how long compacting it takes and holds the event loop. */
+async function seedEmbedded(path: string): Promise<{ secrets: string[]; compactMs: number; compactMaxBlockMs: number }> {
+  const store = new EmbeddedStore({ path, logger: pino({ level: 'silent' }) });
+  await store.open();
+  const secrets = await seed(store);
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const c0 = performance.now();
@@ -78,7 +88,19 @@ async function seed(path: string): Promise<{ secrets: string[]; seedSeconds: num
   const compactMs = performance.now() - c0;
   delay.disable();
   await store.close();
-  return { secrets, seedSeconds, compactMs, compactMaxBlockMs: delay.max / 1e6 };
+  return { secrets, compactMs, compactMaxBlockMs: delay.max / 1e6 };
+}
+
+async function seedRedis(url: string, keyPrefix: string): Promise<string[]> {
+  const logger = pino({ level: 'silent' });
+  const connection = new RedisConnection({ url, keyPrefix, logger, fastTimeoutMs: 5_000 });
+  const store = new RedisStore({ connection, logger, feedBlockMs: 200 });
+  await store.open();
+  try {
+    return await seed(store);
+  } finally {
+    await store.close();
+  }
 }
 
 /** Sends one request per secret over 64 connections; returns how many were not 200. */
@@ -98,9 +120,50 @@ async function useEveryKey(gateway: string, secrets: readonly string[]): Promise
   return failed;
 }
 
-async function settledRss(kg: Keygate): Promise<number> {
+/** RSS and V8 heap in use (from the admin port's metrics) after SETTLE quiet seconds. */
+async function settled(kg: Keygate): Promise<{ rss: number; heap: number }> {
   await sleep(SETTLE * 1_000);
-  return mib(rssMiB(kg.proc.pid!));
+  const res = await fetch(`${kg.admin}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const m = /^keygate_nodejs_heap_size_used_bytes (\S+)$/m.exec(await res.text());
+  return { rss: mib(rssMiB(kg.proc.pid!)), heap: m ? round3(Number(m[1]) / 1_048_576) : Number.NaN };
+}
+
+interface KeysCost {
+  store: string; keys: number; rssEmptyMiB: number; rssLoadedMiB: number; rssAllUsedMiB: number; rssSecondPassMiB: number;
+  heapEmptyMiB: number; heapLoadedMiB: number; heapAllUsedMiB: number; heapSecondPassMiB: number;
+  loadedBytesPerKey: number; usedBytesPerKey: number; firstUseRps: number; non200: number; startSeconds: number;
+}
+
+/**
+ * RSS of a gateway on an empty store, then on one holding KEYS keys: after start, after every
+ * key was used once (the key cache full) and after a second pass (all cache hits).
+ */
+async function keysCost(storeName: string, start: (name: string) => Promise<Keygate>, seedFull: () => Promise<string[]>): Promise<KeysCost> {
+  const empty = await start(`${storeName}-empty`);
+  await adminCall(empty.admin, 'POST', '/v1/workspaces', { name: 'memory' });
+  const rssEmpty = await settled(empty);
+  await stop(empty.proc);
+  process.stderr.write(`${storeName}: seeding ${KEYS} keys…\n`);
+  const secrets = await seedFull();
+  const t0 = performance.now();
+  const full = await start(`${storeName}-full`);
+  const startSeconds = (performance.now() - t0) / 1000;
+  const rssLoaded = await settled(full);
+  process.stderr.write(`${storeName}: using every key once, then again…\n`);
+  const u0 = performance.now();
+  const failed = await useEveryKey(full.gateway, secrets);
+  const firstUseRps = Math.round(secrets.length / ((performance.now() - u0) / 1000));
+  const rssUsed = await settled(full);
+  const failedAgain = await useEveryKey(full.gateway, secrets);
+  const rssAgain = await settled(full);
+  await stop(full.proc);
+  return {
+    store: storeName, keys: KEYS, rssEmptyMiB: rssEmpty.rss, rssLoadedMiB: rssLoaded.rss, rssAllUsedMiB: rssUsed.rss, rssSecondPassMiB: rssAgain.rss,
+    heapEmptyMiB: rssEmpty.heap, heapLoadedMiB: rssLoaded.heap, heapAllUsedMiB: rssUsed.heap, heapSecondPassMiB: rssAgain.heap,
+    loadedBytesPerKey: Math.round(((rssLoaded.rss - rssEmpty.rss) * 1_048_576) / KEYS),
+    usedBytesPerKey: Math.round(((rssUsed.rss - rssLoaded.rss) * 1_048_576) / KEYS),
+    firstUseRps, non200: failed + failedAgain, startSeconds: round3(startSeconds),
+  };
 }
 
 async function main(): Promise<void> {
@@ -108,6 +171,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-memory-'));
   const upstream = await startUpstream();
   const kgs: Keygate[] = [];
+  let redis: RedisServer | null = null;
   const start = async (name: string): Promise<Keygate> => {
     const kg = await startKeygate(dir, name, { upstreamPort: upstream.port, store: { driver: 'embedded', path: join(dir, name) }, routes: ROUTES });
     kgs.push(kg);
@@ -135,32 +199,25 @@ async function main(): Promise<void> {
       samples,
     };
 
-    // (2) 100k keys: an empty store against a full one, before and after every key was used.
-    const empty = await start('empty');
-    await adminCall(empty.admin, 'POST', '/v1/workspaces', { name: 'memory' });
-    const rssEmpty = await settledRss(empty);
-    await stop(empty.proc);
-    process.stderr.write(`seeding ${KEYS} keys…\n`);
-    const seeded = await seed(join(dir, 'full'));
-    const t0 = performance.now();
-    const full = await start('full');
-    const startSeconds = (performance.now() - t0) / 1000;
-    const rssLoaded = await settledRss(full);
-    process.stderr.write(`using every key once…\n`);
-    const u0 = performance.now();
-    const failed = await useEveryKey(full.gateway, seeded.secrets);
-    const fillRps = Math.round(seeded.secrets.length / ((performance.now() - u0) / 1000));
-    const rssCached = await settledRss(full);
-    const failedAgain = await useEveryKey(full.gateway, seeded.secrets);
-    const rssAgain = await settledRss(full);
-    await stop(full.proc);
-    const keys = {
-      keys: KEYS, rssEmptyMiB: rssEmpty, rssLoadedMiB: rssLoaded, rssAllCachedMiB: rssCached, rssSecondPassMiB: rssAgain,
-      storeBytesPerKey: Math.round(((rssLoaded - rssEmpty) * 1_048_576) / KEYS),
-      cacheBytesPerKey: Math.round(((rssCached - rssLoaded) * 1_048_576) / KEYS),
-      firstUseRps: fillRps, non200: failed + failedAgain, startSeconds: round3(startSeconds),
-      seedSeconds: round3(seeded.seedSeconds), compactMs: round3(seeded.compactMs), compactMaxEventLoopBlockMs: round3(seeded.compactMaxBlockMs),
-    };
+    // (2) 100k keys, on each store.
+    let compaction = { compactMs: 0, compactMaxBlockMs: 0 };
+    const costs: KeysCost[] = [await keysCost('embedded', start, async () => {
+      const seeded = await seedEmbedded(join(dir, 'embedded-full'));
+      compaction = seeded;
+      return seeded.secrets;
+    })];
+    if (!SKIP_REDIS) {
+      redis = await startRedis();
+      execFileSync('taskset', ['-a', '-cp', LOAD_CORE, String(redis.pid)], { stdio: 'ignore' });
+      const url = redis.url;
+      // Each gateway has its own key prefix: `redis-empty:` stays empty, `redis-full:` is seeded.
+      const startRedisNode = async (name: string): Promise<Keygate> => {
+        const kg = await startKeygate(dir, name, { upstreamPort: upstream.port, store: { driver: 'redis', url, keyPrefix: `${name}:` }, routes: ROUTES });
+        kgs.push(kg);
+        return kg;
+      };
+      costs.push(await keysCost('redis', startRedisNode, () => seedRedis(url, 'redis-full:')));
+    }
 
     const at = new Date().toISOString();
     const lines = [
@@ -171,20 +228,23 @@ async function main(): Promise<void> {
       `    RSS idle ${flat.rssIdleMiB} MiB; under load first ${flat.firstMiB}, last ${flat.lastMiB}, min ${flat.minMiB}, max ${flat.maxMiB}, mean ${flat.meanMiB} MiB`,
       `    largest deviation from the mean ${flat.maxDeviationPct}% (target within ±10%); first→last ${flat.firstToLastPct}%`,
       '',
-      `(2) ${KEYS} keys on the embedded store (${keys.non200} non-200 of ${2 * KEYS} requests)`,
-      `    RSS, empty store: ${keys.rssEmptyMiB} MiB`,
-      `    RSS, ${KEYS} keys loaded: ${keys.rssLoadedMiB} MiB (${keys.storeBytesPerKey} bytes per key held by the store; started in ${keys.startSeconds} s)`,
-      `    RSS, every key used once (key cache full): ${keys.rssAllCachedMiB} MiB (${keys.cacheBytesPerKey} bytes per cached key; first use ${keys.firstUseRps} req/s)`,
-      `    RSS, every key used again: ${keys.rssSecondPassMiB} MiB (target < 150 MiB)`,
-      `(3) compacting the ${KEYS}-key store: ${keys.compactMs} ms, event loop held up to ${keys.compactMaxEventLoopBlockMs} ms (seeded in ${keys.seedSeconds} s)`,
+      ...costs.flatMap((c) => [
+        `(2) ${c.keys} keys on the ${c.store} store (${c.non200} non-200 of ${2 * c.keys} requests), RSS after ${SETTLE} s of quiet each:`,
+        `    empty store ${c.rssEmptyMiB} MiB; ${c.keys} keys, none used yet ${c.rssLoadedMiB} MiB (+${c.loadedBytesPerKey} bytes per key; ready in ${c.startSeconds} s)`,
+        `    every key used once (key cache full) ${c.rssAllUsedMiB} MiB (+${c.usedBytesPerKey} bytes per key; first uses ${c.firstUseRps} req/s); used again ${c.rssSecondPassMiB} MiB`,
+        `    V8 heap in use: empty ${c.heapEmptyMiB}, loaded ${c.heapLoadedMiB}, all used ${c.heapAllUsedMiB}, used again ${c.heapSecondPassMiB} MiB`,
+        `    cost of the keys: ${round3(c.rssSecondPassMiB - c.rssEmptyMiB)} MiB of RSS over the empty store (target < 150 MiB)`,
+      ]),
+      `(3) compacting the ${KEYS}-key embedded store: ${round3(compaction.compactMs)} ms, event loop held up to ${round3(compaction.compactMaxBlockMs)} ms`,
       '',
     ];
     process.stdout.write(lines.join('\n'));
-    const file = writeResults('memory-', { at, node: process.version, cores: CORES, connections: K.connections, flat, keys });
+    const file = writeResults('memory-', { at, node: process.version, cores: CORES, connections: K.connections, settleSeconds: SETTLE, flat, keys: costs, compaction });
     process.stdout.write(`results written to ${file}\n`);
   } finally {
     for (const kg of kgs) await stop(kg.proc);
     await stop(upstream.proc);
+    await redis?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
 }
