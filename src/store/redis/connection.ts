@@ -49,6 +49,8 @@ export class RedisConnection {
   readonly fast: RedisClient;
   readonly slow: RedisClient;
   readonly prefix: string;
+  /** A Redis Cluster: one script call may only touch keys of one hash slot. */
+  readonly clustered: boolean;
   readonly breaker = new CircuitBreaker(3, 1_000);
   private readonly blockingClients = new Set<RedisClient>();
   private readonly opts: RedisConnectionOptions;
@@ -60,6 +62,7 @@ export class RedisConnection {
     if (!opts.url === !opts.cluster) throw new Error('the Redis store needs exactly one of store.url and store.cluster');
     this.opts = opts;
     this.prefix = opts.keyPrefix;
+    this.clustered = opts.cluster !== undefined;
     this.fastTimeoutMs = opts.fastTimeoutMs ?? 250;
     this.slowTimeoutMs = opts.slowTimeoutMs ?? 2_000;
     this.fast = this.client('fast', this.fastTimeoutMs, true);

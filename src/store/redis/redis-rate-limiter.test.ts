@@ -3,7 +3,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Quota, RateLimit } from '../../domain/api-key.js';
 import { LocalRateLimiter, periodEnd, periodStart, type LimitDecision } from '../../data-plane/rate-limiter.js';
-import { requireRedis, startRedis, type RedisServer } from '../../testing/redis-server.js';
+import { redisCommand, requireRedis, startRedis, startRedisCluster, type RedisClusterHandle, type RedisServer } from '../../testing/redis-server.js';
 import { RedisConnection, type RedisConnectionOptions } from './connection.js';
 import { RedisRateLimiter } from './redis-rate-limiter.js';
 
@@ -169,6 +169,44 @@ describe.skipIf(!requireRedis())('RedisRateLimiter', () => {
       expect(admitted(decisions)).toBe(50);
       expect(first.fallbacks.n + second.fallbacks.n).toBe(0);
       expect((await first.limiter.peek(id, rate, quota, now)).quota!.used).toBe(50);
+    });
+  });
+
+  describe('requests of many keys arriving together', () => {
+    const scriptCalls = async (): Promise<number> => {
+      const m = /cmdstat_evalsha:calls=(\d+)/.exec(await redisCommand(server.port, ['INFO', 'commandstats']));
+      return m ? Number(m[1]) : 0;
+    };
+
+    it('decide each key exactly as alone, in one script call for the whole turn', async () => {
+      const { limiter: l } = await limiter({ conn: { fastTimeoutMs: 5_000 } });
+      const ids = Array.from({ length: 40 }, keyId);
+      const rate = { limit: 3, windowSeconds: 60 };
+      const quota = { limit: 2, period: 'day' as const };
+      const now = Date.now();
+      await l.take(keyId(), rate, null, now); // loads the script
+      const before = await scriptCalls();
+      // Five requests per key, in one turn: even keys have a rate limit of 3, odd ones a quota of 2.
+      const decisions = await Promise.all(ids.flatMap((id, k) => Array.from({ length: 5 }, () => l.take(id, k % 2 === 0 ? rate : null, k % 2 === 0 ? null : quota, now))));
+      expect(await scriptCalls() - before).toBe(1);
+      ids.forEach((id, k) => {
+        const mine = decisions.slice(k * 5, k * 5 + 5);
+        expect(mine.map((d) => d.ok), id).toEqual(k % 2 === 0 ? [true, true, true, false, false] : [true, true, false, false, false]);
+        expect(mine[4]!.ok ? null : mine[4]!.code).toBe(k % 2 === 0 ? 'RATE_LIMITED' : 'QUOTA_EXCEEDED');
+      });
+      expect((await l.peek(ids[0]!, rate, null, now)).rateLimit!.remaining).toBe(0);
+      expect((await l.peek(ids[1]!, null, quota, now)).quota!.used).toBe(2);
+    });
+
+    it('splits a turn of more than 64 keys over several calls', async () => {
+      const { limiter: l } = await limiter({ conn: { fastTimeoutMs: 5_000 } });
+      const rate = { limit: 1, windowSeconds: 60 };
+      const now = Date.now();
+      await l.take(keyId(), rate, null, now);
+      const before = await scriptCalls();
+      const decisions = await Promise.all(Array.from({ length: 150 }, () => l.take(keyId(), rate, null, now)));
+      expect(admitted(decisions)).toBe(150);
+      expect(await scriptCalls() - before).toBe(3);
     });
   });
 
@@ -351,5 +389,28 @@ describe.skipIf(!requireRedis())('RedisRateLimiter', () => {
       expect(admitted(await takeN(l, id, 12, rate, null, Date.now()))).toBe(9);
       expect(fallbacks.n).toBe(used);
     });
+  });
+});
+
+describe.skipIf(!requireRedis())('RedisRateLimiter on a Redis Cluster', () => {
+  let cluster: RedisClusterHandle;
+  beforeAll(async () => { cluster = await startRedisCluster(3); });
+  afterAll(async () => { await cluster?.cleanup(); });
+
+  it('decides the requests of many keys arriving together, whose counters live in different slots', async () => {
+    const conn = new RedisConnection({ cluster: cluster.urls, keyPrefix: 'rl-cluster:', logger, fastTimeoutMs: 5_000 });
+    await conn.connect();
+    try {
+      const fallbacks = { n: 0 };
+      const l = new RedisRateLimiter(conn, 'deny', () => 1, () => { fallbacks.n++; });
+      const rate = { limit: 2, windowSeconds: 60 };
+      const now = Date.now();
+      const ids = Array.from({ length: 30 }, keyId);
+      const decisions = await Promise.all(ids.flatMap((id) => [0, 1, 2].map(() => l.take(id, rate, null, now))));
+      expect(fallbacks.n).toBe(0);
+      ids.forEach((id, k) => expect(decisions.slice(k * 3, k * 3 + 3).map((d) => d.ok), id).toEqual([true, true, false]));
+    } finally {
+      await conn.close();
+    }
   });
 });

@@ -7,6 +7,8 @@ import type { RedisConnection } from './connection.js';
 import { RATE_LIMIT } from './scripts.js';
 
 const OK: LimitDecision = { ok: true };
+/** Keeps one script call (and the time Redis spends in it) short. */
+const MAX_DECISIONS_PER_CALL = 64;
 
 /** Requests of one key (with one set of limits) waiting for the next round trip. */
 interface Batch {
@@ -18,12 +20,13 @@ interface Batch {
 }
 
 /**
- * Rate limits and quotas shared by every node: one Lua script per round trip, auto-pipelined
- * with whatever else is in flight. Requests of the same key that arrive together (in one turn
- * of the event loop) share one script call that admits as many as fit, exactly as if each had
- * been decided alone: a hot key costs one Redis call per turn, not one per request. The
- * counters of one key share a hash tag, so Redis Cluster spreads keys over its masters while
- * each decision stays atomic. When Redis cannot answer (a fault, a timeout, or the circuit
+ * Rate limits and quotas shared by every node, decided by a Lua script, auto-pipelined with
+ * whatever else is in flight. Requests that arrive together (in one turn of the event loop)
+ * share one script call: those of one key make one decision that admits as many as fit,
+ * exactly as if each had been decided alone, and the decisions of different keys ride in
+ * the same call (up to 64) — a busy gateway makes one Redis call per turn, not one per
+ * request. The counters of one key share a hash tag, so Redis Cluster spreads keys over its
+ * masters while each decision stays atomic; there, each key gets its own call. When Redis cannot answer (a fault, a timeout, or the circuit
  * breaker open), the fallback decides.
  */
 export class RedisRateLimiter implements CounterStore {
@@ -69,31 +72,48 @@ export class RedisRateLimiter implements CounterStore {
 
   private readonly flush = (): void => {
     this.scheduled = false;
-    const batches = this.pending;
+    const batches = [...this.pending.values()];
     this.pending = new Map();
-    for (const batch of batches.values()) this.decide(batch);
+    // On a Cluster the keys of different key ids live in different hash slots: one call each.
+    const per = this.conn.clustered ? 1 : MAX_DECISIONS_PER_CALL;
+    for (let i = 0; i < batches.length; i += per) this.decide(batches.slice(i, i + per));
   };
 
-  private decide({ keyId, rate, quota, now, waiters }: Batch): void {
-    const { size, start, qStart, names } = this.keys(keyId, rate, quota, now);
-    const args = [
-      rate ? rate.limit : -1, size, now - start,
-      quota ? quota.limit : -1, quota ? periodEnd(quota.period, qStart) + 86_400_000 : 0,
-      waiters.length,
-    ];
+  /** One script call for the batches of several keys (one round trip, one reply to parse). */
+  private decide(batches: Batch[]): void {
+    const names: string[] = [];
+    const args: number[] = [];
+    const windows = batches.map(({ keyId, rate, quota, now, waiters }) => {
+      const w = this.keys(keyId, rate, quota, now);
+      names.push(...w.names);
+      args.push(
+        rate ? rate.limit : -1, w.size, now - w.start,
+        quota ? quota.limit : -1, quota ? periodEnd(quota.period, w.qStart) + 86_400_000 : 0,
+        waiters.length,
+      );
+      return w;
+    });
     this.conn.fastCall((c) => RATE_LIMIT.run(c, names, args)).then((reply) => {
-      const [admitted, why, current, previous] = reply as [number, number, number, number, number];
-      let refused: LimitDecision | null = null;
-      for (let i = 0; i < waiters.length; i++) {
-        if (i < admitted) {
-          waiters[i]!(OK);
-          continue;
+      const r = reply as number[];
+      for (let b = 0; b < batches.length; b++) {
+        const { rate, quota, now, waiters } = batches[b]!;
+        const { start, size, qStart } = windows[b]!;
+        const admitted = r[b * 5]!;
+        const why = r[b * 5 + 1]!;
+        let refused: LimitDecision | null = null;
+        for (let i = 0; i < waiters.length; i++) {
+          if (i < admitted) {
+            waiters[i]!(OK);
+            continue;
+          }
+          refused ??= why === 2 ? quotaRefusal(quota!, qStart, now) : rateRefusal({ start, size, current: r[b * 5 + 2]!, previous: r[b * 5 + 3]! }, rate!.limit, now);
+          waiters[i]!(refused);
         }
-        refused ??= why === 2 ? quotaRefusal(quota!, qStart, now) : rateRefusal({ start, size, current, previous }, rate!.limit, now);
-        waiters[i]!(refused);
       }
     }, () => {
-      for (const resolve of waiters) resolve(this.fallback.take(keyId, rate, quota, now));
+      for (const { keyId, rate, quota, now, waiters } of batches) {
+        for (const resolve of waiters) resolve(this.fallback.take(keyId, rate, quota, now));
+      }
     });
   }
 
