@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isJsonObject, parseStrictJson } from './strict-json.js';
+import { isJsonObject, ownMember, parseStrictJson } from './strict-json.js';
 
 /** The parsed value, failing the test with the parser's message when it refused. */
 function parsed(text: string): unknown {
@@ -237,11 +237,24 @@ describe('parseStrictJson: __proto__ is an ordinary key', () => {
     expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
   });
 
-  it('reads an object without inherited members, so a key named "toString" is the only one there', () => {
+  it('reads members as own members only, so a key named "toString" is there only when the body has it', () => {
     const v = parsed('{"a":1}') as Record<string, unknown>;
-    expect(v.toString).toBeUndefined();
-    expect(v.constructor).toBeUndefined();
+    expect(ownMember(v, 'toString')).toBeUndefined();
+    expect(ownMember(v, 'constructor')).toBeUndefined();
+    expect(ownMember(v, '__proto__')).toBeUndefined();
+    expect(ownMember(parsed('{"toString":"x"}') as Record<string, unknown>, 'toString')).toBe('x');
     expect(isJsonObject(v)).toBe(true);
+  });
+
+  it('answers the same through the fast and the careful path (a duplicate deep inside sends a body down the careful one)', () => {
+    const body = JSON.stringify({ events: [{ action: 'a', n: 1 }, { action: 'b', props: { x: 'y:"z"', '\\"': 2 } }] });
+    expect(parsed(body)).toEqual(JSON.parse(body));
+    expect(refused(body.replace('"n":1', '"n":1,"n":2'))).toContain('duplicate key "n"');
+    // A ":" inside string values is not a property name, nor an escaped quote before one.
+    expect(parsed('["a:", "b" , ":", {"k":":"}]')).toEqual(['a:', 'b', ':', { k: ':' }]);
+    const tricky = String.raw`{"a\\" : 1, "b": "x\": y", "c\\\\": "\\\":", "d" :"\"" }`;
+    expect(parsed(tricky)).toEqual(JSON.parse(tricky));
+    expect(refused(String.raw`{"a\\":1,"a\u005c":2}`)).toContain('duplicate key');
   });
 });
 

@@ -75,8 +75,6 @@ export interface KeyStore {
   getWorkspace(id: string): Promise<Workspace | null>;
   listWorkspaces(): Promise<Workspace[]>;
   getKey(id: string): Promise<KeyRecord | null>;
-  /** The data plane's read: the key whose current or retired secret has this peppered hash. */
-  findKeyBySecretHash(hash: string): Promise<KeyRecord | null>;
   /**
    * A key by secret hash or id together with its owner, in one read. Read-only: the embedded
    * store hands out its own objects here (no copy per cache miss), so callers must not change them.

@@ -277,7 +277,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         await expect(store.commit(batch)).rejects.toMatchObject({ code: 'CONFLICT' });
         expect(await store.getKey(b.id)).toBeNull();
         expect(await store.getKey(a.id)).not.toBeNull();
-        expect(await store.findKeyBySecretHash(b.secretHash)).toBeNull();
+        expect(await store.lookupKey('hash', b.secretHash)).toBeNull();
         expect(await store.listAudit({ limit: 10 })).toEqual([]);
         expect(await store.currentVersion()).toBe(1);
       });
@@ -584,14 +584,14 @@ export function storeContract(name: string, factory: StoreFactory): void {
       });
     });
 
-    describe('findKeyBySecretHash', () => {
+    describe("lookupKey('hash')", () => {
       it('finds a key by its current secret hash', async () => {
         const store = await openStore();
         const rec = keyRecord();
         await store.commit(putKey(rec));
-        const found = await store.findKeyBySecretHash(rec.secretHash);
-        expect(found?.id).toBe(rec.id);
-        expect(withoutSeq(found)).toEqual(withoutSeq(rec));
+        const found = await store.lookupKey('hash', rec.secretHash);
+        expect(found?.record.id).toBe(rec.id);
+        expect(withoutSeq(found?.record ?? null)).toEqual(withoutSeq(rec));
       });
 
       it('finds a key by a retired secret hash', async () => {
@@ -599,14 +599,14 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const id = uniqueId('key');
         const rec = keyRecord({ id, secretHash: `hash-new-${id}`, retiredSecrets: [{ hash: `hash-old-${id}`, expiresAt: T0 }] });
         await store.commit(putKey(rec));
-        expect((await store.findKeyBySecretHash(`hash-old-${id}`))?.id).toBe(rec.id);
-        expect((await store.findKeyBySecretHash(`hash-new-${id}`))?.id).toBe(rec.id);
+        expect((await store.lookupKey('hash', `hash-old-${id}`))?.record.id).toBe(rec.id);
+        expect((await store.lookupKey('hash', `hash-new-${id}`))?.record.id).toBe(rec.id);
       });
 
       it('returns null for a hash no key has', async () => {
         const store = await openStore();
         await store.commit(putKey(keyRecord()));
-        expect(await store.findKeyBySecretHash(uniqueId('hash-nobody-has'))).toBeNull();
+        expect(await store.lookupKey('hash', uniqueId('hash-nobody-has'))).toBeNull();
       });
 
       it('stops finding a rotated-away hash once it is no longer retired', async () => {
@@ -616,11 +616,11 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const rec = keyRecord({ id, secretHash: h(1) });
         await store.commit(putKey(rec));
         await store.commit(putKey({ ...rec, secretHash: h(2), retiredSecrets: [{ hash: h(1), expiresAt: T0 }] }));
-        expect((await store.findKeyBySecretHash(h(1)))?.id).toBe(rec.id);
+        expect((await store.lookupKey('hash', h(1)))?.record.id).toBe(rec.id);
         await store.commit(putKey({ ...rec, secretHash: h(3), retiredSecrets: [] }));
-        expect(await store.findKeyBySecretHash(h(1))).toBeNull();
-        expect(await store.findKeyBySecretHash(h(2))).toBeNull();
-        expect((await store.findKeyBySecretHash(h(3)))?.id).toBe(rec.id);
+        expect(await store.lookupKey('hash', h(1))).toBeNull();
+        expect(await store.lookupKey('hash', h(2))).toBeNull();
+        expect((await store.lookupKey('hash', h(3)))?.record.id).toBe(rec.id);
       });
 
       it('finds neither the current nor a retired hash after the key is deleted', async () => {
@@ -629,8 +629,8 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const rec = keyRecord({ id, secretHash: `hash-cur-${id}`, retiredSecrets: [{ hash: `hash-ret-${id}`, expiresAt: T0 }] });
         await store.commit(putKey(rec));
         await store.commit(deleteKey(rec.id));
-        expect(await store.findKeyBySecretHash(`hash-cur-${id}`)).toBeNull();
-        expect(await store.findKeyBySecretHash(`hash-ret-${id}`)).toBeNull();
+        expect(await store.lookupKey('hash', `hash-cur-${id}`)).toBeNull();
+        expect(await store.lookupKey('hash', `hash-ret-${id}`)).toBeNull();
         expect(await store.getKey(rec.id)).toBeNull();
       });
 
@@ -644,9 +644,9 @@ export function storeContract(name: string, factory: StoreFactory): void {
         await store.commit(putKey(gone));
         await store.commit(deleteKey(gone.id));
         store = await reopen(store);
-        expect((await store.findKeyBySecretHash(kept.secretHash))?.id).toBe(kept.id);
-        expect((await store.findKeyBySecretHash(keptOld))?.id).toBe(kept.id);
-        expect(await store.findKeyBySecretHash(gone.secretHash)).toBeNull();
+        expect((await store.lookupKey('hash', kept.secretHash))?.record.id).toBe(kept.id);
+        expect((await store.lookupKey('hash', keptOld))?.record.id).toBe(kept.id);
+        expect(await store.lookupKey('hash', gone.secretHash)).toBeNull();
       });
     });
 

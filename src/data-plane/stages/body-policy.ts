@@ -1,7 +1,7 @@
 import type { RouteConfig } from '../../config/schema.js';
 import type { CompiledPolicy } from '../../domain/compiled-policy.js';
 import { isJsonContentType } from '../../domain/json-body.js';
-import { isJsonObject, parseStrictJson } from '../../domain/strict-json.js';
+import { isJsonObject, ownMember, parseStrictJson } from '../../domain/strict-json.js';
 import type { RequestContext, Stage, StageResult } from '../context.js';
 import { readBody } from '../read-body.js';
 
@@ -94,7 +94,7 @@ function checkEvents(ctx: RequestContext, policy: CompiledPolicy, body: unknown,
       ctx.message = `${where} is not a JSON object.`;
       return 'INVALID_BODY';
     }
-    const name = item[field];
+    const name = ownMember(item, field);
     if (typeof name !== 'string') {
       ctx.message = `${where} has no string at ${quote(field)}.`;
       return 'INVALID_BODY';

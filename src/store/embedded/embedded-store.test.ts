@@ -105,7 +105,7 @@ describe('EmbeddedStore', () => {
     });
   });
 
-  describe('findKeyBySecretHash', () => {
+  describe("lookupKey('hash')", () => {
     it('still finds current and retired hashes after a reopen and a compaction, and not deleted ones', async () => {
       let store = await openStore();
       const kept = keyRecord({ secretHash: 'hash-kept', retiredSecrets: [{ hash: 'hash-kept-old', expiresAt: T0 }] });
@@ -114,13 +114,13 @@ describe('EmbeddedStore', () => {
       await store.commit(putKey(gone));
       await store.commit(deleteKey(gone.id));
       store = await reopen(store);
-      expect((await store.findKeyBySecretHash('hash-kept'))?.id).toBe(kept.id);
-      expect((await store.findKeyBySecretHash('hash-kept-old'))?.id).toBe(kept.id);
-      expect(await store.findKeyBySecretHash('hash-gone')).toBeNull();
+      expect((await store.lookupKey('hash', 'hash-kept'))?.record.id).toBe(kept.id);
+      expect((await store.lookupKey('hash', 'hash-kept-old'))?.record.id).toBe(kept.id);
+      expect(await store.lookupKey('hash', 'hash-gone')).toBeNull();
       await store.compactNow();
       store = await reopen(store);
-      expect((await store.findKeyBySecretHash('hash-kept-old'))?.id).toBe(kept.id);
-      expect(await store.findKeyBySecretHash('hash-gone')).toBeNull();
+      expect((await store.lookupKey('hash', 'hash-kept-old'))?.record.id).toBe(kept.id);
+      expect(await store.lookupKey('hash', 'hash-gone')).toBeNull();
     });
   });
 
@@ -267,7 +267,7 @@ describe('EmbeddedStore', () => {
       expect((await store.listOwners()).map((o) => o.id)).toEqual(['own_1']);
       expect(await store.keyIdsInGroup('grp_1')).toEqual([a.id]);
       expect(await store.keyIdsOfOwner('own_1')).toEqual([b.id]);
-      expect((await store.findKeyBySecretHash('hash-a-old'))?.id).toBe(a.id);
+      expect((await store.lookupKey('hash', 'hash-a-old'))?.record.id).toBe(a.id);
       expect((await store.listAudit({ limit: 10 })).map((e) => e.target.id)).toEqual([b.id, a.id]);
     });
 

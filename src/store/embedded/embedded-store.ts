@@ -196,11 +196,6 @@ export class EmbeddedStore implements KeyStore {
     return clone(this.state.keys.get(id) ?? null);
   }
 
-  async findKeyBySecretHash(hash: string): Promise<KeyRecord | null> {
-    const id = this.state.byHash.get(hash);
-    return id === undefined ? null : clone(this.state.keys.get(id) ?? null);
-  }
-
   async lookupKey(by: 'hash' | 'id', value: string): Promise<{ record: KeyRecord; owner: Owner | null } | null> {
     const id = by === 'hash' ? this.state.byHash.get(value) : value;
     const record = id === undefined ? undefined : this.state.keys.get(id);

@@ -117,10 +117,6 @@ export class RedisStore implements KeyStore {
     return this.getRecord('key', id);
   }
 
-  async findKeyBySecretHash(hash: string): Promise<KeyRecord | null> {
-    return (await this.lookupKey('hash', hash))?.record ?? null;
-  }
-
   async lookupKey(by: 'hash' | 'id', value: string): Promise<{ record: KeyRecord; owner: Owner | null } | null> {
     const reply = (await this.conn.fastCall((c) => LOOKUP.run(c, [this.k('hash')], [this.base, by, value]))) as [string, string] | null;
     if (!reply) return null;
