@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
@@ -188,4 +188,39 @@ export function rssMiB(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+// CPU accounting, from /proc: what a process (with its children) has used so far.
+
+export const TICK = 100; // USER_HZ on Linux
+
+export function procStat(pid: number): { ppid: number; cpu: number } | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / TICK };
+  } catch {
+    return null;
+  }
+}
+
+export function allPids(): number[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+}
+
+/** CPU seconds used so far by `root` and all its descendants. */
+export function treeCpu(root: number, pids: number[]): number {
+  const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  for (const pid of pids) {
+    const s = procStat(pid);
+    if (s) { parent.set(pid, s.ppid); cpu.set(pid, s.cpu); }
+  }
+  let total = 0;
+  for (const [pid, c] of cpu) {
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
+      if (p === root) { total += c; break; }
+    }
+  }
+  return total;
 }

@@ -13,7 +13,7 @@
 // Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (5), BENCH_CONNECTIONS (64),
 // BENCH_CHANGES (100), BENCH_KEYS (64).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,8 +21,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Client } from 'undici';
 import { redisCommand, startRedis, type RedisServer } from '../src/testing/redis-server.js';
 import {
-  ADMIN_TOKEN, CORES, LOAD_CORE, SUT_CORE, adminCall, knobs, load, median, pinSelf, round3, startKeygate, startUpstream, stop,
-  writeResults, type LoadResult,
+  ADMIN_TOKEN, CORES, LOAD_CORE, SUT_CORE, adminCall, knobs, load, median, pinSelf, round3, startKeygate, startUpstream, stop, writeResults, type LoadResult, TICK, allPids, procStat, treeCpu,
 } from './lib.js';
 
 const { seconds: SECONDS, warmup: WARMUP, rounds: ROUNDS, connections: CONNECTIONS } = knobs({ seconds: 10, warmup: 5, rounds: 3, connections: 64 });
@@ -39,39 +38,6 @@ const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted
 // ---------------------------------------------------------------------------------------------
 // CPU accounting: how much CPU each process (tree) and the whole machine used during a round,
 // so the report can show Redis's cost per request and whether anything else was running.
-
-const TICK = 100; // USER_HZ on Linux
-
-function procStat(pid: number): { ppid: number; cpu: number } | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / TICK };
-  } catch {
-    return null;
-  }
-}
-
-function allPids(): number[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
-}
-
-/** CPU seconds used so far by `root` and all its descendants. */
-function treeCpu(root: number, pids: number[]): number {
-  const parent = new Map<number, number>();
-  const cpu = new Map<number, number>();
-  for (const pid of pids) {
-    const s = procStat(pid);
-    if (s) { parent.set(pid, s.ppid); cpu.set(pid, s.cpu); }
-  }
-  let total = 0;
-  for (const [pid, c] of cpu) {
-    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
-      if (p === root) { total += c; break; }
-    }
-  }
-  return total;
-}
 
 /** Busy CPU seconds of the whole machine so far (every core). */
 function machineBusy(): number {

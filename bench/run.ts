@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
 import {
-  CORES, LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, knobs, listening, load, median, pinSelf, round3, startKeygate, startPinned, startUpstream, stop,
+  CORES, LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, allPids, treeCpu, knobs, listening, load, median, pinSelf, round3, startKeygate, startPinned, startUpstream, stop,
   writeResults, type Keygate, type LoadOptions, type LoadResult,
 } from './lib.js';
 
@@ -36,8 +36,10 @@ const ROUTES = [
   { name: 'track-event', method: 'POST', path: '/v1/events', upstream: 'api', permission: 'events.create', events: { field: 'action' } },
 ];
 
-interface Scenario { id: string; name: string; url: string; opts: Omit<LoadOptions, 'connections' | 'seconds'> }
-type Row = LoadResult & { id: string; name: string; rounds: number[] };
+/** `pid`: the process (tree) serving the scenario, whose CPU per request is measured. */
+interface Scenario { id: string; name: string; url: string; pid: number; opts: Omit<LoadOptions, 'connections' | 'seconds'> }
+type Round = LoadResult & { cpuUsPerReq: number };
+type Row = Round & { id: string; name: string; rounds: number[]; cpuRounds: number[]; cpuUsPerReqMedian: number };
 
 /** The key every keygate scenario uses: a permission and a two-entry IP allowlist, plus event lists for the inspected route. */
 async function benchKey(kg: Keygate, rateLimit: typeof NEVER_REFUSING | null, name = 'bench'): Promise<string> {
@@ -54,18 +56,23 @@ async function measureAll(scenarios: Scenario[]): Promise<Row[]> {
     const r = await load(s.url, { connections: K.connections, seconds: K.warmup, ...s.opts });
     if (r.non2xx + r.errors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx answers and ${r.errors} errors in warm-up`);
   }
-  const runs = new Map<string, LoadResult[]>(scenarios.map((s) => [s.id, []]));
+  const runs = new Map<string, Round[]>(scenarios.map((s) => [s.id, []]));
   for (let round = 0; round < K.rounds; round++) {
     for (const s of scenarios) {
+      const cpuBefore = treeCpu(s.pid, allPids());
       const r = await load(s.url, { connections: K.connections, seconds: K.seconds, ...s.opts });
-      runs.get(s.id)!.push(r);
-      process.stderr.write(`round ${round + 1} ${s.name}: ${r.rps} req/s, p99 ${r.p99} ms, non-2xx ${r.non2xx + r.errors}\n`);
+      const cpuUsPerReq = round3(((treeCpu(s.pid, allPids()) - cpuBefore) / Math.max(1, r.requests)) * 1e6);
+      runs.get(s.id)!.push({ ...r, cpuUsPerReq });
+      process.stderr.write(`round ${round + 1} ${s.name}: ${r.rps} req/s, p99 ${r.p99} ms, non-2xx ${r.non2xx + r.errors}, ${cpuUsPerReq} µs CPU/req\n`);
     }
   }
   return scenarios.map((s) => {
     const list = runs.get(s.id)!;
     const mid = median(list.map((r) => r.rps));
-    return { id: s.id, name: s.name, ...list.find((r) => r.rps === mid)!, rounds: list.map((r) => r.rps) };
+    return {
+      id: s.id, name: s.name, ...list.find((r) => r.rps === mid)!, rounds: list.map((r) => r.rps),
+      cpuRounds: list.map((r) => r.cpuUsPerReq), cpuUsPerReqMedian: median(list.map((r) => r.cpuUsPerReq)),
+    };
   });
 }
 
@@ -85,10 +92,10 @@ async function main(): Promise<void> {
   try {
     const upstream = await startUpstream();
     procs.push(upstream.proc);
-    const peer = async (file: string): Promise<string> => {
+    const peer = async (file: string): Promise<{ url: string; pid: number }> => {
       const p = await startPinned(SUT_CORE, [TSX, join(ROOT, 'bench', file)], { UPSTREAM: upstream.url }, listening);
       procs.push(p.proc);
-      return `http://127.0.0.1:${p.line.listening as number}`;
+      return { url: `http://127.0.0.1:${p.line.listening as number}`, pid: p.proc.pid! };
     };
     const bare = await peer('bare-proxy.ts');
     const fastify = await peer('fastify-proxy.ts');
@@ -107,28 +114,30 @@ async function main(): Promise<void> {
 
     const path = '/v1/events';
     const scenarios: Scenario[] = [
-      { id: 'upstream', name: 'upstream direct', url: upstream.url + path, opts: {} },
-      { id: 'bare', name: 'bare node:http + undici proxy', url: bare + path, opts: {} },
-      { id: 'fastify', name: '@fastify/http-proxy', url: fastify + path, opts: {} },
-      { id: 'key', name: 'keygate key path (permission + IP)', url: one.gateway + path, opts: { headers: { 'x-api-key': secret } } },
-      { id: 'token', name: 'keygate token path (same checks)', url: one.gateway + path, opts: { headers: { authorization: `Bearer ${token}` } } },
+      { id: 'upstream', name: 'upstream direct', url: upstream.url + path, pid: upstream.proc.pid!, opts: {} },
+      { id: 'bare', name: 'bare node:http + undici proxy', url: bare.url + path, pid: bare.pid, opts: {} },
+      { id: 'fastify', name: '@fastify/http-proxy', url: fastify.url + path, pid: fastify.pid, opts: {} },
+      { id: 'key', name: 'keygate key path (permission + IP)', url: one.gateway + path, pid: one.proc.pid!, opts: { headers: { 'x-api-key': secret } } },
+      { id: 'token', name: 'keygate token path (same checks)', url: one.gateway + path, pid: one.proc.pid!, opts: { headers: { authorization: `Bearer ${token}` } } },
     ];
     if (!SKIP_REDIS) {
       redis = await startRedis();
       execFileSync('taskset', ['-a', '-cp', LOAD_CORE, String(redis.pid)], { stdio: 'ignore' });
       const kgRedis = await startKeygate(dir, 'redis', { upstreamPort: upstream.port, store: { driver: 'redis', url: redis.url, keyPrefix: 'kgbench:' }, routes: ROUTES });
       procs.push(kgRedis.proc);
+      const unlimited = await benchKey(kgRedis, null, 'bench-unlimited');
       const limited = await benchKey(kgRedis, NEVER_REFUSING);
       const many: string[] = [];
       for (let i = 0; i < MANY_KEYS; i++) many.push(await benchKey(kgRedis, NEVER_REFUSING, `bench-${i}`));
       scenarios.push(
-        { id: 'redisLimit', name: 'keygate key path + Redis rate limit', url: kgRedis.gateway + path, opts: { headers: { 'x-api-key': limited } } },
-        { id: 'redisLimitMany', name: `  same, ${MANY_KEYS} keys in turn`, url: kgRedis.gateway + path, opts: { keys: many } },
+        { id: 'redisKey', name: 'keygate key path on Redis, no limit', url: kgRedis.gateway + path, pid: kgRedis.proc.pid!, opts: { headers: { 'x-api-key': unlimited } } },
+        { id: 'redisLimit', name: 'keygate key path + Redis rate limit', url: kgRedis.gateway + path, pid: kgRedis.proc.pid!, opts: { headers: { 'x-api-key': limited } } },
+        { id: 'redisLimitMany', name: `  same, ${MANY_KEYS} keys in turn`, url: kgRedis.gateway + path, pid: kgRedis.proc.pid!, opts: { keys: many } },
       );
     }
     scenarios.push(
-      { id: 'inspected', name: 'keygate inspected event route (1 KiB)', url: one.gateway + path, opts: { method: 'POST', body: EVENT, headers: { 'x-api-key': secret, 'content-type': 'application/json' } } },
-      { id: 'workers2', name: 'keygate key path, workers: 2', url: two.gateway + path, opts: { headers: { 'x-api-key': secretTwo } } },
+      { id: 'inspected', name: 'keygate inspected event route (1 KiB)', url: one.gateway + path, pid: one.proc.pid!, opts: { method: 'POST', body: EVENT, headers: { 'x-api-key': secret, 'content-type': 'application/json' } } },
+      { id: 'workers2', name: 'keygate key path, workers: 2', url: two.gateway + path, pid: two.proc.pid!, opts: { headers: { 'x-api-key': secretTwo } } },
     );
     rows = await measureAll(scenarios);
   } finally {
@@ -139,39 +148,68 @@ async function main(): Promise<void> {
   const nsPerCheck = policyCheck();
 
   const by = new Map(rows.map((r) => [r.id, r]));
-  const ratio = (a: string, b: string): number | null => (by.has(a) && by.has(b) ? round3(by.get(a)!.rps / by.get(b)!.rps) : null);
+  /**
+   * Three readings of "a is this many times b": the median rounds' req/s; the median of the
+   * per-round ratios (the two ran seconds apart, so drift of the machine mostly cancels); and
+   * the CPU each spent per request on its core (what it could serve with the core to itself).
+   */
+  const compare = (a: string, b: string): { rps: number; perRound: number; cpu: number } | null => {
+    const ra = by.get(a);
+    const rb = by.get(b);
+    if (!ra || !rb) return null;
+    return {
+      rps: round3(ra.rps / rb.rps),
+      perRound: round3(median(ra.rounds.map((x, i) => x / rb.rounds[i]!))),
+      cpu: round3(rb.cpuUsPerReqMedian / ra.cpuUsPerReqMedian),
+    };
+  };
   const ratios = {
-    keyVsBare: ratio('key', 'bare'),
-    keyVsFastify: ratio('key', 'fastify'),
-    tokenVsKey: ratio('token', 'key'),
-    redisLimitVsKey: ratio('redisLimit', 'key'),
-    redisLimitManyVsKey: ratio('redisLimitMany', 'key'),
-    workers2VsKey: ratio('workers2', 'key'),
+    keyVsBare: compare('key', 'bare'),
+    keyVsFastify: compare('key', 'fastify'),
+    tokenVsKey: compare('token', 'key'),
+    redisLimitVsKey: compare('redisLimit', 'key'),
+    redisLimitManyVsKey: compare('redisLimitMany', 'key'),
+    redisLimitVsRedisKey: compare('redisLimit', 'redisKey'),
+    redisLimitManyVsRedisKey: compare('redisLimitMany', 'redisKey'),
+    inspectedVsKey: compare('inspected', 'key'),
+    workers2VsKey: compare('workers2', 'key'),
     p99OverheadMs: by.get('key')!.p99 - by.get('bare')!.p99,
   };
-  const targets: [string, number | null, number][] = [
+  const targets: [string, ReturnType<typeof compare>, number | null][] = [
     ['key path / bare proxy', ratios.keyVsBare, 0.85],
     ['key path / @fastify/http-proxy', ratios.keyVsFastify, 1.5],
     ['token path / key path', ratios.tokenVsKey, 0.9],
     ['Redis rate limit / key path', ratios.redisLimitVsKey, 0.85],
+    [`Redis limit, ${MANY_KEYS} keys / key path`, ratios.redisLimitManyVsKey, null],
+    ['Redis limit / Redis, no limit', ratios.redisLimitVsRedisKey, null],
+    [`Redis limit, ${MANY_KEYS} keys / Redis, no limit`, ratios.redisLimitManyVsRedisKey, null],
+    ['inspected 1 KiB POST / key path', ratios.inspectedVsKey, null],
+    [`workers: 2 / key path (one core)`, ratios.workers2VsKey, null],
   ];
   const at = new Date().toISOString();
   const machine = `${CORES} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), node ${process.version}`;
   const pad = (s: string | number, n: number): string => String(s).padStart(n);
+  const f3 = (x: number): string => x.toFixed(3);
   const lines = [
     '',
     `keygate bench — ${at} — ${machine}`,
     `${K.connections} connections, ${K.rounds} rounds of ${K.seconds} s, median round shown; systems under test on core ${SUT_CORE}, load, upstream and Redis on core ${LOAD_CORE}`,
     '',
-    `| scenario                                 |  req/s | p50 ms | p99 ms | non-2xx | req/s per round |`,
-    `|------------------------------------------|-------:|-------:|-------:|--------:|-----------------|`,
-    ...rows.map((r) => `| ${r.name.padEnd(40)} | ${pad(r.rps, 6)} | ${pad(r.p50, 6)} | ${pad(r.p99, 6)} | ${pad(r.non2xx + r.errors, 7)} | ${r.rounds.join(' / ')} |`),
+    `| scenario                                 |  req/s | p50 ms | p99 ms | non-2xx | CPU µs/req | req/s per round |`,
+    `|------------------------------------------|-------:|-------:|-------:|--------:|-----------:|-----------------|`,
+    ...rows.map((r) => `| ${r.name.padEnd(40)} | ${pad(r.rps, 6)} | ${pad(r.p50, 6)} | ${pad(r.p99, 6)} | ${pad(r.non2xx + r.errors, 7)} | ${pad(r.cpuUsPerReqMedian.toFixed(1), 10)} | ${r.rounds.join(' / ')} |`),
     '',
-    ...targets.map(([name, value, min]) => `${name.padEnd(32)} ${value === null ? 'not run' : value.toFixed(3)} (target >= ${min})${value !== null && value < min ? '  BELOW TARGET' : ''}`),
-    `${'p99 over the bare proxy'.padEnd(32)} ${ratios.p99OverheadMs} ms (autocannon counts whole ms)`,
-    ...(ratios.redisLimitManyVsKey !== null ? [`${`Redis limit, ${MANY_KEYS} keys / key path`.padEnd(32)} ${ratios.redisLimitManyVsKey.toFixed(3)}`] : []),
-    `${'workers: 2 / key path'.padEnd(32)} ${ratios.workers2VsKey?.toFixed(3)} (both on core ${SUT_CORE}: the cost of the primary, not scaling)`,
-    `${'policy check (cache hit)'.padEnd(32)} ${nsPerCheck ?? 'failed'} ns/op`,
+    `| ratio                                  | median rounds | per-round median | by CPU per request | target |`,
+    `|----------------------------------------|--------------:|-----------------:|-------------------:|-------:|`,
+    ...targets.filter(([, v]) => v !== null).map(([name, v, min]) => {
+      const miss = min !== null && (v!.rps < min || v!.perRound < min) ? ' BELOW' : '';
+      return `| ${name.padEnd(38)} | ${pad(f3(v!.rps), 13)} | ${pad(f3(v!.perRound), 16)} | ${pad(f3(v!.cpu), 18)} | ${min === null ? '     —' : `≥ ${min}`}${miss} |`;
+    }),
+    '',
+    `p99 over the bare proxy: ${ratios.p99OverheadMs} ms (autocannon counts whole ms; bench/latency.ts measures µs)`,
+    `workers: 2 share core ${SUT_CORE} with their primary here: it shows what the multi-process design costs, not scaling`,
+    `Redis rows: redis-server shares core ${LOAD_CORE} with the load generator and the upstream, which slows every Redis row; "Redis, no limit" isolates the limit's own cost`,
+    `policy check (cache hit, bench/policy-check.ts): ${nsPerCheck ?? 'failed'} ns/op`,
     '',
   ];
   process.stdout.write(lines.join('\n'));

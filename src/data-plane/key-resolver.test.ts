@@ -352,4 +352,21 @@ describe('KeyResolver.resolveById', () => {
     await resolver.resolveById(rec.id);
     expect(source.lookupsById).toBe(2);
   });
+
+  it('refuses a malformed secret or a bad checksum without a store lookup or a counted miss', async () => {
+    let lookups = 0;
+    let misses = 0;
+    const r = new KeyResolver({
+      source: { lookup: async () => { lookups++; return null; }, lookupById: async () => null },
+      pepper: PEPPER, fresh: () => true,
+      stats: { hit: () => undefined, miss: () => { misses++; }, storeError: () => undefined },
+    });
+    const { secret } = generateSecret('live');
+    const badChecksum = `${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`;
+    for (const s of [badChecksum, `${secret}x`, 'kg_live_short', 'x'.repeat(16_000)]) {
+      expect(await r.resolve(s)).toEqual({ ok: false, code: 'UNAUTHENTICATED' });
+    }
+    expect(lookups).toBe(0);
+    expect(misses).toBe(0);
+  });
 });

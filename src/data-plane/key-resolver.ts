@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache';
 import type { KeyRecord } from '../domain/api-key.js';
 import { compilePolicy, type CompiledPolicy } from '../domain/compiled-policy.js';
 import type { Owner } from '../domain/entities.js';
-import { hashSecret } from '../domain/secret.js';
+import { SECRET_LENGTH, checkSecretFormat, hashSecret } from '../domain/secret.js';
 import type { Change, KeyStore } from '../store/types.js';
 
 /** The one read the data plane makes of the store: a key by secret hash, with its owner. */
@@ -107,8 +107,13 @@ export class KeyResolver {
     return this.positive.size;
   }
 
-  /** Resolves a secret whose format and checksum were already checked. */
+  /**
+   * Resolves a presented secret. A secret found in the cache passed the format and checksum
+   * check when it was first seen, so only a miss pays for that check; typos and guesses stop
+   * there, before any HMAC or store lookup.
+   */
   resolve(secret: string): Resolution | Promise<Resolution> {
+    if (secret.length !== SECRET_LENGTH) return UNAUTHENTICATED;
     const cacheId = digest('sha256', secret, 'base64url');
     if (this.fresh()) {
       const entry = this.positive.get(cacheId);
@@ -121,6 +126,7 @@ export class KeyResolver {
         return UNAUTHENTICATED;
       }
     }
+    if (checkSecretFormat(secret) === null) return UNAUTHENTICATED;
     this.stats.miss();
     return this.load(cacheId, hashSecret(this.pepper, secret));
   }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ParsedIp } from '../domain/cidr.js';
 import { formatIssues } from '../domain/issues.js';
 import { parseJsonBody } from '../domain/json-body.js';
-import { checkSecretFormat, secretFingerprint } from '../domain/secret.js';
+import { secretFingerprint } from '../domain/secret.js';
 import type { ErrorCode } from '../errors.js';
 import { readCredential, type HeaderScan } from './credentials.js';
 import type { KeyResolver } from './key-resolver.js';
@@ -55,7 +55,6 @@ export function createTokenExchange(resolver: KeyResolver, tokens: TokenService)
     if (cred.kind === 'ambiguous') return { ok: false, code: 'AMBIGUOUS_CREDENTIALS' };
     if (cred.kind === 'token') return { ok: false, code: 'BAD_REQUEST', message: 'Exchange an API key, not a token.' };
     if (cred.kind !== 'secret' && cred.kind !== 'basic') return { ok: false, code: 'UNAUTHENTICATED' };
-    if (checkSecretFormat(cred.secret) === null) return { ok: false, code: 'UNAUTHENTICATED' };
     const resolved = await resolver.resolve(cred.secret);
     if (!resolved.ok) return { ok: false, code: resolved.code };
     const policy = resolved.policy;

@@ -8,7 +8,8 @@ export type Environment = 'live' | 'test';
 const RANDOM_LENGTH = 24;
 const CHECKSUM_LENGTH = 6; // 62^6 > 2^32, so a CRC-32 always fits
 const PREFIX_RANDOM_CHARS = 4;
-const SECRET_LENGTH = 3 + 5 + RANDOM_LENGTH + 1 + CHECKSUM_LENGTH;
+/** Every secret has this many characters. */
+export const SECRET_LENGTH = 3 + 5 + RANDOM_LENGTH + 1 + CHECKSUM_LENGTH;
 
 const IS_BASE62 = new Uint8Array(128);
 for (const c of '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz') IS_BASE62[c.charCodeAt(0)] = 1;

@@ -1,4 +1,3 @@
-import { checkSecretFormat } from '../../domain/secret.js';
 import type { KeyResolver } from '../key-resolver.js';
 import { readCredential } from '../credentials.js';
 import type { RequestContext, Stage, StageResult } from '../context.js';
@@ -31,8 +30,7 @@ export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier |
         return tokens ? tokens.verify(ctx, cred.token) : 'TOKEN_INVALID';
       case 'secret':
       case 'basic': {
-        // The checksum rejects typos and guesses before any hashing or lookup.
-        if (checkSecretFormat(cred.secret) === null) return 'UNAUTHENTICATED';
+        // The resolver checks the secret's format and checksum before any HMAC or store lookup.
         const basicWorkspace = cred.kind === 'basic' ? cred.workspaceId : null;
         const res = resolver.resolve(cred.secret);
         return res instanceof Promise ? res.then((r) => finish(ctx, basicWorkspace, r)) : finish(ctx, basicWorkspace, res);
