@@ -82,6 +82,27 @@ describe('EmbeddedStore', () => {
       expect(statSync(join(dir, 'usage.json')).mode & 0o777).toBe(0o600);
     });
 
+    it('keeps the usage counts of 2 500 keys across a restart (written in chunks of 1 000)', async () => {
+      let store = await openStore();
+      const keys = Array.from({ length: 2_500 }, () => keyRecord());
+      await store.commit({ ops: keys.map((k) => ({ op: 'put' as const, entity: { type: 'key' as const, value: k } })), audit: [] });
+      await store.recordUsage(keys.map((k, i) => ({ keyId: k.id, byOutcome: { OK: i + 1 }, lastUsedAt: T0 })));
+      store = await reopen(store);
+      expect(readFileSync(join(dir, 'usage.json'), 'utf8').trimEnd().split('\n')).toHaveLength(3);
+      expect(await store.getUsage(keys[0]!.id)).toEqual({ total: 1, byOutcome: { OK: 1 }, lastUsedAt: T0 });
+      expect(await store.getUsage(keys[2_499]!.id)).toEqual({ total: 2_500, byOutcome: { OK: 2_500 }, lastUsedAt: T0 });
+    });
+
+    it('reads usage counts written in the earlier one-record format', async () => {
+      let store = await openStore();
+      const rec = keyRecord();
+      await store.commit(putKey(rec));
+      await closeStore(store);
+      writeFileSync(join(dir, 'usage.json'), frame([[rec.id, { total: 7, byOutcome: { OK: 7 }, lastUsedAt: T0 }]]));
+      store = await openStore();
+      expect(await store.getUsage(rec.id)).toEqual({ total: 7, byOutcome: { OK: 7 }, lastUsedAt: T0 });
+    });
+
     it('never writes a secret hash into the lock file or usage file', async () => {
       const store = await openStore();
       const rec = keyRecord({ secretHash: 'hash-that-must-stay-in-the-journal' });

@@ -8,7 +8,7 @@ import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { KeygateError } from '../../errors.js';
 import type { Change, ChangeListener, KeyStore, KeyUsage, NodeReport, UsageDelta, WriteBatch } from '../types.js';
 import { AuditFile } from './audit-file.js';
-import { CorruptStoreError, Journal, frame, readFramedFile, readFramedRecords, syncDir, writeFileAtomic, writeFramedRecordsAtomic } from './journal.js';
+import { CorruptStoreError, Journal, readFramedRecords, syncDir, writeFramedRecordsAtomic } from './journal.js';
 import { SnapshotReader, StoreState, type BatchRecord } from './state.js';
 
 const JOURNAL = 'journal.log';
@@ -18,6 +18,7 @@ const USAGE = 'usage.json';
 const AUDIT = 'audit.log';
 const FEED_BACKLOG = 10_000;
 const USAGE_FLUSH_MS = 10_000;
+const USAGE_CHUNK = 1_000;
 
 export interface EmbeddedStoreOptions {
   path: string;
@@ -102,8 +103,11 @@ export class EmbeddedStore implements KeyStore {
       replayed++;
     }
     this.journal = journal;
-    const usage = (await readFramedFile(join(this.dir, USAGE))) as Array<[string, KeyUsage]> | null;
-    this.usage = new Map((usage ?? []).filter(([id]) => this.state.keys.has(id)));
+    // Chunks of [keyId, usage] pairs (an earlier format wrote them all as one record).
+    this.usage = new Map();
+    await readFramedRecords(join(this.dir, USAGE), (chunk) => {
+      for (const [id, u] of chunk as Array<[string, KeyUsage]>) if (this.state.keys.has(id)) this.usage.set(id, u);
+    });
     this.usageTimer = setInterval(() => void this.flushUsage(), USAGE_FLUSH_MS);
     this.usageTimer.unref();
     this.logger.info({ path: this.dir, version: this.state.version, keys: this.state.keys.size, replayed }, 'embedded store loaded');
@@ -359,7 +363,11 @@ export class EmbeddedStore implements KeyStore {
     if (!this.usageDirty || !this.journal) return;
     this.usageDirty = false;
     try {
-      await writeFileAtomic(this.dir, USAGE, frame([...this.usage.entries()]));
+      // In chunks, so a fleet of 100 000 keys never turns into one 10 MB string at once.
+      const entries = [...this.usage.entries()];
+      await writeFramedRecordsAtomic(this.dir, USAGE, (function* () {
+        for (let i = 0; i < entries.length; i += USAGE_CHUNK) yield entries.slice(i, i + USAGE_CHUNK);
+      })());
     } catch (err) {
       this.usageDirty = true;
       this.logger.warn({ err }, 'could not write usage counts; will retry');

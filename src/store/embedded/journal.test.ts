@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CorruptStoreError, Journal, frame, parseJournal, readFramedFile, readFramedRecords, writeFileAtomic, writeFramedRecordsAtomic } from './journal.js';
+import { CorruptStoreError, Journal, frame, parseJournal, readFramedRecords, writeFramedRecordsAtomic } from './journal.js';
 
 const records = [
   { v: 1, ops: [{ op: 'put', id: 'a' }] },
@@ -187,40 +187,6 @@ describe('on disk', () => {
     });
   });
 
-  describe('readFramedFile', () => {
-    it('returns null for a missing file', async () => {
-      expect(await readFramedFile(join(dir, 'absent.json'))).toBeNull();
-    });
-
-    it('reads back what writeFileAtomic wrote', async () => {
-      await writeFileAtomic(dir, 'snap.json', frame({ version: 7, keys: ['a'] }));
-      expect(await readFramedFile(join(dir, 'snap.json'))).toEqual({ version: 7, keys: ['a'] });
-    });
-
-    it('throws on a truncated file', async () => {
-      const full = frame({ version: 7, keys: ['a', 'b', 'c'] });
-      writeFileSync(join(dir, 'snap.json'), full.subarray(0, full.length - 5));
-      await expect(readFramedFile(join(dir, 'snap.json'))).rejects.toBeInstanceOf(CorruptStoreError);
-    });
-
-    it('throws on a bad checksum', async () => {
-      const bad = Buffer.from(frame({ version: 7 }));
-      bad[0] = bad[0] === 0x30 ? 0x31 : 0x30;
-      writeFileSync(join(dir, 'snap.json'), bad);
-      await expect(readFramedFile(join(dir, 'snap.json'))).rejects.toBeInstanceOf(CorruptStoreError);
-    });
-
-    it('throws on an empty file', async () => {
-      writeFileSync(join(dir, 'snap.json'), '');
-      await expect(readFramedFile(join(dir, 'snap.json'))).rejects.toBeInstanceOf(CorruptStoreError);
-    });
-
-    it('throws on a file holding two records', async () => {
-      writeFileSync(join(dir, 'snap.json'), Buffer.concat([frame({ a: 1 }), frame({ b: 2 })]));
-      await expect(readFramedFile(join(dir, 'snap.json'))).rejects.toBeInstanceOf(CorruptStoreError);
-    });
-  });
-
   describe('readFramedRecords and writeFramedRecordsAtomic', () => {
     const read = async (file: string): Promise<unknown[] | null> => {
       const out: unknown[] = [];
@@ -250,29 +216,40 @@ describe('on disk', () => {
     });
   });
 
-  describe('writeFileAtomic', () => {
+  describe('writeFramedRecordsAtomic', () => {
+    const text = (name: string): string => readFileSync(join(dir, name), 'utf8');
+
     it('replaces the content of an existing file', async () => {
-      await writeFileAtomic(dir, 'f', Buffer.from('old content that is longer'));
-      await writeFileAtomic(dir, 'f', Buffer.from('new'));
-      expect(readFileSync(join(dir, 'f'), 'utf8')).toBe('new');
+      await writeFramedRecordsAtomic(dir, 'f', [{ old: 'content that is longer' }, { more: 1 }]);
+      await writeFramedRecordsAtomic(dir, 'f', [{ n: 1 }]);
+      expect(text('f')).toBe(frame({ n: 1 }).toString());
     });
 
     it('creates the file with mode 0600', async () => {
-      await writeFileAtomic(dir, 'f', Buffer.from('x'));
+      await writeFramedRecordsAtomic(dir, 'f', [{ x: 1 }]);
       expect(statSync(join(dir, 'f')).mode & 0o777).toBe(0o600);
     });
 
     it('replaces a file that had looser permissions with a 0600 one', async () => {
       writeFileSync(join(dir, 'f'), 'old');
       chmodSync(join(dir, 'f'), 0o644);
-      await writeFileAtomic(dir, 'f', Buffer.from('new'));
+      await writeFramedRecordsAtomic(dir, 'f', [{ x: 1 }]);
       expect(statSync(join(dir, 'f')).mode & 0o777).toBe(0o600);
     });
 
     it('leaves no temporary file behind', async () => {
-      await writeFileAtomic(dir, 'f', Buffer.from('x'));
+      await writeFramedRecordsAtomic(dir, 'f', [{ x: 1 }]);
       expect(readdirSync(dir)).toEqual(['f']);
       expect(existsSync(join(dir, 'f.tmp'))).toBe(false);
+    });
+
+    it('leaves the old file in place when a record cannot be written', async () => {
+      await writeFramedRecordsAtomic(dir, 'f', [{ x: 1 }]);
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      await expect(writeFramedRecordsAtomic(dir, 'f', [{ y: 2 }, cyclic])).rejects.toThrow();
+      expect(text('f')).toBe(frame({ x: 1 }).toString());
+      expect(readdirSync(dir)).toEqual(['f']);
     });
   });
 });

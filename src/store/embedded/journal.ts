@@ -148,14 +148,10 @@ export class Journal {
   }
 }
 
-/** Replaces `name` in `dir` atomically: write a temp file, fsync it, rename, fsync the directory. */
-export function writeFileAtomic(dir: string, name: string, data: Buffer): Promise<void> {
-  return writeChunksAtomic(dir, name, [data]);
-}
-
 /**
- * `writeFileAtomic` for a file of framed records (a snapshot), written record by record: the
- * whole file is never held in memory, and other work runs between records.
+ * Replaces `name` in `dir` atomically with a file of framed records (a snapshot, the usage
+ * counts): a temp file written record by record (the whole file is never held in memory, and
+ * other work runs between records), fsynced, read back, renamed, the directory fsynced.
  */
 export function writeFramedRecordsAtomic(dir: string, name: string, records: Iterable<unknown>): Promise<void> {
   return writeChunksAtomic(dir, name, (function* () {
@@ -169,20 +165,25 @@ async function writeChunksAtomic(dir: string, name: string, chunks: Iterable<Buf
   let size = 0;
   const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, FILE_MODE);
   try {
-    await fh.chmod(FILE_MODE);
-    for (const chunk of chunks) {
-      await writeFully(fh, chunk, size);
-      written.update(chunk);
-      size += chunk.length;
+    try {
+      await fh.chmod(FILE_MODE);
+      for (const chunk of chunks) {
+        await writeFully(fh, chunk, size);
+        written.update(chunk);
+        size += chunk.length;
+      }
+      await fh.datasync();
+      const stat = await fh.stat();
+      if (stat.size !== size) throw new Error(`${tmp}: wrote ${stat.size} of ${size} bytes`);
+    } finally {
+      await fh.close();
     }
-    await fh.datasync();
-    const stat = await fh.stat();
-    if (stat.size !== size) throw new Error(`${tmp}: wrote ${stat.size} of ${size} bytes`);
-  } finally {
-    await fh.close();
+    // Read it back before it replaces anything: a damaged snapshot must never take the journal's place.
+    if (!(await digestOf(tmp)).equals(written.digest())) throw new Error(`${tmp}: read back differs from what was written`);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
   }
-  // Read it back before it replaces anything: a damaged snapshot must never take the journal's place.
-  if (!(await digestOf(tmp)).equals(written.digest())) throw new Error(`${tmp}: read back differs from what was written`);
   await fsp.rename(tmp, join(dir, name));
   await syncDir(dir);
 }
@@ -255,18 +256,4 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await dh.close();
   }
-}
-
-/** Reads a file written by `writeFileAtomic` with `frame`; null when absent. */
-export async function readFramedFile(path: string): Promise<unknown | null> {
-  let buf: Buffer;
-  try {
-    buf = await fsp.readFile(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-  const { records, tornBytes } = parseJournal(buf, path);
-  if (records.length !== 1 || tornBytes !== 0) throw new CorruptStoreError(`${path}: damaged snapshot; refusing to load`);
-  return records[0];
 }
