@@ -8,12 +8,13 @@
 // BENCH_MEMORY_KEYS (100000), BENCH_SETTLE_SECONDS (15), BENCH_SKIP_REDIS=1.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { Pool } from 'undici';
+import { Pool, WebSocket } from 'undici';
 import type { KeyRecord } from '../src/domain/api-key.js';
 import { newKeyId, newWorkspaceId } from '../src/domain/ids.js';
 import { generateSecret, hashSecret } from '../src/domain/secret.js';
@@ -120,17 +121,62 @@ async function useEveryKey(gateway: string, secrets: readonly string[]): Promise
   return failed;
 }
 
-/** RSS and V8 heap in use (from the admin port's metrics) after SETTLE quiet seconds. */
-async function settled(kg: Keygate): Promise<{ rss: number; heap: number }> {
+/** A free TCP port on loopback (for the inspector). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A full garbage collection in the gateway, through its inspector (only this bench turns it on). */
+async function collectGarbage(inspectPort: number): Promise<void> {
+  const [target] = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
+  const ws = new WebSocket(target!.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => { ws.addEventListener('open', resolve); ws.addEventListener('error', reject); });
+  let id = 0;
+  const call = (method: string): Promise<void> => new Promise((resolve) => {
+    const mine = ++id;
+    const onMessage = (e: { data: unknown }): void => {
+      if ((JSON.parse(String(e.data)) as { id?: number }).id === mine) {
+        ws.removeEventListener('message', onMessage);
+        resolve();
+      }
+    };
+    ws.addEventListener('message', onMessage);
+    ws.send(JSON.stringify({ id: mine, method }));
+  });
+  await call('HeapProfiler.collectGarbage');
+  await call('HeapProfiler.collectGarbage');
+  ws.close();
+}
+
+interface Reading { rss: number; heap: number; rssAfterGc: number; heapAfterGc: number }
+
+/** RSS and V8 heap in use after SETTLE quiet seconds, then again after a full GC. */
+async function settled(kg: Keygate & { inspectPort: number }): Promise<Reading> {
   await sleep(SETTLE * 1_000);
-  const res = await fetch(`${kg.admin}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-  const m = /^keygate_nodejs_heap_size_used_bytes (\S+)$/m.exec(await res.text());
-  return { rss: mib(rssMiB(kg.proc.pid!)), heap: m ? round3(Number(m[1]) / 1_048_576) : Number.NaN };
+  const heapUsed = async (): Promise<number> => {
+    const res = await fetch(`${kg.admin}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const m = /^keygate_nodejs_heap_size_used_bytes (\S+)$/m.exec(await res.text());
+    return m ? round3(Number(m[1]) / 1_048_576) : Number.NaN;
+  };
+  const rss = mib(rssMiB(kg.proc.pid!));
+  const heap = await heapUsed();
+  await collectGarbage(kg.inspectPort);
+  await sleep(1_000);
+  return { rss, heap, rssAfterGc: mib(rssMiB(kg.proc.pid!)), heapAfterGc: await heapUsed() };
 }
 
 interface KeysCost {
   store: string; keys: number; rssEmptyMiB: number; rssLoadedMiB: number; rssAllUsedMiB: number; rssSecondPassMiB: number;
   heapEmptyMiB: number; heapLoadedMiB: number; heapAllUsedMiB: number; heapSecondPassMiB: number;
+  /** The same four after a full GC: what the keys really hold. */
+  afterGc: { rss: number[]; heap: number[] };
   loadedBytesPerKey: number; usedBytesPerKey: number; firstUseRps: number; non200: number; startSeconds: number;
 }
 
@@ -138,7 +184,7 @@ interface KeysCost {
  * RSS of a gateway on an empty store, then on one holding KEYS keys: after start, after every
  * key was used once (the key cache full) and after a second pass (all cache hits).
  */
-async function keysCost(storeName: string, start: (name: string) => Promise<Keygate>, seedFull: () => Promise<string[]>): Promise<KeysCost> {
+async function keysCost(storeName: string, start: (name: string) => Promise<Keygate & { inspectPort: number }>, seedFull: () => Promise<string[]>): Promise<KeysCost> {
   const empty = await start(`${storeName}-empty`);
   await adminCall(empty.admin, 'POST', '/v1/workspaces', { name: 'memory' });
   const rssEmpty = await settled(empty);
@@ -160,6 +206,7 @@ async function keysCost(storeName: string, start: (name: string) => Promise<Keyg
   return {
     store: storeName, keys: KEYS, rssEmptyMiB: rssEmpty.rss, rssLoadedMiB: rssLoaded.rss, rssAllUsedMiB: rssUsed.rss, rssSecondPassMiB: rssAgain.rss,
     heapEmptyMiB: rssEmpty.heap, heapLoadedMiB: rssLoaded.heap, heapAllUsedMiB: rssUsed.heap, heapSecondPassMiB: rssAgain.heap,
+    afterGc: { rss: [rssEmpty, rssLoaded, rssUsed, rssAgain].map((r) => r.rssAfterGc), heap: [rssEmpty, rssLoaded, rssUsed, rssAgain].map((r) => r.heapAfterGc) },
     loadedBytesPerKey: Math.round(((rssLoaded.rss - rssEmpty.rss) * 1_048_576) / KEYS),
     usedBytesPerKey: Math.round(((rssUsed.rss - rssLoaded.rss) * 1_048_576) / KEYS),
     firstUseRps, non200: failed + failedAgain, startSeconds: round3(startSeconds),
@@ -172,14 +219,16 @@ async function main(): Promise<void> {
   const upstream = await startUpstream();
   const kgs: Keygate[] = [];
   let redis: RedisServer | null = null;
-  const start = async (name: string): Promise<Keygate> => {
-    const kg = await startKeygate(dir, name, { upstreamPort: upstream.port, store: { driver: 'embedded', path: join(dir, name) }, routes: ROUTES });
+  /** Part (2)'s gateways listen for an inspector, so the bench can ask for a full GC; part (1)'s does not. */
+  const start = async (name: string, store: Record<string, unknown> = { driver: 'embedded', path: join(dir, name) }, inspect = true): Promise<Keygate & { inspectPort: number }> => {
+    const inspectPort = inspect ? await freePort() : 0;
+    const kg = await startKeygate(dir, name, { upstreamPort: upstream.port, store, routes: ROUTES, nodeArgs: inspect ? [`--inspect=127.0.0.1:${inspectPort}`] : [] });
     kgs.push(kg);
-    return kg;
+    return { ...kg, inspectPort };
   };
   try {
     // (1) RSS over a long run at full load.
-    const steady = await start('steady');
+    const steady = await start('steady', undefined, false);
     const ws = await adminCall(steady.admin, 'POST', '/v1/workspaces', { name: 'memory' });
     const { secret } = await adminCall(steady.admin, 'POST', '/v1/keys', { workspaceId: ws.id, name: 'memory', permissions: ['events.read'], ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'] });
     const rssIdle = mib(rssMiB(steady.proc.pid!));
@@ -211,12 +260,7 @@ async function main(): Promise<void> {
       execFileSync('taskset', ['-a', '-cp', LOAD_CORE, String(redis.pid)], { stdio: 'ignore' });
       const url = redis.url;
       // Each gateway has its own key prefix: `redis-empty:` stays empty, `redis-full:` is seeded.
-      const startRedisNode = async (name: string): Promise<Keygate> => {
-        const kg = await startKeygate(dir, name, { upstreamPort: upstream.port, store: { driver: 'redis', url, keyPrefix: `${name}:` }, routes: ROUTES });
-        kgs.push(kg);
-        return kg;
-      };
-      costs.push(await keysCost('redis', startRedisNode, () => seedRedis(url, 'redis-full:')));
+      costs.push(await keysCost('redis', (name) => start(name, { driver: 'redis', url, keyPrefix: `${name}:` }), () => seedRedis(url, 'redis-full:')));
     }
 
     const at = new Date().toISOString();
@@ -233,7 +277,8 @@ async function main(): Promise<void> {
         `    empty store ${c.rssEmptyMiB} MiB; ${c.keys} keys, none used yet ${c.rssLoadedMiB} MiB (+${c.loadedBytesPerKey} bytes per key; ready in ${c.startSeconds} s)`,
         `    every key used once (key cache full) ${c.rssAllUsedMiB} MiB (+${c.usedBytesPerKey} bytes per key; first uses ${c.firstUseRps} req/s); used again ${c.rssSecondPassMiB} MiB`,
         `    V8 heap in use: empty ${c.heapEmptyMiB}, loaded ${c.heapLoadedMiB}, all used ${c.heapAllUsedMiB}, used again ${c.heapSecondPassMiB} MiB`,
-        `    cost of the keys: ${round3(c.rssSecondPassMiB - c.rssEmptyMiB)} MiB of RSS over the empty store (target < 150 MiB)`,
+        `    after a full GC: RSS ${c.afterGc.rss.join(' / ')} MiB, V8 heap ${c.afterGc.heap.join(' / ')} MiB (empty / loaded / all used / used again)`,
+        `    cost of the keys: ${round3(c.rssSecondPassMiB - c.rssEmptyMiB)} MiB of RSS over the empty store as it stood, ${round3(c.afterGc.rss[3]! - c.afterGc.rss[0]!)} MiB after a full GC (target < 150 MiB)`,
       ]),
       `(3) compacting the ${KEYS}-key embedded store: ${round3(compaction.compactMs)} ms, event loop held up to ${round3(compaction.compactMaxBlockMs)} ms`,
       '',
