@@ -1,4 +1,5 @@
 import { randomBytes, createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, expectError, rawRequest, stopAndClean } from './helpers/admin.js';
 import { expectRefused, gatewayConfig, gw, metricSamples, metricSum, scrape } from './helpers/gateway.js';
@@ -323,6 +324,31 @@ describe('upstream failures', () => {
     expect(ms).toBeGreaterThanOrEqual(250);
     expect(ms).toBeLessThan(1500);
     await expect.poll(async () => metricSum(await scrape(kg), 'keygate_requests_total', { outcome: 'UPSTREAM_TIMEOUT' })).toBe(before + 1);
+  });
+
+  it('does not cut off a client that reads slowly: the upstream is paused, not stalled (32 MB, client idle 4 × timeoutMs)', async () => {
+    const size = 32 * 1024 * 1024;
+    const u = new URL(kg.gatewayUrl!);
+    const socket = connect({ host: u.hostname, port: Number(u.port) });
+    await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
+    socket.pause();
+    socket.write(`GET /v1/slow HTTP/1.1\r\nHost: ${u.host}\r\nX-Api-Key: ${live.secret}\r\nX-Upstream-Size: ${size}\r\nConnection: close\r\n\r\n`);
+    await new Promise((r) => setTimeout(r, 1_200));
+    let received = 0;
+    let head = '';
+    await new Promise<void>((resolve) => {
+      socket.on('data', (d: Buffer) => {
+        if (head.indexOf('\r\n\r\n') === -1) {
+          head += d.toString('latin1');
+          const end = head.indexOf('\r\n\r\n');
+          if (end !== -1) received += Buffer.byteLength(head, 'latin1') - end - 4;
+        } else received += d.length;
+      });
+      socket.on('close', () => resolve());
+      socket.resume();
+    });
+    expect(head.slice(0, 12)).toBe('HTTP/1.1 200');
+    expect(received).toBe(size);
   });
 
   it('lets a slow body through when no gap between its parts exceeds timeoutMs, however long it takes in all', async () => {

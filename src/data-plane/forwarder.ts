@@ -133,6 +133,8 @@ function onClientSocketClose(this: WatchedSocket): void {
 class ProxyHandler implements Dispatcher.DispatchHandler {
   private abortUpstream: ((reason: Error) => void) | null = null;
   private resume: (() => void) | null = null;
+  /** The client is not reading: the upstream is paused, and its silence is not its fault. */
+  private paused = false;
   private status = 0;
   private settled = false;
   private abortWith: Error | null = null;
@@ -161,7 +163,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   timedOut(): void {
-    if (!this.settled) this.abort(TIMED_OUT);
+    if (!this.settled && !this.paused) this.abort(TIMED_OUT);
   }
 
   clientGone(): void {
@@ -194,7 +196,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     this.timer.refresh();
     if (this.res.write(chunk)) return true;
-    this.res.once('drain', this.resume!);
+    // A slow client pauses the upstream; the clock starts again when the client drains.
+    this.paused = true;
+    this.res.once('drain', () => {
+      this.paused = false;
+      this.timer.refresh();
+      this.resume!();
+    });
     return false;
   }
 

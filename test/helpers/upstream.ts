@@ -23,7 +23,8 @@ export interface RecordedRequest {
  *   x-upstream-status: the status code;
  *   x-upstream-trickle: ms — the body is sent in two parts, "first\n" at once after the
  *     headers and "second\n" after that many ms (chunked), to observe response streaming;
- *   x-upstream-destroy: any value — the connection is destroyed without an answer.
+ *   x-upstream-destroy: any value — the connection is destroyed without an answer;
+ *   x-upstream-size: bytes — the answer is that many bytes of "a" (octet-stream).
  * The default answer is JSON `{name, method, url, length, sha256}` with extra headers meant
  * to test forwarding: `x-upstream-name`, `x-custom`, two `set-cookie`, and `Connection: x-hop`
  * plus `x-hop: 1` (hop-by-hop by nomination: a proxy must strip both).
@@ -100,6 +101,12 @@ export async function startUpstream(name = 'upstream'): Promise<RecordingUpstrea
         if (res.destroyed) return;
         if (req.headers['x-upstream-destroy'] !== undefined) {
           req.socket.destroy();
+          return;
+        }
+        const size = req.headers['x-upstream-size'];
+        if (typeof size === 'string') {
+          res.writeHead(status, { 'Content-Type': 'application/octet-stream', 'Content-Length': size });
+          res.end(Buffer.alloc(Number(size), 0x61));
           return;
         }
         if (typeof trickle === 'string') {
