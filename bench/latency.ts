@@ -1,35 +1,49 @@
-// p50/p99 in microseconds at 64 connections: autocannon records whole milliseconds, too coarse
-// to tell whether keygate adds under 1 ms. A closed loop of 64 concurrent requesters over a
-// 64-connection undici Pool, timed with hrtime; same pinning as `npm run bench`.
+// p50/p99 in microseconds at 64 connections (autocannon records whole milliseconds, too
+// coarse to tell whether keygate adds under 1 ms), bare undici proxy against the keygate key
+// path, same pinning as `npm run bench`, alternating round by round:
+//   - saturated: a closed loop of 64 requesters over a 64-connection undici Pool (each sends
+//     its next request when the last one is answered); p99 is mostly queueing here;
+//   - paced: the same 64 connections sending BENCH_RATE requests per second in all, each
+//     request timed from when it was due (so a stall counts against it), which shows what
+//     keygate itself adds to a request.
 // Run: npm run build && npx tsx bench/latency.ts
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// Knobs: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_RATE (4000).
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { stringify } from 'yaml';
-import { LOAD_CORE, SUT_CORE, pinSelf, startPinned, stop } from './lib.js';
+import { ROOT, SUT_CORE, LOAD_CORE, TSX, adminCall, knobs, listening, median, pinSelf, startKeygate, startPinned, startUpstream, stop, writeResults } from './lib.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const CONNECTIONS = 64;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const listening = (l: Record<string, unknown>): boolean => typeof l.listening === 'number';
+const K = knobs({ seconds: 5, warmup: 3, rounds: 3, connections: CONNECTIONS });
+const RATE = Number(process.env.BENCH_RATE ?? 4_000);
 
-async function run(origin: string, headers: Record<string, string>, seconds: number): Promise<{ rps: number; p50: number; p99: number }> {
+interface Result { rps: number; p50: number; p99: number }
+
+/** `rate` null: closed loop; otherwise requests are due at that total rate. */
+async function run(origin: string, headers: Record<string, string>, seconds: number, rate: number | null): Promise<Result> {
   const pool = new Pool(origin, { connections: CONNECTIONS, pipelining: 1 });
   const samples: number[] = [];
-  const end = performance.now() + seconds * 1000;
-  const loop = async (): Promise<void> => {
-    while (performance.now() < end) {
-      const t0 = process.hrtime.bigint();
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  const loop = async (n: number): Promise<void> => {
+    // Each requester's requests are due every CONNECTIONS / rate seconds, staggered.
+    const every = rate === null ? 0 : (CONNECTIONS / rate) * 1000;
+    let due = start + (rate === null ? 0 : (n * every) / CONNECTIONS);
+    while (due < end && performance.now() < end) {
+      const wait = due - performance.now();
+      if (rate !== null && wait > 1) await sleep(wait);
+      const from = rate === null ? performance.now() : due;
       const res = await pool.request({ path: '/v1/events', method: 'GET', headers });
       await res.body.dump();
       if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-      samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+      const now = performance.now();
+      samples.push((now - from) * 1000);
+      due = rate === null ? now : due + every;
     }
   };
-  await Promise.all(Array.from({ length: CONNECTIONS }, loop));
+  await Promise.all(Array.from({ length: CONNECTIONS }, (_, n) => loop(n)));
   await pool.close();
   samples.sort((a, b) => a - b);
   const at = (q: number): number => Math.round(samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!);
@@ -39,41 +53,46 @@ async function run(origin: string, headers: Record<string, string>, seconds: num
 async function main(): Promise<void> {
   pinSelf(LOAD_CORE);
   const dir = mkdtempSync(join(tmpdir(), 'keygate-latency-'));
-  const upstream = await startPinned(LOAD_CORE, [TSX, join(ROOT, 'bench', 'upstream.ts')], {}, listening);
-  const upstreamUrl = `http://127.0.0.1:${upstream.line.listening as number}`;
-  const bare = await startPinned(SUT_CORE, [TSX, join(ROOT, 'bench', 'bare-proxy.ts')], { UPSTREAM: upstreamUrl }, listening);
-  const token = 'bench-admin-token-0123456789';
-  const file = join(dir, 'bench.yaml');
-  writeFileSync(file, stringify({
-    gateway: { listen: { host: '127.0.0.1', port: 0 }, accessLog: false },
-    admin: { listen: { host: '127.0.0.1', port: 0 }, tokens: [{ name: 'bench', token }] },
-    store: { path: join(dir, 'data') },
-    secrets: { pepper: 'bench-pepper-0123456789abcdef' },
-    upstreams: { api: { url: upstreamUrl } },
+  const upstream = await startUpstream();
+  const bare = await startPinned(SUT_CORE, [TSX, join(ROOT, 'bench', 'bare-proxy.ts')], { UPSTREAM: upstream.url }, listening);
+  const kg = await startKeygate(dir, 'latency', {
+    upstreamPort: upstream.port, store: { driver: 'embedded', path: join(dir, 'data') },
     routes: [{ name: 'list-events', method: 'GET', path: '/v1/events', upstream: 'api', permission: 'events.read' }],
-  }));
-  const kg = await startPinned(SUT_CORE, [process.execPath, join(ROOT, 'dist', 'cli.js'), 'serve', '--config', file], {}, (l) => l.msg === 'ready');
+  });
   try {
-    const admin = String(kg.line.admin);
-    const call = async (path: string, body: unknown): Promise<any> => (await fetch(admin + path, {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
-    })).json();
-    const ws = await call('/v1/workspaces', { name: 'bench' });
-    const { secret } = (await call('/v1/keys', { workspaceId: ws.id, name: 'bench', permissions: ['events.read'], ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'] })) as { secret: string };
-    const targets: Array<{ name: string; origin: string; headers: Record<string, string> }> = [
-      { name: 'bare undici proxy', origin: `http://127.0.0.1:${bare.line.listening as number}`, headers: {} },
-      { name: 'keygate key path', origin: String(kg.line.gateway), headers: { 'x-api-key': secret } },
+    const ws = await adminCall(kg.admin, 'POST', '/v1/workspaces', { name: 'bench' });
+    const { secret } = (await adminCall(kg.admin, 'POST', '/v1/keys', { workspaceId: ws.id, name: 'bench', permissions: ['events.read'], ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'] })) as { secret: string };
+    const targets = [
+      { name: 'bare undici proxy', origin: `http://127.0.0.1:${bare.line.listening as number}`, headers: {} as Record<string, string> },
+      { name: 'keygate key path', origin: kg.gateway, headers: { 'x-api-key': secret } },
     ];
-    for (const t of targets) await run(t.origin, t.headers, 3);
-    const results = new Map<string, Array<{ rps: number; p50: number; p99: number }>>(targets.map((t) => [t.name, []]));
-    for (let r = 0; r < ROUNDS; r++) for (const t of targets) results.get(t.name)!.push(await run(t.origin, t.headers, SECONDS));
-    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const rows = targets.map((t) => {
-      const rs = results.get(t.name)!;
-      return { name: t.name, rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), rounds: rs };
-    });
-    for (const row of rows) process.stdout.write(`${row.name.padEnd(20)} ${String(row.rps).padStart(7)} req/s  p50 ${row.p50} µs  p99 ${row.p99} µs   (rounds: ${row.rounds.map((x) => `${x.rps}/${x.p99}µs`).join(', ')})\n`);
-    process.stdout.write(`keygate p99 overhead at ${CONNECTIONS} connections: ${rows[1]!.p99 - rows[0]!.p99} µs (median of ${ROUNDS} rounds)\n`);
+    const modes: Array<{ name: string; rate: number | null }> = [{ name: 'saturated', rate: null }, { name: `paced at ${RATE} req/s`, rate: RATE }];
+    for (const t of targets) await run(t.origin, t.headers, K.warmup, null);
+    const results = new Map<string, Result[]>();
+    for (let r = 0; r < K.rounds; r++) {
+      for (const m of modes) {
+        for (const t of targets) {
+          const key = `${m.name}|${t.name}`;
+          const res = await run(t.origin, t.headers, K.seconds, m.rate);
+          results.set(key, [...(results.get(key) ?? []), res]);
+          process.stderr.write(`round ${r + 1} ${m.name} ${t.name}: ${res.rps} req/s, p50 ${res.p50} µs, p99 ${res.p99} µs\n`);
+        }
+      }
+    }
+    const lines: string[] = [''];
+    const summary: Record<string, unknown> = {};
+    for (const m of modes) {
+      const [bareRs, kgRs] = targets.map((t) => results.get(`${m.name}|${t.name}`)!);
+      for (const [t, rs] of [[targets[0]!, bareRs!], [targets[1]!, kgRs!]] as const) {
+        lines.push(`${m.name.padEnd(22)} ${t.name.padEnd(18)} ${String(median(rs.map((x) => x.rps))).padStart(6)} req/s  p50 ${median(rs.map((x) => x.p50))} µs  p99 ${median(rs.map((x) => x.p99))} µs   (rounds: ${rs.map((x) => `${x.rps}/${x.p99}µs`).join(', ')})`);
+      }
+      const p99Overhead = median(kgRs!.map((x, i) => x.p99 - bareRs![i]!.p99));
+      const p50Overhead = median(kgRs!.map((x, i) => x.p50 - bareRs![i]!.p50));
+      lines.push(`${m.name.padEnd(22)} keygate over the bare proxy: p50 ${p50Overhead} µs, p99 ${p99Overhead} µs (median of per-round differences)`, '');
+      summary[m.name] = { bare: bareRs, keygate: kgRs, p50OverheadUs: p50Overhead, p99OverheadUs: p99Overhead };
+    }
+    process.stdout.write(lines.join('\n'));
+    process.stdout.write(`results written to ${writeResults('latency-', { at: new Date().toISOString(), node: process.version, rate: RATE, ...K, connections: CONNECTIONS, summary })}\n`);
   } finally {
     await stop(kg.proc);
     await stop(bare.proc);
