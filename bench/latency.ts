@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { ROOT, SUT_CORE, LOAD_CORE, TSX, adminCall, knobs, listening, median, pinSelf, startKeygate, startPinned, startUpstream, stop, writeResults } from './lib.js';
+import {
+  ROOT, SUT_CORE, LOAD_CORE, TSX, adminCall, knobs, listening, median, pinSelf, startKeygate, startPinned, startUpstream, stop, writeResults, runMain,
+} from './lib.js';
 
 const CONNECTIONS = 64;
 const K = knobs({ seconds: 5, warmup: 3, rounds: 3, connections: CONNECTIONS });
@@ -101,7 +103,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${String((err as Error).stack ?? err)}\n`);
-  process.exit(1);
-});
+runMain(main);

@@ -224,3 +224,11 @@ export function treeCpu(root: number, pids: number[]): number {
   }
   return total;
 }
+
+/** Runs a bench's main, printing the stack and exiting 1 on failure. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${String((err as Error).stack ?? err)}\n`);
+    process.exit(1);
+  });
+}

@@ -23,7 +23,9 @@ import { RedisConnection } from '../src/store/redis/connection.js';
 import { RedisStore } from '../src/store/redis/redis-store.js';
 import type { KeyStore, WriteOp } from '../src/store/types.js';
 import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
-import { ADMIN_TOKEN, CORES, LOAD_CORE, PEPPER, adminCall, knobs, load, pinSelf, round3, rssMiB, startKeygate, startUpstream, stop, writeResults, type Keygate } from './lib.js';
+import {
+  ADMIN_TOKEN, CORES, LOAD_CORE, PEPPER, adminCall, knobs, load, pinSelf, round3, rssMiB, startKeygate, startUpstream, stop, writeResults, type Keygate, runMain,
+} from './lib.js';
 
 const K = knobs({ seconds: 60, warmup: 10, rounds: 1, connections: 64 });
 const SECONDS = Number(process.env.BENCH_MEMORY_SECONDS ?? K.seconds);
@@ -294,7 +296,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${String((err as Error).stack ?? err)}\n`);
-  process.exit(1);
-});
+runMain(main);

@@ -10,7 +10,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
-import { LOAD_CORE, ROOT, adminCall, knobs, load, pinSelf, startKeygate, startUpstream, stop, writeResults, type LoadOptions } from './lib.js';
+import {
+  LOAD_CORE, ROOT, adminCall, knobs, load, pinSelf, startKeygate, startUpstream, stop, writeResults, type LoadOptions, runMain,
+} from './lib.js';
 
 const K = knobs({ seconds: 10, warmup: 3, rounds: 1, connections: 64 });
 const TOP = Number(process.env.BENCH_TOP ?? 30);
@@ -100,7 +102,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${String((err as Error).stack ?? err)}\n`);
-  process.exit(1);
-});
+runMain(main);

@@ -21,7 +21,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Client } from 'undici';
 import { redisCommand, startRedis, type RedisServer } from '../src/testing/redis-server.js';
 import {
-  ADMIN_TOKEN, CORES, LOAD_CORE, SUT_CORE, adminCall, knobs, load, median, pinSelf, round3, startKeygate, startUpstream, stop, writeResults, type LoadResult, TICK, allPids, procStat, treeCpu,
+  ADMIN_TOKEN, CORES, LOAD_CORE, SUT_CORE, adminCall, knobs, load, median, pinSelf, round3, startKeygate, startUpstream, stop, writeResults, type LoadResult, TICK, allPids, procStat, treeCpu, runMain,
 } from './lib.js';
 
 const { seconds: SECONDS, warmup: WARMUP, rounds: ROUNDS, connections: CONNECTIONS } = knobs({ seconds: 10, warmup: 5, rounds: 3, connections: 64 });
@@ -341,7 +341,4 @@ async function main(): Promise<void> {
   process.stdout.write(`results written to ${file}\n`);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${String((err as Error).stack ?? err)}\n`);
-  process.exit(1);
-});
+runMain(main);

@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
 import {
-  CORES, LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, allPids, treeCpu, knobs, listening, load, median, pinSelf, round3, startKeygate, startPinned, startUpstream, stop,
-  writeResults, type Keygate, type LoadOptions, type LoadResult,
+  CORES, LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, allPids, treeCpu, knobs, listening, load, median, pinSelf, round3, startKeygate, startPinned, startUpstream, stop, writeResults, type Keygate, type LoadOptions, type LoadResult, runMain,
 } from './lib.js';
 
 const K = knobs({ seconds: 5, warmup: 3, rounds: 3, connections: 64 });
@@ -217,7 +216,4 @@ async function main(): Promise<void> {
   process.stdout.write(`results written to ${file}\n`);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${String((err as Error).stack ?? err)}\n`);
-  process.exit(1);
-});
+runMain(main);

@@ -28,8 +28,21 @@ export function compileNameList(entries: readonly string[]): NameMatcher | null 
   };
 }
 
-/** What a request is checked against: one key version compiled once, checked in O(1). */
-export interface CompiledPolicy {
+
+// Compiled matchers are shared between keys with equal lists (see Interner).
+const permissionMatchers = new Interner<PermissionMatcher>(4_096);
+const ipMatchers = new Interner<IpMatcher>(4_096);
+const nameMatchers = new Interner<NameMatcher>(4_096);
+const NO_RETIRED: ReadonlyMap<string, number> = new Map();
+
+const sharedNameList = (entries: readonly string[]): NameMatcher | null =>
+  entries.length === 0 ? null : nameMatchers.get(JSON.stringify(entries), () => compileNameList(entries)!);
+
+/**
+ * What a request is checked against: one key version compiled once, checked in O(1). A class,
+ * not a literal with closures: one `status` on the prototype, not one per key.
+ */
+class Policy {
   readonly keyId: string;
   readonly workspaceId: string;
   readonly ownerId: string | null;
@@ -51,43 +64,6 @@ export interface CompiledPolicy {
   readonly ipRestricted: boolean;
   readonly ipAllowed: IpMatcher;
   /** null when the key has no allowlist (every event allowed unless denied). */
-  readonly eventAllowed: NameMatcher | null;
-  readonly eventDenied: NameMatcher | null;
-  readonly attributeAllowed: NameMatcher | null;
-  readonly rateLimit: RateLimit | null;
-  readonly quota: Quota | null;
-  status(now: number): KeyStatus;
-}
-
-// Compiled matchers are shared between keys with equal lists (see Interner).
-const permissionMatchers = new Interner<PermissionMatcher>(4_096);
-const ipMatchers = new Interner<IpMatcher>(4_096);
-const nameMatchers = new Interner<NameMatcher>(4_096);
-const NO_RETIRED: ReadonlyMap<string, number> = new Map();
-
-const sharedNameList = (entries: readonly string[]): NameMatcher | null =>
-  entries.length === 0 ? null : nameMatchers.get(JSON.stringify(entries), () => compileNameList(entries)!);
-
-/** A class, not a literal with closures: one `status` on the prototype, not one per key. */
-class Policy implements CompiledPolicy {
-  readonly keyId: string;
-  readonly workspaceId: string;
-  readonly ownerId: string | null;
-  readonly version: number;
-  readonly type: KeyType;
-  readonly environment: Environment;
-  readonly basicAuth: boolean;
-  readonly enabled: boolean;
-  readonly ownerActive: boolean;
-  readonly expiresAt: number | null;
-  readonly secretHash: string;
-  readonly retired: ReadonlyMap<string, number>;
-  readonly fingerprint: string;
-  readonly retiredFingerprints: ReadonlyMap<string, number>;
-  readonly simpleAuthSalt: string | null;
-  readonly allows: PermissionMatcher;
-  readonly ipRestricted: boolean;
-  readonly ipAllowed: IpMatcher;
   readonly eventAllowed: NameMatcher | null;
   readonly eventDenied: NameMatcher | null;
   readonly attributeAllowed: NameMatcher | null;
@@ -127,6 +103,8 @@ class Policy implements CompiledPolicy {
     return statusAt(this.enabled, this.ownerActive, this.expiresAt, now);
   }
 }
+
+export type CompiledPolicy = Policy;
 
 /** Compiles one key version (and its owner) into what requests are checked against. */
 export function compilePolicy(rec: KeyRecord, owner: Owner | null): CompiledPolicy {
