@@ -351,6 +351,39 @@ describe('upstream failures', () => {
     expect(received).toBe(size);
   });
 
+  it('does not count a slow upload against the upstream: timeoutMs (300 ms) starts once the request is sent', async () => {
+    const u = new URL(kg.gatewayUrl!);
+    const socket = connect({ host: u.hostname, port: Number(u.port) });
+    await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
+    let text = '';
+    socket.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(`GET /v1/slow HTTP/1.1\r\nHost: ${u.host}\r\nX-Api-Key: ${live.secret}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`);
+    for (let i = 0; i < 3; i++) {
+      socket.write('5\r\nhello\r\n');
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    socket.write('0\r\n\r\n');
+    await closed;
+    expect(text.slice(0, 12), text.slice(0, 300)).toBe('HTTP/1.1 200');
+    expect(text).toContain('"length":15');
+  });
+
+  it('lets go of the upstream when a client with a pipelined request leaves without reading (both count as CLIENT_CLOSED)', async () => {
+    const before = metricSum(await scrape(kg), 'keygate_requests_total', { outcome: 'CLIENT_CLOSED' });
+    const u = new URL(kg.gatewayUrl!);
+    const socket = connect({ host: u.hostname, port: Number(u.port) });
+    await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
+    socket.pause();
+    const request = `GET /v1/files/big HTTP/1.1\r\nHost: ${u.host}\r\nX-Api-Key: ${live.secret}\r\nX-Upstream-Size: ${8 * 1024 * 1024}\r\n\r\n`;
+    const seen = events.requests.length;
+    socket.write(request + request);
+    // Both are in flight (the second answer waits behind the first, which the client does not read).
+    await expect.poll(() => events.requests.length, { timeout: 5_000 }).toBe(seen + 2);
+    socket.destroy();
+    await expect.poll(async () => metricSum(await scrape(kg), 'keygate_requests_total', { outcome: 'CLIENT_CLOSED' }), { timeout: 5_000 }).toBe(before + 2);
+  });
+
   it('lets a slow body through when no gap between its parts exceeds timeoutMs, however long it takes in all', async () => {
     const res = await fetch(`${kg.gatewayUrl}/v1/slow`, { headers: { 'x-api-key': live.secret, 'x-upstream-delay': '200', 'x-upstream-trickle': '200' } });
     expect(res.status).toBe(200);

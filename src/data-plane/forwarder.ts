@@ -139,18 +139,22 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private settled = false;
   private abortWith: Error | null = null;
   /**
-   * One native timer per exchange: until the response headers, then between body chunks.
-   * Not undici's own timeouts: those tick at about one second and each request leaves a
-   * timer object behind until the next tick, which the GC then has to promote and sweep.
+   * One native timer per exchange, from when the request is sent (a slow upload is the
+   * client's time, bounded by the server's requestTimeoutMs) until the response headers, then
+   * between body chunks. Not undici's own timeouts: those tick at about one second and each
+   * request leaves a timer object behind until the next tick, which the GC then has to
+   * promote and sweep.
    */
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | null = null;
   private readonly socket: WatchedSocket | null;
+  /** A pipelined answer's connection, watched while it waits on a client that is not reading. */
+  private watchingConnection = false;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly requestId: string,
     private readonly drain: DrainState,
-    timeoutMs: number,
+    private readonly timeoutMs: number,
     private readonly done: (result: ForwardResult) => void,
   ) {
     const socket = res.socket as WatchedSocket | null;
@@ -159,7 +163,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       if (socket[IN_FLIGHT] === undefined) socket.once('close', onClientSocketClose);
       socket[IN_FLIGHT] = this;
     }
-    this.timer = setTimeout(onUpstreamTimeout, timeoutMs, this);
+  }
+
+  /** Starts the upstream's clock, or starts it again. */
+  private arm(): void {
+    if (this.settled) return;
+    if (this.timer) this.timer.refresh();
+    else this.timer = setTimeout(onUpstreamTimeout, this.timeoutMs, this);
   }
 
   timedOut(): void {
@@ -183,9 +193,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.abortWith !== null) abort(this.abortWith);
   }
 
+  onRequestSent(): void {
+    this.arm();
+  }
+
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx informational: the client gets only the final answer
-    this.timer.refresh();
+    this.arm();
     this.status = statusCode;
     this.resume = resume;
     if (this.drain.draining) this.res.shouldKeepAlive = false;
@@ -194,15 +208,25 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    this.timer.refresh();
+    this.arm();
     if (this.res.write(chunk)) return true;
     // A slow client pauses the upstream; the clock starts again when the client drains.
     this.paused = true;
     this.res.once('drain', () => {
       this.paused = false;
-      this.timer.refresh();
+      this.arm();
       this.resume!();
     });
+    // A pipelined answer has no socket of its own yet, so no close watcher: while it waits,
+    // watch the connection, or a client that left would hold the upstream paused for good.
+    if (this.socket === null && !this.watchingConnection) {
+      const connection = this.res.req.socket;
+      if (connection.destroyed) this.clientGone();
+      else {
+        this.watchingConnection = true;
+        connection.once('close', () => this.clientGone());
+      }
+    }
     return false;
   }
 
@@ -223,7 +247,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private settle(result: ForwardResult): void {
     if (this.settled) return;
     this.settled = true;
-    clearTimeout(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     if (this.socket && this.socket[IN_FLIGHT] === this) this.socket[IN_FLIGHT] = null;
     this.done(result);
   }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -91,6 +91,25 @@ describe('EmbeddedStore', () => {
       expect(readFileSync(join(dir, 'usage.json'), 'utf8').trimEnd().split('\n')).toHaveLength(3);
       expect(await store.getUsage(keys[0]!.id)).toEqual({ total: 1, byOutcome: { OK: 1 }, lastUsedAt: T0 });
       expect(await store.getUsage(keys[2_499]!.id)).toEqual({ total: 2_500, byOutcome: { OK: 2_500 }, lastUsedAt: T0 });
+    });
+
+    it('writes usage counts one write at a time, so overlapping flushes (timer and close) leave a whole file', async () => {
+      let store = await openStore();
+      const keys = Array.from({ length: 3_000 }, () => keyRecord());
+      await store.commit({ ops: keys.map((k) => ({ op: 'put' as const, entity: { type: 'key' as const, value: k } })), audit: [] });
+      const flush = (): Promise<void> => (store as unknown as { flushUsage(): Promise<void> }).flushUsage();
+      const use = (some: typeof keys) => store.recordUsage(some.map((k) => ({ keyId: k.id, byOutcome: { OK: 1 }, lastUsedAt: T0 })));
+      await use(keys.slice(0, 1_000));
+      const first = flush();
+      // The second write holds more keys than the first, so two writers on one file would clash.
+      await use(keys.slice(1_000));
+      await Promise.all([first, flush()]);
+      // Before close() writes again: the file on disk holds the second write, whole.
+      expect(readFileSync(join(dir, 'usage.json'), 'utf8').trimEnd().split('\n')).toHaveLength(3);
+      store = await reopen(store);
+      expect((await store.getUsage(keys[0]!.id)).total).toBe(1);
+      expect((await store.getUsage(keys[2_999]!.id)).total).toBe(1);
+      expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     });
 
     it('reads usage counts written in the earlier one-record format', async () => {

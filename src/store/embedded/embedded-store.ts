@@ -359,7 +359,16 @@ export class EmbeddedStore implements KeyStore {
     return clone(this.usage.get(keyId) ?? { total: 0, byOutcome: {}, lastUsedAt: null });
   }
 
-  private async flushUsage(): Promise<void> {
+  /** One usage write at a time: two would share the temp file (the timer's and close()'s). */
+  private usageWrite: Promise<void> = Promise.resolve();
+
+  private flushUsage(): Promise<void> {
+    const run = this.usageWrite.then(() => this.flushUsageNow());
+    this.usageWrite = run;
+    return run;
+  }
+
+  private async flushUsageNow(): Promise<void> {
     if (!this.usageDirty || !this.journal) return;
     this.usageDirty = false;
     try {
