@@ -381,7 +381,7 @@ describe('upstream failures', () => {
     // Both are in flight (the second answer waits behind the first, which the client does not read).
     await expect.poll(() => events.requests.length, { timeout: 5_000 }).toBe(seen + 2);
     socket.destroy();
-    await expect.poll(async () => metricSum(await scrape(kg), 'keygate_requests_total', { outcome: 'CLIENT_CLOSED' }), { timeout: 5_000 }).toBe(before + 2);
+    await expect.poll(async () => metricSum(await scrape(kg), 'keygate_requests_total', { outcome: 'CLIENT_CLOSED' }), { timeout: 10_000 }).toBe(before + 2);
   });
 
   it('lets a slow body through when no gap between its parts exceeds timeoutMs, however long it takes in all', async () => {

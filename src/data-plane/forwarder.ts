@@ -199,6 +199,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx informational: the client gets only the final answer
+    // The client left before the answer began (a pipelined request whose connection closed).
+    if (this.res.destroyed) {
+      this.clientGone();
+      return false;
+    }
     this.arm();
     this.status = statusCode;
     this.resume = resume;
