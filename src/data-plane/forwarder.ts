@@ -147,8 +147,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
    */
   private timer: NodeJS.Timeout | null = null;
   private readonly socket: WatchedSocket | null;
-  /** A pipelined answer's connection, watched while it waits on a client that is not reading. */
-  private watchingConnection = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -199,11 +197,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx informational: the client gets only the final answer
-    // The client left before the answer began (a pipelined request whose connection closed).
-    if (this.res.destroyed) {
-      this.clientGone();
-      return false;
-    }
     this.arm();
     this.status = statusCode;
     this.resume = resume;
@@ -222,16 +215,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       this.arm();
       this.resume!();
     });
-    // A pipelined answer has no socket of its own yet, so no close watcher: while it waits,
-    // watch the connection, or a client that left would hold the upstream paused for good.
-    if (this.socket === null && !this.watchingConnection) {
-      const connection = this.res.req.socket;
-      if (connection.destroyed) this.clientGone();
-      else {
-        this.watchingConnection = true;
-        connection.once('close', () => this.clientGone());
-      }
-    }
     return false;
   }
 
