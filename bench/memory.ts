@@ -22,6 +22,7 @@ import { EmbeddedStore } from '../src/store/embedded/embedded-store.js';
 import { RedisConnection } from '../src/store/redis/connection.js';
 import { RedisStore } from '../src/store/redis/redis-store.js';
 import type { KeyStore, WriteOp } from '../src/store/types.js';
+import { keyRecord } from '../src/testing/fixtures.js';
 import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
 import {
   ADMIN_TOKEN, CORES, LOAD_CORE, PEPPER, adminCall, knobs, load, pinSelf, round3, rssMiB, startKeygate, startUpstream, stop, writeResults, type Keygate, runMain,
@@ -48,16 +49,11 @@ async function sampleWhile(pid: number, work: Promise<unknown>): Promise<number[
   return samples;
 }
 
-/** One key record as the admin API makes it: a permission, a two-entry IP allowlist, a 90-day expiry. */
-function record(workspaceId: string, i: number, secret: string, now: string, expires: string): KeyRecord {
-  return {
-    id: newKeyId(), workspaceId, name: `key-${i}`, description: '', groupId: null, ownerId: null, type: 'workspace', environment: 'live',
-    prefix: secret.slice(0, 12), enabled: true, permissions: ['events.read'], permissionsLocked: false, ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'],
-    eventAllowlist: [], eventDenylist: [], profileAttributeAllowlist: [], basicAuth: false, simpleAuth: { enabled: false, salt: null },
-    rateLimit: null, quota: null, createdAt: now, updatedAt: now, expiresAt: expires, version: 1,
-    secretHash: hashSecret(PEPPER, secret), retiredSecrets: [], seq: 0,
-  };
-}
+/** One key as the admin API makes it: a permission, a two-entry IP allowlist, a 90-day expiry. */
+const record = (workspaceId: string, i: number, secret: string, now: string, expires: string): KeyRecord => keyRecord({
+  id: newKeyId(), workspaceId, name: `key-${i}`, prefix: secret.slice(0, 12), permissions: ['events.read'], ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'],
+  createdAt: now, updatedAt: now, expiresAt: expires, secretHash: hashSecret(PEPPER, secret), seq: 0,
+});
 
 /** Writes KEYS keys into `store` in batches of 1 000 (one commit each); returns their secrets. */
 async function seed(store: KeyStore): Promise<string[]> {

@@ -4,7 +4,6 @@
 // Run: npm run build && npx tsx bench/policy-check.ts
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseConfigText } from '../src/config/load.js';
-import type { KeyRecord } from '../src/domain/api-key.js';
 import { parseIp } from '../src/domain/cidr.js';
 import { generateSecret, hashSecret } from '../src/domain/secret.js';
 import type { RequestContext } from '../src/data-plane/context.js';
@@ -14,6 +13,7 @@ import { LocalRateLimiter } from '../src/data-plane/rate-limiter.js';
 import { compileRoutes } from '../src/data-plane/pipeline.js';
 import { parseRequestTarget } from '../src/data-plane/request-target.js';
 import { RouteTable } from '../src/data-plane/route-table.js';
+import { keyRecord } from '../src/testing/fixtures.js';
 
 const PEPPER = 'bench-pepper-0123456789abcdef';
 const loaded = parseConfigText(`
@@ -28,14 +28,10 @@ const config = loaded.config;
 
 const { secret } = generateSecret('live');
 const now = new Date().toISOString();
-const record: KeyRecord = {
-  id: 'key_bench', workspaceId: '00000000-0000-4000-8000-000000000000', name: 'bench', description: '',
-  groupId: null, ownerId: null, type: 'workspace', environment: 'live', prefix: secret.slice(0, 12), enabled: true,
-  permissions: ['events.read'], permissionsLocked: false, ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'],
-  eventAllowlist: [], eventDenylist: [], profileAttributeAllowlist: [], basicAuth: false,
-  simpleAuth: { enabled: false, salt: null }, rateLimit: null, quota: null, createdAt: now, updatedAt: now,
-  expiresAt: null, version: 1, secretHash: hashSecret(PEPPER, secret), retiredSecrets: [], seq: 1,
-};
+const record = keyRecord({
+  id: 'key_bench', name: 'bench', prefix: secret.slice(0, 12), permissions: ['events.read'], ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'],
+  createdAt: now, updatedAt: now, secretHash: hashSecret(PEPPER, secret),
+});
 const resolver = new KeyResolver({
   source: {
     lookup: async (hash) => (hash === record.secretHash ? { record, owner: null } : null),

@@ -153,13 +153,7 @@ export class Journal {
  * counts): a temp file written record by record (the whole file is never held in memory, and
  * other work runs between records), fsynced, read back, renamed, the directory fsynced.
  */
-export function writeFramedRecordsAtomic(dir: string, name: string, records: Iterable<unknown>): Promise<void> {
-  return writeChunksAtomic(dir, name, (function* () {
-    for (const r of records) yield frame(r);
-  })());
-}
-
-async function writeChunksAtomic(dir: string, name: string, chunks: Iterable<Buffer>): Promise<void> {
+export async function writeFramedRecordsAtomic(dir: string, name: string, records: Iterable<unknown>): Promise<void> {
   const tmp = join(dir, `${name}.tmp`);
   const written = createHash('sha256');
   let size = 0;
@@ -167,7 +161,8 @@ async function writeChunksAtomic(dir: string, name: string, chunks: Iterable<Buf
   try {
     try {
       await fh.chmod(FILE_MODE);
-      for (const chunk of chunks) {
+      for (const record of records) {
+        const chunk = frame(record);
         await writeFully(fh, chunk, size);
         written.update(chunk);
         size += chunk.length;

@@ -78,7 +78,12 @@ export class SnapshotReader {
       if (r.snapshot === undefined) {
         // The earlier format: everything in one record.
         const data = record as SnapshotData;
-        this.state = StoreState.fromSnapshot(data);
+        for (const table of ['workspaces', 'groups', 'owners', 'keys'] as const) {
+          if (!Array.isArray(data[table])) throw new CorruptStoreError(`${this.file}: the snapshot has no ${table}`);
+        }
+        this.state = new StoreState();
+        this.state.addEntities(data);
+        this.state.version = data.version;
         this.auditBytes = data.auditBytes ?? 0;
         this.done = true;
         return;
@@ -89,16 +94,10 @@ export class SnapshotReader {
       this.auditBytes = typeof r.auditBytes === 'number' ? r.auditBytes : 0;
       return;
     }
-    const state = this.state!;
     if (typeof r.end === 'number') {
       if (r.end !== this.lines - 1) throw new CorruptStoreError(`${this.file}: the snapshot ends after ${this.lines - 1} records, not ${r.end}`);
       this.done = true;
-    } else if (Array.isArray(r.keys)) for (const k of r.keys as KeyRecord[]) state.putKey(k, k.seq);
-    else if (Array.isArray(r.workspaces)) for (const w of r.workspaces as Workspace[]) state.workspaces.set(w.id, w);
-    else if (Array.isArray(r.groups)) for (const g of r.groups as Group[]) state.groups.set(g.id, g);
-    else if (Array.isArray(r.owners)) for (const o of r.owners as Owner[]) state.owners.set(o.id, o);
-    else if (Array.isArray(r.signingKeys)) for (const k of r.signingKeys as SigningKeyRecord[]) state.signingKeys.set(k.id, k);
-    else throw new CorruptStoreError(`${this.file}: unknown snapshot record`);
+    } else if (this.state!.addEntities(r) === 0) throw new CorruptStoreError(`${this.file}: unknown snapshot record`);
   }
 
   finish(): { state: StoreState; auditBytes: number } {
@@ -186,8 +185,7 @@ export class StoreState {
     return changes;
   }
 
-  /** @internal for SnapshotReader */
-  putKey(next: KeyRecord, seq?: number): void {
+  private putKey(next: KeyRecord, seq?: number): void {
     const prev = this.keys.get(next.id);
     const record = compact(next, prev ? prev.seq : (seq ?? this.lastSeq + 1));
     if (record.seq > this.lastSeq) this.lastSeq = record.seq;
@@ -239,15 +237,23 @@ export class StoreState {
     yield { end: lines };
   }
 
-  static fromSnapshot(data: SnapshotData): StoreState {
-    const state = new StoreState();
-    for (const w of data.workspaces) state.workspaces.set(w.id, w);
-    for (const g of data.groups) state.groups.set(g.id, g);
-    for (const o of data.owners) state.owners.set(o.id, o);
-    for (const k of data.signingKeys ?? []) state.signingKeys.set(k.id, k);
-    for (const k of data.keys) state.putKey(k, k.seq);
-    for (const a of data.audit ?? []) state.recentAudit.push(a);
-    state.version = data.version;
-    return state;
+  /**
+   * Adds the entities a snapshot record holds — one table's chunk, or every table of an
+   * earlier-format snapshot — and returns how many tables it held.
+   */
+  addEntities(part: Partial<Record<'workspaces' | 'groups' | 'owners' | 'signingKeys' | 'keys' | 'audit', unknown>>): number {
+    let tables = 0;
+    const each = <T>(list: unknown, add: (item: T) => void): void => {
+      if (!Array.isArray(list)) return;
+      tables++;
+      for (const item of list as T[]) add(item);
+    };
+    each<Workspace>(part.workspaces, (w) => this.workspaces.set(w.id, w));
+    each<Group>(part.groups, (g) => this.groups.set(g.id, g));
+    each<Owner>(part.owners, (o) => this.owners.set(o.id, o));
+    each<SigningKeyRecord>(part.signingKeys, (k) => this.signingKeys.set(k.id, k));
+    each<KeyRecord>(part.keys, (k) => this.putKey(k, k.seq));
+    each<AuditEntry>(part.audit, (a) => this.recentAudit.push(a));
+    return tables;
   }
 }

@@ -26,8 +26,8 @@ interface Batch {
  * exactly as if each had been decided alone, and the decisions of different keys ride in
  * the same call (up to 64) — a busy gateway makes one Redis call per turn, not one per
  * request. The counters of one key share a hash tag, so Redis Cluster spreads keys over its
- * masters while each decision stays atomic; there, each key gets its own call. When Redis cannot answer (a fault, a timeout, or the circuit
- * breaker open), the fallback decides.
+ * masters while each decision stays atomic; there, each key gets its own call. When Redis
+ * cannot answer (a fault, a timeout, or the circuit breaker open), the fallback decides.
  */
 export class RedisRateLimiter implements CounterStore {
   private readonly fallback: StoreErrorFallback;
