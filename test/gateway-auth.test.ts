@@ -1,3 +1,4 @@
+import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecret } from '../src/domain/secret.js';
 import { createKey, createWorkspace, sleep, stopAndClean } from './helpers/admin.js';
@@ -195,6 +196,41 @@ describe('key status', () => {
     await expectRefused(await gw(kg, '/v1/events', { headers: withKey(k.secret) }), 403, 'KEY_DISABLED', ups);
     expect((await kg.admin('PATCH', `/v1/keys/${k.key.id}`, { enabled: true })).status).toBe(200);
     expect((await gw(kg, '/v1/events', { headers: withKey(k.secret) })).status).toBe(200);
+  });
+
+  it('refuses a key on the very keep-alive connection that has been using it, once it is disabled or deleted', async () => {
+    const k = await createKey(kg, { workspaceId: ws, name: 'one-connection', permissions: ['*'] });
+    const other = await createKey(kg, { workspaceId: ws, name: 'one-connection-other', permissions: ['*'] });
+    // One connection for every request: the gateway remembers the secret it repeats.
+    const client = new Client(kg.gatewayUrl!, { pipelining: 1 });
+    let sockets = 0;
+    client.on('connect', () => { sockets++; });
+    const get = async (secret: string) => {
+      const res = await client.request({ path: '/v1/events', method: 'GET', headers: withKey(secret) });
+      const text = await res.body.text();
+      return { status: res.statusCode, headers: res.headers as Record<string, string>, body: text === '' ? null : JSON.parse(text) };
+    };
+    try {
+      for (let i = 0; i < 3; i++) expect((await get(k.secret)).status).toBe(200);
+      // Another secret on the same connection is its own key, and the first is still known after it.
+      expect((await get(other.secret)).status).toBe(200);
+      expect((await get(k.secret)).status).toBe(200);
+      expect((await get(k.secret)).status).toBe(200);
+      expect((await kg.admin('PATCH', `/v1/keys/${k.key.id}`, { enabled: false })).status).toBe(200);
+      const disabled = await pollUntil(() => get(k.secret), (r) => r.status !== 200, 1000);
+      events.reset();
+      await expectRefused(disabled.value, 403, 'KEY_DISABLED', ups);
+      expect((await kg.admin('PATCH', `/v1/keys/${k.key.id}`, { enabled: true })).status).toBe(200);
+      await pollUntil(() => get(k.secret), (r) => r.status === 200, 1000);
+      expect((await get(k.secret)).status).toBe(200);
+      expect((await kg.admin('DELETE', `/v1/keys/${k.key.id}`)).status).toBe(204);
+      const deleted = await pollUntil(() => get(k.secret), (r) => r.status !== 200, 1000);
+      events.reset();
+      await expectRefused(deleted.value, 401, 'UNAUTHENTICATED', ups);
+      expect(sockets).toBe(1);
+    } finally {
+      await client.close();
+    }
   });
 
   it('answers 401 KEY_EXPIRED once expiresAt has passed (the key worked before)', async () => {

@@ -3,6 +3,7 @@ import type { RouteConfig } from '../config/schema.js';
 import type { ParsedIp } from '../domain/cidr.js';
 import type { CompiledPolicy } from '../domain/compiled-policy.js';
 import type { ErrorCode } from '../errors.js';
+import type { CredentialMemo } from './key-resolver.js';
 import type { HeaderScan } from './credentials.js';
 import type { Upstream } from './forwarder.js';
 
@@ -23,6 +24,8 @@ export interface RequestContext {
   clientIp: ParsedIp | null;
   peerIp: ParsedIp | null;
   peerTrusted: boolean;
+  /** The connection's last secret and its resolution (a keep-alive client repeats it). */
+  readonly credential: CredentialMemo;
   /** A custom message for the refusal, e.g. naming the refused event. */
   message: string | null;
   /** Extra headers for the refusal (Retry-After and RateLimit-* on a 429). */

@@ -12,6 +12,7 @@ import { createClientIpResolver } from './client-ip.js';
 import type { CompiledRoute, RequestContext } from './context.js';
 import { scanHeaders, type HeaderScan } from './credentials.js';
 import { upstreamRequestHeaders } from './forwarder.js';
+import { CredentialMemo } from './key-resolver.js';
 import { readBody } from './read-body.js';
 import { parseRequestTarget } from './request-target.js';
 import { RouteTable } from './route-table.js';
@@ -31,7 +32,9 @@ export interface GatewayDeps {
 }
 
 const PEER = Symbol('keygate.peer');
-type PeerSocket = Socket & { [PEER]?: { ip: ParsedIp | null; text: string; trusted: boolean } };
+/** What the gateway knows of a client connection, worked out on its first request. */
+interface Peer { ip: ParsedIp | null; text: string; trusted: boolean; credential: CredentialMemo }
+type PeerSocket = Socket & { [PEER]?: Peer };
 
 /** Request ids: a random per-process prefix and a counter; unique without a syscall per request. */
 function requestIds(): () => string {
@@ -102,12 +105,12 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     finish(requestId, route, status, code, keyId, started, 0);
   };
 
-  const peerOf = (socket: PeerSocket): { ip: ParsedIp | null; text: string; trusted: boolean } => {
+  const peerOf = (socket: PeerSocket): Peer => {
     let peer = socket[PEER];
     if (!peer) {
       // Parsed once per connection: every request on a keep-alive socket has the same peer.
       const ip = socket.remoteAddress === undefined ? null : parseIp(socket.remoteAddress);
-      peer = { ip, text: ip ? ip.toString() : (socket.remoteAddress ?? ''), trusted: ip !== null && isTrusted(ip) };
+      peer = { ip, text: ip ? ip.toString() : (socket.remoteAddress ?? ''), trusted: ip !== null && isTrusted(ip), credential: new CredentialMemo() };
       socket[PEER] = peer;
     }
     return peer;
@@ -209,6 +212,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       profile: null,
       peerIp: peer.ip,
       peerTrusted: peer.trusted,
+      credential: peer.credential,
       clientIp: peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip,
       message: null,
       responseHeaders: null,

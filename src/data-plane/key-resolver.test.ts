@@ -3,7 +3,7 @@ import type { KeyRecord } from '../domain/api-key.js';
 import type { Owner } from '../domain/entities.js';
 import { generateSecret, hashSecret } from '../domain/secret.js';
 import type { Change } from '../store/types.js';
-import { KeyResolver, type KeySource, type Resolution } from './key-resolver.js';
+import { CredentialMemo, KeyResolver, type KeySource, type Resolution } from './key-resolver.js';
 import { keyRecord } from '../testing/fixtures.js';
 
 const PEPPER = 'unit-test-pepper';
@@ -46,7 +46,7 @@ class FakeSource implements KeySource {
   }
 }
 
-function setup(opts: { fresh?: () => boolean; now?: () => number } = {}) {
+function setup(opts: { fresh?: () => boolean; now?: () => number; maxEntries?: number } = {}) {
   const source = new FakeSource();
   const stats = { hits: 0, misses: 0, storeErrors: 0 };
   const resolver = new KeyResolver({
@@ -55,6 +55,7 @@ function setup(opts: { fresh?: () => boolean; now?: () => number } = {}) {
     fresh: opts.fresh ?? (() => true),
     stats: { hit: () => stats.hits++, miss: () => stats.misses++, storeError: () => stats.storeErrors++ },
     now: opts.now ?? (() => NOW),
+    ...(opts.maxEntries !== undefined ? { maxEntries: opts.maxEntries } : {}),
   });
   return { source, stats, resolver };
 }
@@ -287,6 +288,90 @@ describe('KeyResolver.resolve', () => {
     now = NOW + 60_000;
     expect(await resolver.resolve(old)).toEqual({ ok: false, code: 'UNAUTHENTICATED' });
     expect(source.lookups).toBe(1);
+  });
+});
+
+describe('KeyResolver.resolve with a connection memo', () => {
+  it('recognises the secret a connection repeats without the cache (it survives eviction)', async () => {
+    const { source, stats, resolver } = setup({ maxEntries: 1 });
+    const a = storedKey(source);
+    const b = storedKey(source);
+    const memo = new CredentialMemo();
+    await resolver.resolve(a.secret, memo); // miss: loaded, not yet remembered
+    expect((await ok(resolver.resolve(a.secret, memo))).policy.keyId).toBe(a.rec.id); // cache hit: remembered
+    await resolver.resolve(b.secret); // another connection's key evicts a from the one-entry cache
+    const again = resolver.resolve(a.secret, memo);
+    expect(again).not.toBeInstanceOf(Promise);
+    expect((await ok(again)).policy.keyId).toBe(a.rec.id);
+    expect(source.lookups).toBe(2);
+    expect(stats.hits).toBe(2);
+  });
+
+  it('does not answer a different secret from the memo', async () => {
+    const { source, resolver } = setup();
+    const a = storedKey(source);
+    const b = storedKey(source);
+    const memo = new CredentialMemo();
+    await resolver.resolve(a.secret, memo);
+    await resolver.resolve(a.secret, memo);
+    expect((await ok(resolver.resolve(b.secret, memo))).policy.keyId).toBe(b.rec.id);
+    const unknown = generateSecret('live').secret;
+    expect(await resolver.resolve(unknown, memo)).toEqual({ ok: false, code: 'UNAUTHENTICATED' });
+    // Differs from a's secret in its last character only.
+    const near = a.secret.slice(0, -1) + (a.secret.endsWith('A') ? 'B' : 'A');
+    expect(await resolver.resolve(near, memo)).toEqual({ ok: false, code: 'UNAUTHENTICATED' });
+  });
+
+  it('forgets what it remembered once anything changes', async () => {
+    const { source, resolver } = setup();
+    const { secret, rec } = storedKey(source);
+    const memo = new CredentialMemo();
+    await resolver.resolve(secret, memo);
+    await resolver.resolve(secret, memo);
+    source.records = source.records.filter((r) => r !== rec);
+    resolver.apply([change('key', rec.id)]);
+    expect(await resolver.resolve(secret, memo)).toEqual({ ok: false, code: 'UNAUTHENTICATED' });
+    expect(source.lookups).toBe(2);
+  });
+
+  it('forgets on an owner change and on clear()', async () => {
+    const { source, resolver } = setup();
+    source.owners.set('own_1', owner('own_1'));
+    const { secret } = storedKey(source, { ownerId: 'own_1' });
+    const memo = new CredentialMemo();
+    await resolver.resolve(secret, memo);
+    await resolver.resolve(secret, memo);
+    source.owners.set('own_1', owner('own_1', { status: 'disabled' }));
+    resolver.apply([change('owner', 'own_1')]);
+    expect((await ok(resolver.resolve(secret, memo))).policy.status(NOW)).toBe('suspended');
+    expect(source.lookups).toBe(2);
+    resolver.clear();
+    await resolver.resolve(secret, memo);
+    expect(source.lookups).toBe(3);
+  });
+
+  it('is not used while the node is not fresh', async () => {
+    let fresh = true;
+    const { source, resolver } = setup({ fresh: () => fresh });
+    const { secret } = storedKey(source);
+    const memo = new CredentialMemo();
+    await resolver.resolve(secret, memo);
+    await resolver.resolve(secret, memo);
+    fresh = false;
+    source.fail = true;
+    expect(await resolver.resolve(secret, memo)).toEqual({ ok: false, code: 'STORE_UNAVAILABLE' });
+  });
+
+  it('does not remember a retired secret: its grace period is checked on every request', async () => {
+    let now = NOW;
+    const { source, resolver } = setup({ now: () => now });
+    const old = generateSecret('live').secret;
+    storedKey(source, { retiredSecrets: [{ hash: hashSecret(PEPPER, old), expiresAt: new Date(NOW + 60_000).toISOString() }] });
+    const memo = new CredentialMemo();
+    expect((await resolver.resolve(old, memo)).ok).toBe(true);
+    expect((await resolver.resolve(old, memo)).ok).toBe(true);
+    now = NOW + 60_000;
+    expect(await resolver.resolve(old, memo)).toEqual({ ok: false, code: 'UNAUTHENTICATED' });
   });
 });
 

@@ -58,6 +58,28 @@ type Entry = CompiledPolicy | RetiredHit;
 const policyOf = (entry: Entry): CompiledPolicy => (entry instanceof RetiredHit ? entry.policy : entry);
 
 /**
+ * A connection's last secret and what it resolved to. A keep-alive client presents the same
+ * secret on every request, so a repeat is recognised by comparing it with the one before
+ * (in constant time), with no hash and no cache lookup. Valid only while nothing has
+ * changed since (the resolver's generation) and the node is fresh; only a current secret
+ * is remembered (a retired one is rechecked against its grace period each time). The
+ * secret lives as long as the connection, as the request that carried it does.
+ */
+export class CredentialMemo {
+  secret = '';
+  hit: Resolution | null = null;
+  generation = -1;
+}
+
+/** Equal strings of equal length, compared without an early exit. */
+function sameSecret(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+/**
  * Secret → compiled policy, through an LRU of positive and negative entries. The cache is
  * keyed by a one-shot SHA-256 of the secret, never the secret itself: a 143-bit random
  * secret cannot be recovered from it, and it costs a sixth of the peppered HMAC (which also
@@ -112,14 +134,26 @@ export class KeyResolver {
    * check when it was first seen, so only a miss pays for that check; typos and guesses stop
    * there, before any HMAC or store lookup.
    */
-  resolve(secret: string): Resolution | Promise<Resolution> {
+  resolve(secret: string, memo?: CredentialMemo): Resolution | Promise<Resolution> {
     if (secret.length !== SECRET_LENGTH) return UNAUTHENTICATED;
+    const fresh = this.fresh();
+    if (fresh && memo !== undefined && memo.hit !== null && memo.generation === this.generation && sameSecret(memo.secret, secret)) {
+      this.stats.hit();
+      return memo.hit;
+    }
     const cacheId = digest('sha256', secret, 'base64url');
-    if (this.fresh()) {
+    if (fresh) {
       const entry = this.positive.get(cacheId);
       if (entry !== undefined) {
         this.stats.hit();
-        return entry instanceof RetiredHit ? this.admit(entry.policy, entry.hash) : { ok: true, policy: entry, hash: entry.secretHash };
+        if (entry instanceof RetiredHit) return this.admit(entry.policy, entry.hash);
+        const hit: Resolution = { ok: true, policy: entry, hash: entry.secretHash };
+        if (memo !== undefined) {
+          memo.secret = secret;
+          memo.hit = hit;
+          memo.generation = this.generation;
+        }
+        return hit;
       }
       if (this.negative.has(cacheId)) {
         this.stats.hit();

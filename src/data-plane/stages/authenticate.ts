@@ -30,9 +30,10 @@ export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier |
         return tokens ? tokens.verify(ctx, cred.token) : 'TOKEN_INVALID';
       case 'secret':
       case 'basic': {
-        // The resolver checks the secret's format and checksum before any HMAC or store lookup.
+        // The resolver checks the secret's format and checksum before any HMAC or store lookup;
+        // a secret repeated on one connection is recognised without either (CredentialMemo).
         const basicWorkspace = cred.kind === 'basic' ? cred.workspaceId : null;
-        const res = resolver.resolve(cred.secret);
+        const res = resolver.resolve(cred.secret, ctx.credential);
         return res instanceof Promise ? res.then((r) => finish(ctx, basicWorkspace, r)) : finish(ctx, basicWorkspace, res);
       }
     }
