@@ -84,6 +84,9 @@ export function upstreamRequestHeaders(req: IncomingMessage, scan: HeaderScan, i
  * Connection header names are dropped, repeated fields (Set-Cookie) kept in order, and the
  * upstream's own X-Request-Id replaced by the gateway's.
  */
+/** The lengths of the response header names always dropped: any other name needs no lower-casing. */
+const DROPPED_NAME_LENGTHS = new Set([...HOP_BY_HOP, 'x-request-id'].map((n) => n.length));
+
 export function clientResponseHeaders(raw: readonly Buffer[], requestId: string): string[] {
   let named: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
@@ -96,8 +99,10 @@ export function clientResponseHeaders(raw: readonly Buffer[], requestId: string)
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || lower === 'x-request-id' || (named !== null && named.has(lower))) continue;
+    if (named !== null || DROPPED_NAME_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || lower === 'x-request-id' || (named !== null && named.has(lower))) continue;
+    }
     out.push(name, raw[i + 1]!.toString('latin1'));
   }
   out.push('x-request-id', requestId);

@@ -198,6 +198,19 @@ describe.skipIf(!requireRedis())('RedisRateLimiter', () => {
       expect((await l.peek(ids[1]!, null, quota, now)).quota!.used).toBe(2);
     });
 
+    it('decides a key whose limits change within one turn under each set of limits', async () => {
+      const { limiter: l } = await limiter({ conn: { fastTimeoutMs: 5_000 } });
+      const id = keyId();
+      const now = Date.now();
+      // The same key in one turn, first under a limit of 2, then (its policy reloaded) of 5.
+      const decisions = await Promise.all([
+        ...Array.from({ length: 3 }, () => l.take(id, { limit: 2, windowSeconds: 60 }, null, now)),
+        ...Array.from({ length: 3 }, () => l.take(id, { limit: 5, windowSeconds: 60 }, null, now)),
+      ]);
+      // 2 of the first 3 fit under 2; the window then holds 2, so all 3 of the rest fit under 5.
+      expect(decisions.map((d) => d.ok)).toEqual([true, true, false, true, true, true]);
+    });
+
     it('splits a turn of more than 64 keys over several calls', async () => {
       const { limiter: l } = await limiter({ conn: { fastTimeoutMs: 5_000 } });
       const rate = { limit: 1, windowSeconds: 60 };

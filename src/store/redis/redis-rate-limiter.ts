@@ -10,6 +10,9 @@ const OK: LimitDecision = { ok: true };
 /** Keeps one script call (and the time Redis spends in it) short. */
 const MAX_DECISIONS_PER_CALL = 64;
 
+const sameLimits = (b: Batch, rate: RateLimit | null, quota: Quota | null): boolean =>
+  b.rate?.limit === rate?.limit && b.rate?.windowSeconds === rate?.windowSeconds && b.quota?.limit === quota?.limit && b.quota?.period === quota?.period;
+
 /** Requests of one key (with one set of limits) waiting for the next round trip. */
 interface Batch {
   keyId: string;
@@ -56,8 +59,14 @@ export class RedisRateLimiter implements CounterStore {
   }
 
   take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Promise<LimitDecision> {
-    const id = `${keyId}|${rate?.limit}|${rate?.windowSeconds}|${quota?.limit}|${quota?.period}`;
+    // Batched by key id; a key whose limits changed within the turn (a policy reloaded
+    // between its requests) gets a batch of its own under a longer name.
+    let id = keyId;
     let batch = this.pending.get(id);
+    if (batch && !sameLimits(batch, rate, quota)) {
+      id = `${keyId}|${rate?.limit}|${rate?.windowSeconds}|${quota?.limit}|${quota?.period}`;
+      batch = this.pending.get(id);
+    }
     if (!batch) {
       batch = { keyId, rate, quota, now, waiters: [] };
       this.pending.set(id, batch);
