@@ -11,46 +11,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Pool } from 'undici';
 import {
-  ROOT, SUT_CORE, LOAD_CORE, TSX, adminCall, knobs, listening, median, pinSelf, startKeygate, startPinned, startUpstream, stop, writeResults, runMain,
+  ROOT, SUT_CORE, LOAD_CORE, TSX, adminCall, knobs, listening, median, pinSelf, startKeygate, startPinned, startUpstream, stop, timedLoad, writeResults, runMain, type TimedResult,
 } from './lib.js';
 
 const CONNECTIONS = 64;
 const K = knobs({ seconds: 5, warmup: 3, rounds: 3, connections: CONNECTIONS });
 const RATE = Number(process.env.BENCH_RATE ?? 4_000);
 
-interface Result { rps: number; p50: number; p99: number }
-
-/** `rate` null: closed loop; otherwise requests are due at that total rate. */
-async function run(origin: string, headers: Record<string, string>, seconds: number, rate: number | null): Promise<Result> {
-  const pool = new Pool(origin, { connections: CONNECTIONS, pipelining: 1 });
-  const samples: number[] = [];
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  const loop = async (n: number): Promise<void> => {
-    // Each requester's requests are due every CONNECTIONS / rate seconds, staggered.
-    const every = rate === null ? 0 : (CONNECTIONS / rate) * 1000;
-    let due = start + (rate === null ? 0 : (n * every) / CONNECTIONS);
-    while (due < end && performance.now() < end) {
-      const wait = due - performance.now();
-      if (rate !== null && wait > 1) await sleep(wait);
-      const from = rate === null ? performance.now() : due;
-      const res = await pool.request({ path: '/v1/events', method: 'GET', headers });
-      await res.body.dump();
-      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-      const now = performance.now();
-      samples.push((now - from) * 1000);
-      due = rate === null ? now : due + every;
-    }
-  };
-  await Promise.all(Array.from({ length: CONNECTIONS }, (_, n) => loop(n)));
-  await pool.close();
-  samples.sort((a, b) => a - b);
-  const at = (q: number): number => Math.round(samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!);
-  return { rps: Math.round(samples.length / seconds), p50: at(0.5), p99: at(0.99) };
-}
+type Result = TimedResult;
+const run = (origin: string, headers: Record<string, string>, seconds: number, rate: number | null): Promise<Result> =>
+  timedLoad(origin, '/v1/events', headers, CONNECTIONS, seconds, rate);
 
 async function main(): Promise<void> {
   pinSelf(LOAD_CORE);

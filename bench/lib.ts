@@ -2,7 +2,9 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
+import { Pool } from 'undici';
 import { stringify } from 'yaml';
 
 export const ROOT = resolve(import.meta.dirname, '..');
@@ -168,6 +170,41 @@ export async function load(url: string, opts: LoadOptions): Promise<LoadResult> 
     errors: result.errors + result.timeouts,
     requests: result.requests.total,
   };
+}
+
+export interface TimedResult { rps: number; p50: number; p99: number }
+
+/**
+ * GETs `path` over `connections` connections for `seconds`, timing each request in µs
+ * (autocannon records whole milliseconds). `rate` null: a closed loop, each requester sending
+ * its next request when the last is answered. Otherwise requests are due at `rate` per second
+ * in all, staggered, each timed from when it was due, so a stall counts against it.
+ */
+export async function timedLoad(origin: string, path: string, headers: Record<string, string>, connections: number, seconds: number, rate: number | null): Promise<TimedResult> {
+  const pool = new Pool(origin, { connections, pipelining: 1 });
+  const samples: number[] = [];
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  const every = rate === null ? 0 : (connections / rate) * 1000;
+  const loop = async (n: number): Promise<void> => {
+    let due = start + (rate === null ? 0 : (n * every) / connections);
+    while (due < end && performance.now() < end) {
+      const wait = due - performance.now();
+      if (rate !== null && wait > 1) await sleep(wait);
+      const from = rate === null ? performance.now() : due;
+      const res = await pool.request({ path, method: 'GET', headers });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+      const now = performance.now();
+      samples.push((now - from) * 1000);
+      due = rate === null ? now : due + every;
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, (_, n) => loop(n)));
+  await pool.close();
+  samples.sort((a, b) => a - b);
+  const at = (q: number): number => Math.round(samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!);
+  return { rps: Math.round(samples.length / seconds), p50: at(0.5), p99: at(0.99) };
 }
 
 /** Writes `data` as `bench/results/<prefix><timestamp>.json` and returns the file. */
