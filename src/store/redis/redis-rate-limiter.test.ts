@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Quota, RateLimit } from '../../domain/api-key.js';
@@ -220,6 +221,116 @@ describe.skipIf(!requireRedis())('RedisRateLimiter', () => {
       const decisions = await Promise.all(Array.from({ length: 150 }, () => l.take(keyId(), rate, null, now)));
       expect(admitted(decisions)).toBe(150);
       expect(await scriptCalls() - before).toBe(3);
+    });
+  });
+
+  describe('headroom: far from its limits a request does not wait for Redis', () => {
+    const scriptCalls = async (): Promise<number> => {
+      const m = /cmdstat_evalsha:calls=(\d+)/.exec(await redisCommand(server.port, ['INFO', 'commandstats']));
+      return m ? Number(m[1]) : 0;
+    };
+    /** Takes `n` requests one after another, awaiting only the ones Redis decides; how many were decided at once. */
+    async function takeCounting(l: RedisRateLimiter, id: string, n: number, rate: RateLimit | null, quota: Quota | null, now: () => number) {
+      let atOnce = 0;
+      const decisions: LimitDecision[] = [];
+      for (let i = 0; i < n; i++) {
+        const d = l.take(id, rate, quota, now());
+        if (d instanceof Promise) decisions.push(await d);
+        else { atOnce++; decisions.push(d); }
+      }
+      return { atOnce, admitted: admitted(decisions), decisions };
+    }
+
+    it('admits at once after the first decision, and counts what it admitted in Redis within 10 ms', async () => {
+      const { limiter: l } = await limiter({ conn: { fastTimeoutMs: 5_000 } });
+      const id = keyId();
+      const rate = { limit: 100_000, windowSeconds: 60 };
+      const quota = { limit: 1_000_000, period: 'day' as const };
+      const now = Date.now();
+      const first = l.take(id, rate, quota, now);
+      expect(first).toBeInstanceOf(Promise);
+      expect((await first).ok).toBe(true);
+      await l.take(keyId(), rate, null, now); // loads the script
+      const before = await scriptCalls();
+      const { atOnce, admitted: n } = await takeCounting(l, id, 2_000, rate, quota, () => now);
+      expect(atOnce).toBe(2_000);
+      expect(n).toBe(2_000);
+      await sleep(40);
+      const b = await l.peek(id, rate, quota, now);
+      expect(b.rateLimit!.remaining).toBe(100_000 - 2_001);
+      expect(b.quota!.used).toBe(2_001);
+      // Counted in one call, not one per request.
+      expect(await scriptCalls() - before).toBe(1);
+    });
+
+    it('never for a limit of 1 000 or less: every request goes to Redis', async () => {
+      const { limiter: l } = await limiter();
+      const id = keyId();
+      const now = Date.now();
+      const { atOnce, admitted: n } = await takeCounting(l, id, 300, { limit: 1_000, windowSeconds: 60 }, null, () => now);
+      expect(atOnce).toBe(0);
+      expect(n).toBe(300);
+      const q = await takeCounting(l, keyId(), 50, { limit: 100_000, windowSeconds: 60 }, { limit: 20, period: 'day' }, () => now);
+      expect(q.atOnce).toBe(0);
+      expect(q.admitted).toBe(20);
+    });
+
+    it('decides near the limit in Redis: one node admits exactly its limit', async () => {
+      const { limiter: l } = await limiter({ conn: { fastTimeoutMs: 5_000 } });
+      const id = keyId();
+      const rate = { limit: 4_000, windowSeconds: 60 };
+      const now = windowStart(60_000) + 1_000;
+      const { atOnce, admitted: n, decisions } = await takeCounting(l, id, 4_500, rate, null, () => now);
+      expect(n).toBe(4_000);
+      // With one node, half the limit is its headroom (less the first decision).
+      expect(atOnce).toBe(1_999);
+      expect(decisions.slice(4_000).every((d) => !d.ok && d.code === 'RATE_LIMITED')).toBe(true);
+    });
+
+    it('two nodes together admit exactly the limit, each taking at most a third of it on headroom', async () => {
+      const a = await limiter({ conn: { fastTimeoutMs: 5_000 }, liveInstances: () => 2 });
+      const b = await limiter({ conn: { fastTimeoutMs: 5_000 }, liveInstances: () => 2 });
+      const id = keyId();
+      const rate = { limit: 6_000, windowSeconds: 60 };
+      const quota = { limit: 5_000, period: 'day' as const };
+      const now = windowStart(60_000) + 1_000;
+      // Both learn the budget from Redis before either spends any of it.
+      await Promise.all([a.limiter.take(id, rate, quota, now), b.limiter.take(id, rate, quota, now)]);
+      const [ra, rb] = await Promise.all([
+        takeCounting(a.limiter, id, 4_000, rate, quota, () => now),
+        takeCounting(b.limiter, id, 4_000, rate, quota, () => now),
+      ]);
+      expect(ra.admitted + rb.admitted + 2).toBe(5_000);
+      // The quota's headroom with two nodes: above two thirds of 5 000 left.
+      expect(ra.atOnce).toBeLessThanOrEqual(5_000 / 3);
+      expect(rb.atOnce).toBeLessThanOrEqual(5_000 / 3);
+      expect(ra.atOnce).toBeGreaterThan(0);
+      await sleep(40);
+      expect((await a.limiter.peek(id, rate, quota, now)).quota!.used).toBe(5_000);
+    });
+
+    it('starts again from Redis in a new window', async () => {
+      const { limiter: l } = await limiter({ conn: { fastTimeoutMs: 5_000 } });
+      const id = keyId();
+      const rate = { limit: 100_000, windowSeconds: 10 };
+      const start = windowStart(10_000);
+      await l.take(id, rate, null, start + 9_000);
+      expect(l.take(id, rate, null, start + 9_100)).not.toBeInstanceOf(Promise);
+      expect(l.take(id, rate, null, start + 10_000)).toBeInstanceOf(Promise);
+    });
+
+    it('lets go of the headroom when Redis fails: the next requests go to the fallback', async () => {
+      const { limiter: l, fallbacks } = await limiter({ onStoreError: 'deny', conn: { fastTimeoutMs: 200 } });
+      const id = keyId();
+      const rate = { limit: 100_000, windowSeconds: 60 };
+      await l.take(id, rate, null, Date.now());
+      expect(l.take(id, rate, null, Date.now())).not.toBeInstanceOf(Promise);
+      await server.stop();
+      // The counts admitted on headroom are sent within 10 ms and fail; so does the headroom.
+      await sleep(400);
+      const d = await l.take(id, rate, null, Date.now());
+      expect(d.ok).toBe(false);
+      expect(fallbacks.n).toBeGreaterThan(0);
     });
   });
 

@@ -9,17 +9,53 @@ import { RATE_LIMIT } from './scripts.js';
 const OK: LimitDecision = { ok: true };
 /** Keeps one script call (and the time Redis spends in it) short. */
 const MAX_DECISIONS_PER_CALL = 64;
+/** Headroom: never for a limit of this many requests or fewer, and never with fewer left. */
+const HEADROOM_MIN = 1_000;
+/** Headroom: a reply from Redis stands as the basis for admissions this long. */
+const HEADROOM_TTL_MS = 250;
+/** Headroom: requests admitted on it are counted in Redis within this long. */
+const COUNT_WITHIN_MS = 10;
 
-const sameLimits = (b: Batch, rate: RateLimit | null, quota: Quota | null): boolean =>
+const sameLimits = (b: { rate: RateLimit | null; quota: Quota | null }, rate: RateLimit | null, quota: Quota | null): boolean =>
   b.rate?.limit === rate?.limit && b.rate?.windowSeconds === rate?.windowSeconds && b.quota?.limit === quota?.limit && b.quota?.period === quota?.period;
 
-/** Requests of one key (with one set of limits) waiting for the next round trip. */
+/**
+ * What a node leaves to Redis's exact decision, with `nodes` keygate processes sharing the
+ * limit: the limit less a (nodes + 1)th of it (one more than are counted, for a node that has
+ * just started). If every node admitted what lies above this margin from the same reply, all
+ * together would still stay within the limit.
+ */
+const marginOf = (limit: number, nodes: number): number => Math.max(limit * (1 - 1 / (Math.max(1, nodes) + 1)), HEADROOM_MIN);
+
+/** Requests of one key (with one set of limits) for the next script call. */
 interface Batch {
   keyId: string;
   rate: RateLimit | null;
   quota: Quota | null;
   now: number;
+  /** Requests waiting for Redis's decision. */
   waiters: Array<(d: LimitDecision) => void>;
+  /** Requests already admitted on headroom, to be counted. */
+  counted: number;
+  /** The key's headroom when the batch was sent, and its admissions up to then. */
+  basis: Headroom | undefined;
+  countedUpTo: number;
+}
+
+/** What Redis last said of a key's budgets, and what this node has admitted since without asking. */
+interface Headroom {
+  rate: RateLimit | null;
+  quota: Quota | null;
+  /** The decision's time, and the window and quota period it was made in. */
+  at: number;
+  windowStart: number;
+  windowEnd: number;
+  quotaEnd: number;
+  rateRoom: number;
+  quotaRoom: number;
+  /** Headroom admissions ever, and those since the reply (not in its counts). */
+  admitted: number;
+  since: number;
 }
 
 /**
@@ -31,17 +67,26 @@ interface Batch {
  * request. The counters of one key share a hash tag, so Redis Cluster spreads keys over its
  * masters while each decision stays atomic; there, each key gets its own call. When Redis
  * cannot answer (a fault, a timeout, or the circuit breaker open), the fallback decides.
+ *
+ * Headroom: far from its limits a request need not wait for Redis. While the last reply for
+ * a key (under 250 ms old, same window and quota period), less what this node has admitted
+ * since, leaves more than the margin of each limit (`marginOf`: with N nodes, all but an
+ * (N + 1)th of the limit; with one, half; never under 1 000 requests), the request is admitted
+ * at once and counted in Redis within 10 ms, in the next call. Below the margin every request
+ * is decided by Redis, exactly. Limits of 1 000 or less are always decided by Redis.
  */
 export class RedisRateLimiter implements CounterStore {
   private readonly fallback: StoreErrorFallback;
   private pending = new Map<string, Batch>();
   private scheduled = false;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly headroom = new Map<string, Headroom>();
 
   constructor(
     private readonly conn: RedisConnection,
     onStoreError: 'local' | 'allow' | 'deny',
-    /** How many keygate processes share the limits now (for the `local` fallback's share). */
-    liveInstances: () => number,
+    /** How many keygate processes share the limits now (for the `local` fallback's share and the headroom). */
+    private readonly liveInstances: () => number,
     fallbackUsed: () => void,
   ) {
     this.fallback = new StoreErrorFallback(onStoreError, liveInstances, fallbackUsed);
@@ -58,7 +103,35 @@ export class RedisRateLimiter implements CounterStore {
     };
   }
 
-  take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Promise<LimitDecision> {
+  take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): LimitDecision | Promise<LimitDecision> {
+    const h = this.headroom.get(keyId);
+    if (h !== undefined && now - h.at <= HEADROOM_TTL_MS && now >= h.windowStart && now < h.windowEnd && now < h.quotaEnd
+      && sameLimits(h, rate, quota)
+      && (rate === null || h.rateRoom - h.since > marginOf(rate.limit, this.liveInstances()))
+      && (quota === null || h.quotaRoom - h.since > marginOf(quota.limit, this.liveInstances()))) {
+      h.admitted++;
+      h.since++;
+      this.batchFor(keyId, rate, quota, now).counted++;
+      if (!this.scheduled && this.timer === null) this.timer = setTimeout(this.flush, COUNT_WITHIN_MS);
+      return OK;
+    }
+    let batch = this.batchFor(keyId, rate, quota, now);
+    if (batch.counted > 0 && batch.now !== now) {
+      // A batch of headroom admissions waiting for its timer is older than this request: send
+      // it now, so this request is decided at its own time.
+      this.flush();
+      batch = this.batchFor(keyId, rate, quota, now);
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+    const waiters = batch.waiters;
+    return new Promise((resolve) => waiters.push(resolve));
+  }
+
+  /** The pending batch of this key and limits, made if there is none. */
+  private batchFor(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Batch {
     // Batched by key id; a key whose limits changed within the turn (a policy reloaded
     // between its requests) gets a batch of its own under a longer name.
     let id = keyId;
@@ -68,21 +141,25 @@ export class RedisRateLimiter implements CounterStore {
       batch = this.pending.get(id);
     }
     if (!batch) {
-      batch = { keyId, rate, quota, now, waiters: [] };
+      batch = { keyId, rate, quota, now, waiters: [], counted: 0, basis: undefined, countedUpTo: 0 };
       this.pending.set(id, batch);
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flush);
-      }
     }
-    const waiters = batch.waiters;
-    return new Promise((resolve) => waiters.push(resolve));
+    return batch;
   }
 
   private readonly flush = (): void => {
     this.scheduled = false;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.pending.size === 0) return;
     const batches = [...this.pending.values()];
     this.pending = new Map();
+    for (const b of batches) {
+      b.basis = this.headroom.get(b.keyId);
+      b.countedUpTo = b.basis?.admitted ?? 0;
+    }
     // On a Cluster the keys of different key ids live in different hash slots: one call each.
     const per = this.conn.clustered ? 1 : MAX_DECISIONS_PER_CALL;
     for (let i = 0; i < batches.length; i += per) this.decide(batches.slice(i, i + per));
@@ -92,23 +169,25 @@ export class RedisRateLimiter implements CounterStore {
   private decide(batches: Batch[]): void {
     const names: string[] = [];
     const args: number[] = [];
-    const windows = batches.map(({ keyId, rate, quota, now, waiters }) => {
+    const windows = batches.map(({ keyId, rate, quota, now, waiters, counted }) => {
       const w = this.keys(keyId, rate, quota, now);
       names.push(...w.names);
       args.push(
         rate ? rate.limit : -1, w.size, now - w.start,
         quota ? quota.limit : -1, quota ? periodEnd(quota.period, w.qStart) + 86_400_000 : 0,
-        waiters.length,
+        waiters.length, counted,
       );
       return w;
     });
     this.conn.fastCall((c) => RATE_LIMIT.run(c, names, args)).then((reply) => {
       const r = reply as number[];
       for (let b = 0; b < batches.length; b++) {
-        const { rate, quota, now, waiters } = batches[b]!;
+        const batch = batches[b]!;
+        const { rate, quota, now, waiters } = batch;
         const { start, size, qStart } = windows[b]!;
         const admitted = r[b * 5]!;
         const why = r[b * 5 + 1]!;
+        this.learn(batch, start, size, qStart, r[b * 5 + 2]!, r[b * 5 + 3]!, r[b * 5 + 4]!);
         let refused: LimitDecision | null = null;
         for (let i = 0; i < waiters.length; i++) {
           if (i < admitted) {
@@ -121,9 +200,36 @@ export class RedisRateLimiter implements CounterStore {
       }
     }, () => {
       for (const { keyId, rate, quota, now, waiters } of batches) {
+        // No headroom without Redis: the key's next requests go to Redis, or the fallback.
+        this.headroom.delete(keyId);
         for (const resolve of waiters) resolve(this.fallback.take(keyId, rate, quota, now));
       }
     });
+  }
+
+  /** Keeps what a reply says of a key's budgets, as the basis for headroom admissions. */
+  private learn(batch: Batch, start: number, size: number, qStart: number, current: number, previous: number, used: number): void {
+    const { keyId, rate, quota, now } = batch;
+    let h = this.headroom.get(keyId);
+    if (h === undefined) {
+      // A limit of HEADROOM_MIN or less never has the headroom: every request goes to Redis.
+      if ((rate !== null && rate.limit <= HEADROOM_MIN) || (quota !== null && quota.limit <= HEADROOM_MIN)) return;
+      h = { rate, quota, at: 0, windowStart: 0, windowEnd: 0, quotaEnd: 0, rateRoom: 0, quotaRoom: 0, admitted: 0, since: 0 };
+      this.headroom.set(keyId, h);
+    } else if (now < h.at) {
+      return; // an older decision than the one already known
+    }
+    h.rate = rate;
+    h.quota = quota;
+    h.at = now;
+    h.windowStart = rate ? start : -Infinity;
+    h.windowEnd = rate ? start + size : Infinity;
+    h.quotaEnd = quota ? periodEnd(quota.period, qStart) : Infinity;
+    h.rateRoom = rate ? rate.limit - (previous * (1 - (now - start) / size) + current) : Infinity;
+    h.quotaRoom = quota ? quota.limit - used : Infinity;
+    // Admitted on headroom and not in this reply's counts: since the batch was sent (or, if
+    // the headroom was dropped and begun again meanwhile, every one of the new headroom's).
+    h.since = batch.basis === h ? h.admitted - batch.countedUpTo : h.admitted;
   }
 
   async peek(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Promise<Budgets> {
@@ -135,5 +241,6 @@ export class RedisRateLimiter implements CounterStore {
 
   prune(now: number): void {
     this.fallback.prune(now);
+    for (const [keyId, h] of this.headroom) if (now - h.at > HEADROOM_TTL_MS) this.headroom.delete(keyId);
   }
 }
