@@ -5,6 +5,7 @@ import { compilePolicy, type CompiledPolicy } from '../domain/compiled-policy.js
 import type { Owner } from '../domain/entities.js';
 import { SECRET_LENGTH, checkSecretFormat, hashSecret } from '../domain/secret.js';
 import type { Change, KeyStore } from '../store/types.js';
+import type { VerifiedToken } from './token-service.js';
 
 /** The one read the data plane makes of the store: a key by secret hash, with its owner. */
 export interface KeySource {
@@ -58,21 +59,25 @@ type Entry = CompiledPolicy | RetiredHit;
 const policyOf = (entry: Entry): CompiledPolicy => (entry instanceof RetiredHit ? entry.policy : entry);
 
 /**
- * A connection's last secret and what it resolved to. A keep-alive client presents the same
- * secret on every request, so a repeat is recognised by comparing it with the one before
- * (in constant time), with no hash and no cache lookup. Valid only while nothing has
- * changed since (the resolver's generation) and the node is fresh; only a current secret
- * is remembered (a retired one is rechecked against its grace period each time). The
- * secret lives as long as the connection, as the request that carried it does.
+ * A connection's last credential and what it resolved to. A keep-alive client presents the
+ * same secret (or token) on every request, so a repeat is recognised by comparing it with the
+ * one before (in constant time), with no hash and no cache lookup. A secret's resolution
+ * stands only while nothing has changed since (the resolver's generation) and the node is
+ * fresh; only a current secret is remembered (a retired one is rechecked against its grace
+ * period each time). A token's verification stands as the token cache's does: its expiry and
+ * its key are checked on every request. The credential lives as long as the connection, as
+ * the request that carried it does.
  */
 export class CredentialMemo {
   secret = '';
   hit: Resolution | null = null;
   generation = -1;
+  token = '';
+  verified: VerifiedToken | null = null;
 }
 
-/** Equal strings of equal length, compared without an early exit. */
-function sameSecret(a: string, b: string): boolean {
+/** Equal strings, compared without an early exit (only the length shows). */
+export function sameSecret(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);

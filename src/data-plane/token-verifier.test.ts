@@ -4,7 +4,7 @@ import type { KeyRecord } from '../domain/api-key.js';
 import { generateSecret, hashSecret } from '../domain/secret.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import type { RequestContext } from './context.js';
-import { KeyResolver, type KeySource } from './key-resolver.js';
+import { CredentialMemo, KeyResolver, type KeySource } from './key-resolver.js';
 import { CLOCK_SKEW_SECONDS, TokenService } from './token-service.js';
 import { TokenVerifier } from './token-verifier.js';
 import { secretFingerprint } from '../domain/secret.js';
@@ -44,8 +44,9 @@ async function setup() {
   return { secret, hash, state, service, verify, verifier, mint, changed };
 }
 
-function ctxAt(now = Date.now()): RequestContext {
-  return { now, policy: null, profile: null } as unknown as RequestContext;
+/** A request's context; `credential` is its connection's memo (a new connection by default). */
+function ctxAt(now = Date.now(), credential = new CredentialMemo()): RequestContext {
+  return { now, policy: null, profile: null, credential } as unknown as RequestContext;
 }
 
 describe('TokenVerifier', () => {
@@ -167,5 +168,41 @@ describe('TokenVerifier and signing key changes', () => {
     await service.setKeys([newKey]);
     expect(await service.verify(token)).not.toBeNull();
     expect(await verifier.verify(ctxAt(), token)).toBeNull();
+  });
+
+  describe('on a keep-alive connection (the connection remembers its last token)', () => {
+    it('answers a repeated token from the connection, still checking its expiry and key every time', async () => {
+      const { verifier, mint, verify, state, changed } = await setup();
+      const token = await mint();
+      const conn = new CredentialMemo();
+      expect(await verifier.verify(ctxAt(Date.now(), conn), token)).toBeNull();
+      expect(await verifier.verify(ctxAt(Date.now(), conn), token)).toBeNull();
+      expect(conn.verified?.keyId).toBe('key_1');
+      const ctx = ctxAt(Date.now(), conn);
+      expect(verifier.verify(ctx, token)).toBeNull(); // synchronous
+      expect(ctx.policy?.keyId).toBe('key_1');
+      expect(verify).toHaveBeenCalledTimes(1);
+      expect(await verifier.verify(ctxAt(Date.now() + (TTL + CLOCK_SKEW_SECONDS + 1) * 1000, conn), token)).toBe('TOKEN_INVALID');
+      state.record = null;
+      changed();
+      expect(await verifier.verify(ctxAt(Date.now(), conn), token)).toBe('TOKEN_INVALID');
+    });
+
+    it('does not answer another token from the connection, nor remember a refused one', async () => {
+      const { verifier, mint } = await setup();
+      const a = await mint();
+      const b = await mint('prof_1');
+      const conn = new CredentialMemo();
+      await verifier.verify(ctxAt(Date.now(), conn), a);
+      await verifier.verify(ctxAt(Date.now(), conn), a);
+      const ctx = ctxAt(Date.now(), conn);
+      expect(await verifier.verify(ctx, b)).toBeNull();
+      expect(ctx.profile).toBe('prof_1');
+      // A forged token (a's signature on other claims) is refused, on the same connection too.
+      const forged = `${b.split('.')[0]}.${b.split('.')[1]}.${a.split('.')[2]}`;
+      expect(await verifier.verify(ctxAt(Date.now(), conn), forged)).toBe('TOKEN_INVALID');
+      expect(await verifier.verify(ctxAt(Date.now(), conn), forged)).toBe('TOKEN_INVALID');
+      expect(conn.token).not.toBe(forged);
+    });
   });
 });

@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { CompiledPolicy } from '../domain/compiled-policy.js';
 import type { RequestContext, StageResult } from './context.js';
-import type { KeyResolver } from './key-resolver.js';
+import { sameSecret, type KeyResolver } from './key-resolver.js';
 import { CLOCK_SKEW_SECONDS, type TokenService, type VerifiedToken } from './token-service.js';
 
 /**
@@ -20,13 +20,19 @@ export class TokenVerifier {
   }
 
   verify(ctx: RequestContext, token: string): StageResult | Promise<StageResult> {
+    // The token this connection sent last time, verified then: no digest, no cache lookup.
+    const memo = ctx.credential;
+    if (memo.verified !== null && sameSecret(memo.token, token)) return this.admit(ctx, memo.verified);
     // Keyed by a digest: every entry costs the same few bytes, whatever a client sends.
     const id = hash('sha256', token, 'base64url');
     const cached = this.cache.get(id);
     // A refusal stands only while the key set is the one it was refused under: a token signed
     // by a key this process had not loaded yet verifies once the key arrives.
     if (cached !== undefined && (typeof cached !== 'number' || cached === this.tokens.generation)) {
-      return this.admit(ctx, typeof cached === 'number' ? false : cached);
+      if (typeof cached === 'number') return this.admit(ctx, false);
+      memo.token = token;
+      memo.verified = cached;
+      return this.admit(ctx, cached);
     }
     const generation = this.tokens.generation;
     return this.tokens.verify(token).then((verified) => {
