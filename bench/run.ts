@@ -6,7 +6,7 @@
 // bare proxy and the key path at a paced BENCH_RATE. Results print as a table and go to
 // bench/results/.
 // Knobs: BENCH_ROUNDS (7), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (64),
-// BENCH_KEYS (64), BENCH_RATE (4000), BENCH_SKIP_REDIS=1 (no Redis scenarios, e.g. without redis-server).
+// BENCH_KEYS (64), BENCH_RATE (2000), BENCH_SKIP_REDIS=1 (no Redis scenarios, e.g. without redis-server).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ import {
 } from './lib.js';
 
 const K = knobs({ seconds: 4, warmup: 3, rounds: 7, connections: 64 });
-const RATE = Number(process.env.BENCH_RATE ?? 4_000);
+const RATE = Number(process.env.BENCH_RATE ?? 2_000);
 const MANY_KEYS = Number(process.env.BENCH_KEYS ?? 64);
 const SKIP_REDIS = process.env.BENCH_SKIP_REDIS === '1';
 /** High enough never to refuse: every request runs the whole limiter decision. */
