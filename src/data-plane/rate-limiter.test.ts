@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LocalRateLimiter } from './rate-limiter.js';
+import { LocalRateLimiter, StoreErrorFallback } from './rate-limiter.js';
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0); // aligned to every window size used below
 
@@ -111,5 +111,28 @@ describe('LocalRateLimiter.peek', () => {
       rateLimit: { limit: 7, windowSeconds: 60, remaining: 7, resetSeconds: 60 },
       quota: null,
     });
+  });
+});
+
+describe('counting requests admitted elsewhere', () => {
+  it('LocalRateLimiter.count adds to the window and the period without deciding', () => {
+    const l = new LocalRateLimiter();
+    const rate = { limit: 10, windowSeconds: 60 };
+    const quota = { limit: 20, period: 'day' as const };
+    const now = Date.UTC(2030, 0, 1, 0, 0, 30);
+    l.count('k', rate, quota, now, 8);
+    const b = l.peek('k', rate, quota, now);
+    expect(b.rateLimit!.remaining).toBe(2);
+    expect(b.quota!.used).toBe(8);
+    expect([1, 2, 3].map(() => l.take('k', rate, quota, now).ok)).toEqual([true, true, false]);
+  });
+
+  it('StoreErrorFallback.count weighs on the local share of the budget', () => {
+    const f = new StoreErrorFallback('local', () => 2, () => undefined);
+    const rate = { limit: 10, windowSeconds: 60 };
+    const now = Date.UTC(2030, 0, 1, 0, 0, 30);
+    f.count('k', rate, null, now, 4);
+    // This process's share is 5; 4 are already counted.
+    expect([1, 2].map(() => f.take('k', rate, null, now).ok)).toEqual([true, false]);
   });
 });

@@ -128,6 +128,20 @@ export class LocalRateLimiter implements CounterStore {
     return OK;
   }
 
+  /** Counts `n` requests admitted elsewhere (no decision: they have passed). */
+  count(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number, n: number): void {
+    if (rate !== null) {
+      const window = windowAt(this.windows.get(keyId), rate.windowSeconds * 1000, now);
+      window.current += n;
+      this.windows.set(keyId, window);
+    }
+    if (quota !== null) {
+      const period = periodAt(this.periods.get(keyId), quota.period, now);
+      period.count += n;
+      this.periods.set(keyId, period);
+    }
+  }
+
   peek(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Budgets {
     return budgets(
       rate && windowAt(this.windows.get(keyId), rate.windowSeconds * 1000, now),
@@ -165,6 +179,11 @@ export class StoreErrorFallback {
     // A share never rounds a real budget down to nothing, nor a zero budget up to one.
     const share = (limit: number): number => (limit === 0 ? 0 : Math.max(1, Math.ceil(limit / n)));
     return this.local.take(keyId, rate && { ...rate, limit: share(rate.limit) }, quota && { ...quota, limit: share(quota.limit) }, now);
+  }
+
+  /** Counts requests admitted without a decision of the shared counters, for the `local` fallback's budgets. */
+  count(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number, n: number): void {
+    this.local.count(keyId, rate, quota, now, n);
   }
 
   prune(now: number): void {

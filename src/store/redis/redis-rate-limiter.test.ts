@@ -319,6 +319,23 @@ describe.skipIf(!requireRedis())('RedisRateLimiter', () => {
       expect(l.take(id, rate, null, start + 10_000)).toBeInstanceOf(Promise);
     });
 
+    it('counts a request that reaches the limiter late in the window it was admitted in', async () => {
+      const { limiter: l } = await limiter({ conn: { fastTimeoutMs: 5_000 } });
+      const id = keyId();
+      const rate = { limit: 100_000, windowSeconds: 10 };
+      const start = windowStart(10_000);
+      await l.take(id, rate, null, start + 9_990); // learns the headroom of this window
+      const early = l.take(id, rate, null, start + 10_001); // the next window: decided by Redis
+      expect(early).toBeInstanceOf(Promise);
+      // A request that arrived before the window ended, whose authentication took longer.
+      expect(l.take(id, rate, null, start + 9_995)).not.toBeInstanceOf(Promise);
+      expect((await early).ok).toBe(true);
+      await sleep(40);
+      const count = async (s: number) => Number(await redisCommand(server.port, ['GET', `rl-test:rl:{${id}}:w:10000:${s}`]) || 0);
+      expect(await count(start)).toBe(2);
+      expect(await count(start + 10_000)).toBe(1);
+    });
+
     it('lets go of the headroom when Redis fails: the next requests go to the fallback', async () => {
       const { limiter: l, fallbacks } = await limiter({ onStoreError: 'deny', conn: { fastTimeoutMs: 200 } });
       const id = keyId();

@@ -25,6 +25,9 @@ const sameLimits = (b: { rate: RateLimit | null; quota: Quota | null }, rate: Ra
  * just started). If every node admitted what lies above this margin from the same reply, all
  * together would still stay within the limit.
  */
+/** Whether `now` lies in the window and quota period a headroom was learned in. */
+const within = (h: Headroom, now: number): boolean => now >= h.windowStart && now < h.windowEnd && now >= h.quotaStart && now < h.quotaEnd;
+
 const marginOf = (limit: number, nodes: number): number => Math.max(limit * (1 - 1 / (Math.max(1, nodes) + 1)), HEADROOM_MIN);
 
 /** Requests of one key (with one set of limits) for the next script call. */
@@ -46,10 +49,11 @@ interface Batch {
 interface Headroom {
   rate: RateLimit | null;
   quota: Quota | null;
-  /** The decision's time, and the window and quota period it was made in. */
+  /** The decision's time (-Infinity once a call has failed), and the window and quota period it was made in. */
   at: number;
   windowStart: number;
   windowEnd: number;
+  quotaStart: number;
   quotaEnd: number;
   rateRoom: number;
   quotaRoom: number;
@@ -81,6 +85,8 @@ export class RedisRateLimiter implements CounterStore {
   private scheduled = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly headroom = new Map<string, Headroom>();
+  /** The last batch sent per key id, until its reply: only the reply to it is learned from. */
+  private readonly latestSent = new Map<string, Batch>();
 
   constructor(
     private readonly conn: RedisConnection,
@@ -105,13 +111,20 @@ export class RedisRateLimiter implements CounterStore {
 
   take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): LimitDecision | Promise<LimitDecision> {
     const h = this.headroom.get(keyId);
-    if (h !== undefined && now - h.at <= HEADROOM_TTL_MS && now >= h.windowStart && now < h.windowEnd && now < h.quotaEnd
+    if (h !== undefined && now - h.at <= HEADROOM_TTL_MS && within(h, now)
       && sameLimits(h, rate, quota)
       && (rate === null || h.rateRoom - h.since > marginOf(rate.limit, this.liveInstances()))
       && (quota === null || h.quotaRoom - h.since > marginOf(quota.limit, this.liveInstances()))) {
       h.admitted++;
       h.since++;
-      this.batchFor(keyId, rate, quota, now).counted++;
+      let batch = this.batchFor(keyId, rate, quota, now);
+      if (!within(h, batch.now)) {
+        // The pending batch belongs to another window or period (requests do not reach the
+        // limiter in strict time order): send it, so this one is counted in its own.
+        this.flush();
+        batch = this.batchFor(keyId, rate, quota, now);
+      }
+      batch.counted++;
       if (!this.scheduled && this.timer === null) this.timer = setTimeout(this.flush, COUNT_WITHIN_MS);
       return OK;
     }
@@ -159,6 +172,7 @@ export class RedisRateLimiter implements CounterStore {
     for (const b of batches) {
       b.basis = this.headroom.get(b.keyId);
       b.countedUpTo = b.basis?.admitted ?? 0;
+      this.latestSent.set(b.keyId, b);
     }
     // On a Cluster the keys of different key ids live in different hash slots: one call each.
     const per = this.conn.clustered ? 1 : MAX_DECISIONS_PER_CALL;
@@ -187,7 +201,12 @@ export class RedisRateLimiter implements CounterStore {
         const { start, size, qStart } = windows[b]!;
         const admitted = r[b * 5]!;
         const why = r[b * 5 + 1]!;
-        this.learn(batch, start, size, qStart, r[b * 5 + 2]!, r[b * 5 + 3]!, r[b * 5 + 4]!);
+        // Learned only from the reply to the last batch sent for the key: an earlier reply
+        // would leave out what later batches, still in flight, admit.
+        if (this.latestSent.get(batch.keyId) === batch) {
+          this.latestSent.delete(batch.keyId);
+          this.learn(batch, start, size, qStart, r[b * 5 + 2]!, r[b * 5 + 3]!, r[b * 5 + 4]!);
+        }
         let refused: LimitDecision | null = null;
         for (let i = 0; i < waiters.length; i++) {
           if (i < admitted) {
@@ -199,9 +218,14 @@ export class RedisRateLimiter implements CounterStore {
         }
       }
     }, () => {
-      for (const { keyId, rate, quota, now, waiters } of batches) {
-        // No headroom without Redis: the key's next requests go to Redis, or the fallback.
-        this.headroom.delete(keyId);
+      // No headroom for any key once Redis fails: the next requests go to Redis (or the
+      // fallback) until a reply comes back. What was admitted on headroom in these batches
+      // is counted by the fallback instead.
+      for (const h of this.headroom.values()) h.at = -Infinity;
+      for (const batch of batches) {
+        const { keyId, rate, quota, now, waiters, counted } = batch;
+        if (this.latestSent.get(keyId) === batch) this.latestSent.delete(keyId);
+        if (counted > 0) this.fallback.count(keyId, rate, quota, now, counted);
         for (const resolve of waiters) resolve(this.fallback.take(keyId, rate, quota, now));
       }
     });
@@ -214,16 +238,15 @@ export class RedisRateLimiter implements CounterStore {
     if (h === undefined) {
       // A limit of HEADROOM_MIN or less never has the headroom: every request goes to Redis.
       if ((rate !== null && rate.limit <= HEADROOM_MIN) || (quota !== null && quota.limit <= HEADROOM_MIN)) return;
-      h = { rate, quota, at: 0, windowStart: 0, windowEnd: 0, quotaEnd: 0, rateRoom: 0, quotaRoom: 0, admitted: 0, since: 0 };
+      h = { rate, quota, at: 0, windowStart: 0, windowEnd: 0, quotaStart: 0, quotaEnd: 0, rateRoom: 0, quotaRoom: 0, admitted: 0, since: 0 };
       this.headroom.set(keyId, h);
-    } else if (now < h.at) {
-      return; // an older decision than the one already known
     }
     h.rate = rate;
     h.quota = quota;
     h.at = now;
     h.windowStart = rate ? start : -Infinity;
     h.windowEnd = rate ? start + size : Infinity;
+    h.quotaStart = quota ? qStart : -Infinity;
     h.quotaEnd = quota ? periodEnd(quota.period, qStart) : Infinity;
     h.rateRoom = rate ? rate.limit - (previous * (1 - (now - start) / size) + current) : Infinity;
     h.quotaRoom = quota ? quota.limit - used : Infinity;
@@ -241,6 +264,10 @@ export class RedisRateLimiter implements CounterStore {
 
   prune(now: number): void {
     this.fallback.prune(now);
-    for (const [keyId, h] of this.headroom) if (now - h.at > HEADROOM_TTL_MS) this.headroom.delete(keyId);
+    // An old headroom goes once no batch of its key is pending or in flight (their accounting
+    // refers to it).
+    for (const [keyId, h] of this.headroom) {
+      if (now - h.at > HEADROOM_TTL_MS && !this.pending.has(keyId) && !this.latestSent.has(keyId)) this.headroom.delete(keyId);
+    }
   }
 }
