@@ -5,7 +5,8 @@
 // also read round by round, so that the machine's drift cancels. Then p50/p99 in µs of the
 // bare proxy and the key path at a paced BENCH_RATE. Results print as a table and go to
 // bench/results/.
-// Knobs: BENCH_ROUNDS (7), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (64),
+// Knobs: BENCH_ROUNDS (7), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (3), BENCH_REWARM_SECONDS (1,
+// an unmeasured run before each measured one), BENCH_CONNECTIONS (64),
 // BENCH_KEYS (64), BENCH_RATE (2000), BENCH_SKIP_REDIS=1 (no Redis scenarios, e.g. without redis-server).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +20,7 @@ import {
 
 const K = knobs({ seconds: 4, warmup: 3, rounds: 7, connections: 64 });
 const RATE = Number(process.env.BENCH_RATE ?? 2_000);
+const REWARM = Number(process.env.BENCH_REWARM_SECONDS ?? 1);
 const MANY_KEYS = Number(process.env.BENCH_KEYS ?? 64);
 const SKIP_REDIS = process.env.BENCH_SKIP_REDIS === '1';
 /** High enough never to refuse: every request runs the whole limiter decision. */
@@ -62,6 +64,9 @@ async function measureAll(scenarios: Scenario[]): Promise<Row[]> {
   const runs = new Map<string, Round[]>(scenarios.map((s) => [s.id, []]));
   for (let round = 0; round < K.rounds; round++) {
     for (const s of scenarios) {
+      // Each process sits idle while the others run; V8 trims an idle heap and code, so every
+      // measured run follows a short unmeasured one, whichever scenario its process ran last.
+      if (REWARM > 0) await load(s.url, { connections: K.connections, seconds: REWARM, ...s.opts });
       const cpuBefore = treeCpu(s.pid, allPids());
       const r = await load(s.url, { connections: K.connections, seconds: K.seconds, ...s.opts });
       const cpuUsPerReq = round3(((treeCpu(s.pid, allPids()) - cpuBefore) / Math.max(1, r.requests)) * 1e6);
