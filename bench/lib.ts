@@ -178,7 +178,9 @@ export interface TimedResult { rps: number; p50: number; p99: number }
  * GETs `path` over `connections` connections for `seconds`, timing each request in µs
  * (autocannon records whole milliseconds). `rate` null: a closed loop, each requester sending
  * its next request when the last is answered. Otherwise requests are due at `rate` per second
- * in all, staggered, each timed from when it was due, so a stall counts against it.
+ * in all, staggered. A request whose predecessor on its connection was answered after it was
+ * due is timed from when it was due, so a stall counts against it; otherwise from when it is
+ * sent (the load generator's own timer slop is not the target's).
  */
 export async function timedLoad(origin: string, path: string, headers: Record<string, string>, connections: number, seconds: number, rate: number | null): Promise<TimedResult> {
   const pool = new Pool(origin, { connections, pipelining: 1 });
@@ -190,8 +192,9 @@ export async function timedLoad(origin: string, path: string, headers: Record<st
     let due = start + (rate === null ? 0 : (n * every) / connections);
     while (due < end && performance.now() < end) {
       const wait = due - performance.now();
-      if (rate !== null && wait > 1) await sleep(wait);
-      const from = rate === null ? performance.now() : due;
+      const stalled = wait < 0;
+      if (rate !== null && wait > 0) await sleep(wait);
+      const from = rate === null || !stalled ? performance.now() : due;
       const res = await pool.request({ path, method: 'GET', headers });
       await res.body.dump();
       if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
