@@ -50,7 +50,7 @@ function windowAt(w: Window | undefined, size: number, now: number): Window {
 }
 
 /** Requests counted in the sliding window ending at `now`. */
-function estimateAt(w: Window, now: number): number {
+export function estimateAt(w: Window, now: number): number {
   return w.previous * (1 - (now - w.start) / w.size) + w.current;
 }
 

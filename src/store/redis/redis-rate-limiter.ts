@@ -1,6 +1,6 @@
 import type { Quota, RateLimit } from '../../domain/api-key.js';
 import {
-  StoreErrorFallback, budgets, periodEnd, periodStart, quotaRefusal, rateRefusal,
+  StoreErrorFallback, budgets, estimateAt, periodEnd, periodStart, quotaRefusal, rateRefusal,
   type Budgets, type CounterStore, type LimitDecision, type Window,
 } from '../../data-plane/rate-limiter.js';
 import type { RedisConnection } from './connection.js';
@@ -25,10 +25,10 @@ const sameLimits = (b: { rate: RateLimit | null; quota: Quota | null }, rate: Ra
  * just started). If every node admitted what lies above this margin from the same reply, all
  * together would still stay within the limit.
  */
+const marginOf = (limit: number, nodes: number): number => Math.max(limit * (1 - 1 / (Math.max(1, nodes) + 1)), HEADROOM_MIN);
+
 /** Whether `now` lies in the window and quota period a headroom was learned in. */
 const within = (h: Headroom, now: number): boolean => now >= h.windowStart && now < h.windowEnd && now >= h.quotaStart && now < h.quotaEnd;
-
-const marginOf = (limit: number, nodes: number): number => Math.max(limit * (1 - 1 / (Math.max(1, nodes) + 1)), HEADROOM_MIN);
 
 /** Requests of one key (with one set of limits) for the next script call. */
 interface Batch {
@@ -111,10 +111,7 @@ export class RedisRateLimiter implements CounterStore {
 
   take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): LimitDecision | Promise<LimitDecision> {
     const h = this.headroom.get(keyId);
-    if (h !== undefined && now - h.at <= HEADROOM_TTL_MS && within(h, now)
-      && sameLimits(h, rate, quota)
-      && (rate === null || h.rateRoom - h.since > marginOf(rate.limit, this.liveInstances()))
-      && (quota === null || h.quotaRoom - h.since > marginOf(quota.limit, this.liveInstances()))) {
+    if (h !== undefined && this.roomFor(h, rate, quota, now)) {
       h.admitted++;
       h.since++;
       let batch = this.batchFor(keyId, rate, quota, now);
@@ -141,6 +138,14 @@ export class RedisRateLimiter implements CounterStore {
     }
     const waiters = batch.waiters;
     return new Promise((resolve) => waiters.push(resolve));
+  }
+
+  /** Whether a request of this key may pass on its headroom now. */
+  private roomFor(h: Headroom, rate: RateLimit | null, quota: Quota | null, now: number): boolean {
+    if (now - h.at > HEADROOM_TTL_MS || !within(h, now) || !sameLimits(h, rate, quota)) return false;
+    const nodes = this.liveInstances();
+    return (rate === null || h.rateRoom - h.since > marginOf(rate.limit, nodes))
+      && (quota === null || h.quotaRoom - h.since > marginOf(quota.limit, nodes));
   }
 
   /** The pending batch of this key and limits, made if there is none. */
@@ -248,7 +253,7 @@ export class RedisRateLimiter implements CounterStore {
     h.windowEnd = rate ? start + size : Infinity;
     h.quotaStart = quota ? qStart : -Infinity;
     h.quotaEnd = quota ? periodEnd(quota.period, qStart) : Infinity;
-    h.rateRoom = rate ? rate.limit - (previous * (1 - (now - start) / size) + current) : Infinity;
+    h.rateRoom = rate ? rate.limit - estimateAt({ start, size, current, previous }, now) : Infinity;
     h.quotaRoom = quota ? quota.limit - used : Infinity;
     // Admitted on headroom and not in this reply's counts: since the batch was sent (or, if
     // the headroom was dropped and begun again meanwhile, every one of the new headroom's).
