@@ -2,11 +2,15 @@
 // one run. Every system under test is pinned to core 0; this process (autocannon), the
 // upstream and redis-server to core 1. Scenarios alternate round by round (the ones a target
 // compares next to each other) and each row is the round with the median req/s; a ratio is
-// also read round by round, so that the machine's drift cancels. Then p50/p99 in µs of the
-// bare proxy and the key path at a paced BENCH_RATE. Results print as a table and go to
-// bench/results/.
-// Knobs: BENCH_ROUNDS (7), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (3), BENCH_REWARM_SECONDS (1,
-// an unmeasured run before each measured one), BENCH_CONNECTIONS (64),
+// also read round by round, so that the machine's drift cancels. Every round starts each
+// system under test afresh: one Node process can run 10-15% slower than another started
+// from the same code (V8's inline caches settle differently; see bench/README.md), so no
+// ratio may rest on one lucky or unlucky process. Then p50/p99 in µs of the bare proxy and
+// the key path at a paced BENCH_RATE. Results print as a table and go to bench/results/.
+// Every scenario sends the same request headers (the key path's key, which the peers pass
+// through), so the peers are measured on the traffic keygate sees.
+// Knobs: BENCH_ROUNDS (7), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (3, after each start),
+// BENCH_REWARM_SECONDS (1, an unmeasured run before each measured one), BENCH_CONNECTIONS (64),
 // BENCH_KEYS (64), BENCH_RATE (2000), BENCH_SKIP_REDIS=1 (no Redis scenarios, e.g. without redis-server).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,7 +19,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
 import {
-  CORES, LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, allPids, treeCpu, knobs, listening, load, median, pinSelf, round3, startKeygate, startPinned, startUpstream, stop, timedLoad, writeResults, type Keygate, type LoadOptions, type LoadResult, type TimedResult, runMain,
+  CORES, LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, allPids, treeCpu, knobs, listening, load, median, pinSelf, round3, startKeygate, startPinned, startUpstream, stop, timedLoad, writeResults, type LoadOptions, type LoadResult, type TimedResult, runMain,
 } from './lib.js';
 
 const K = knobs({ seconds: 4, warmup: 3, rounds: 7, connections: 64 });
@@ -41,35 +45,54 @@ const ROUTES = [
   { name: 'track-event', method: 'POST', path: '/v1/events', upstream: 'api', permission: 'events.create', events: { field: 'action' } },
 ];
 
-/** `pid`: the process (tree) serving the scenario, whose CPU per request is measured. */
-interface Scenario { id: string; name: string; url: string; pid: number; opts: Omit<LoadOptions, 'connections' | 'seconds'> }
+/** A process (tree) under test, started afresh every round; `pid` is the one whose CPU is measured. */
+interface System { start: () => Promise<{ url: string; proc: ChildProcess }>; url: string; proc: ChildProcess | null }
+type LoadShape = Omit<LoadOptions, 'connections' | 'seconds'>;
+/** `opts` is read after each start (a token is minted anew, say). */
+interface Scenario { id: string; name: string; system: System; path: string; opts: () => LoadShape }
 type Round = LoadResult & { cpuUsPerReq: number };
 type Row = Round & { id: string; name: string; rounds: number[]; cpuRounds: number[]; cpuUsPerReqMedian: number };
 
 /** The key every keygate scenario uses: a permission and a two-entry IP allowlist, plus event lists for the inspected route. */
-async function benchKey(kg: Keygate, rateLimit: typeof NEVER_REFUSING | null, name = 'bench'): Promise<string> {
-  const ws = await adminCall(kg.admin, 'POST', '/v1/workspaces', { name });
-  const { secret } = await adminCall(kg.admin, 'POST', '/v1/keys', {
+async function benchKey(admin: string, rateLimit: typeof NEVER_REFUSING | null, name = 'bench'): Promise<string> {
+  const ws = await adminCall(admin, 'POST', '/v1/workspaces', { name });
+  const { secret } = await adminCall(admin, 'POST', '/v1/keys', {
     workspaceId: ws.id, name, permissions: ['events.read', 'events.create'], ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'], rateLimit,
     eventAllowlist: ['page.*', 'cart.add', 'cart.remove', 'checkout.*'], eventDenylist: ['transaction.*', 'admin.grant'],
   });
   return secret as string;
 }
 
-async function measureAll(scenarios: Scenario[]): Promise<Row[]> {
-  for (const s of scenarios) {
-    const r = await load(s.url, { connections: K.connections, seconds: K.warmup, ...s.opts });
-    if (r.non2xx + r.errors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx answers and ${r.errors} errors in warm-up`);
+function system(start: System['start']): System {
+  return { start, url: '', proc: null };
+}
+
+async function restart(systems: readonly System[]): Promise<void> {
+  for (const sys of systems) {
+    if (sys.proc) await stop(sys.proc);
+    const { url, proc } = await sys.start();
+    Object.assign(sys, { url, proc });
   }
+}
+
+async function measureAll(scenarios: Scenario[], systems: readonly System[], fresh: () => Promise<void>): Promise<Row[]> {
   const runs = new Map<string, Round[]>(scenarios.map((s) => [s.id, []]));
   for (let round = 0; round < K.rounds; round++) {
+    await restart(systems);
+    await fresh();
     for (const s of scenarios) {
+      const r = await load(s.system.url + s.path, { connections: K.connections, seconds: K.warmup, ...s.opts() });
+      if (r.non2xx + r.errors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx answers and ${r.errors} errors in warm-up`);
+    }
+    for (const s of scenarios) {
+      const url = s.system.url + s.path;
+      const pid = s.system.proc!.pid!;
       // Each process sits idle while the others run; V8 trims an idle heap and code, so every
       // measured run follows a short unmeasured one, whichever scenario its process ran last.
-      if (REWARM > 0) await load(s.url, { connections: K.connections, seconds: REWARM, ...s.opts });
-      const cpuBefore = treeCpu(s.pid, allPids());
-      const r = await load(s.url, { connections: K.connections, seconds: K.seconds, ...s.opts });
-      const cpuUsPerReq = round3(((treeCpu(s.pid, allPids()) - cpuBefore) / Math.max(1, r.requests)) * 1e6);
+      if (REWARM > 0) await load(url, { connections: K.connections, seconds: REWARM, ...s.opts() });
+      const cpuBefore = treeCpu(pid, allPids());
+      const r = await load(url, { connections: K.connections, seconds: K.seconds, ...s.opts() });
+      const cpuUsPerReq = round3(((treeCpu(pid, allPids()) - cpuBefore) / Math.max(1, r.requests)) * 1e6);
       runs.get(s.id)!.push({ ...r, cpuUsPerReq });
       process.stderr.write(`round ${round + 1} ${s.name}: ${r.rps} req/s, p99 ${r.p99} ms, non-2xx ${r.non2xx + r.errors}, ${cpuUsPerReq} µs CPU/req\n`);
     }
@@ -106,75 +129,92 @@ function policyCheck(): number | null {
 
 async function main(): Promise<void> {
   pinSelf(LOAD_CORE);
-  const procs: ChildProcess[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-'));
   let redis: RedisServer | null = null;
+  let upstreamProc: ChildProcess | null = null;
+  const systems: System[] = [];
   let rows: Row[];
   let paced: Map<string, TimedResult[]>;
   try {
     const upstream = await startUpstream();
-    procs.push(upstream.proc);
-    const peer = async (file: string): Promise<{ url: string; pid: number }> => {
-      const p = await startPinned(SUT_CORE, [TSX, join(ROOT, 'bench', file)], { UPSTREAM: upstream.url }, listening);
-      procs.push(p.proc);
-      return { url: `http://127.0.0.1:${p.line.listening as number}`, pid: p.proc.pid! };
+    upstreamProc = upstream.proc;
+    const peer = (file: string): System => {
+      const sys = system(async () => {
+        const p = await startPinned(SUT_CORE, [TSX, join(ROOT, 'bench', file)], { UPSTREAM: upstream.url }, listening);
+        return { url: `http://127.0.0.1:${p.line.listening as number}`, proc: p.proc };
+      });
+      systems.push(sys);
+      return sys;
     };
-    const bare = await peer('bare-proxy.ts');
-    const fastify = await peer('fastify-proxy.ts');
+    /** A keygate system; its first start is made here, for the admin calls that create its keys. */
+    const keygate = async (name: string, store: Record<string, unknown>, gateway?: Record<string, unknown>): Promise<System & { admin: string }> => {
+      const sys = Object.assign(system(async () => {
+        const kg = await startKeygate(dir, name, { upstreamPort: upstream.port, store, routes: ROUTES, ...(gateway ? { gateway } : {}) });
+        sys.admin = kg.admin;
+        return { url: kg.gateway, proc: kg.proc };
+      }), { admin: '' });
+      systems.push(sys);
+      await restart([sys]);
+      return sys;
+    };
     const embedded = (name: string): Record<string, unknown> => ({ driver: 'embedded', path: join(dir, name) });
+    const bare = peer('bare-proxy.ts');
+    const fastify = peer('fastify-proxy.ts');
 
-    const one = await startKeygate(dir, 'one', { upstreamPort: upstream.port, store: embedded('one'), routes: ROUTES });
-    procs.push(one.proc);
-    const secret = await benchKey(one, null);
-    const minted = await fetch(`${one.gateway}/auth/token`, { method: 'POST', headers: { 'x-api-key': secret } });
-    if (!minted.ok) throw new Error(`token exchange: ${minted.status} ${await minted.text()}`);
-    const { token } = (await minted.json()) as { token: string };
+    const one = await keygate('one', embedded('one'));
+    const secret = await benchKey(one.admin, null);
+    // The signing key is in the store, so a token outlives a restart; it is minted anew each round all the same.
+    let token = '';
+    const mint = async (): Promise<void> => {
+      const minted = await fetch(`${one.url}/auth/token`, { method: 'POST', headers: { 'x-api-key': secret } });
+      if (!minted.ok) throw new Error(`token exchange: ${minted.status} ${await minted.text()}`);
+      ({ token } = (await minted.json()) as { token: string });
+    };
 
     // The inspected route gets a process of its own: the garbage its bodies leave would
     // otherwise be collected during whichever scenario of the process ran next.
-    const body = await startKeygate(dir, 'body', { upstreamPort: upstream.port, store: embedded('body'), routes: ROUTES });
-    procs.push(body.proc);
-    const secretBody = await benchKey(body, null);
-
-    const two = await startKeygate(dir, 'two', { upstreamPort: upstream.port, store: embedded('two'), routes: ROUTES, gateway: { workers: 2 } });
-    procs.push(two.proc);
-    const secretTwo = await benchKey(two, null);
+    const body = await keygate('body', embedded('body'));
+    const secretBody = await benchKey(body.admin, null);
+    const two = await keygate('two', embedded('two'), { workers: 2 });
+    const secretTwo = await benchKey(two.admin, null);
 
     const path = '/v1/events';
+    const withKey = { headers: { 'x-api-key': secret } };
     const scenarios: Scenario[] = [
       // Each ratio's two sides run close together: fastify, bare, key, token, Redis limit.
-      { id: 'upstream', name: 'upstream direct', url: upstream.url + path, pid: upstream.proc.pid!, opts: {} },
-      { id: 'fastify', name: '@fastify/http-proxy', url: fastify.url + path, pid: fastify.pid, opts: {} },
-      { id: 'bare', name: 'bare node:http + undici proxy', url: bare.url + path, pid: bare.pid, opts: {} },
-      { id: 'key', name: 'keygate key path (permission + IP)', url: one.gateway + path, pid: one.proc.pid!, opts: { headers: { 'x-api-key': secret } } },
-      { id: 'token', name: 'keygate token path (same checks)', url: one.gateway + path, pid: one.proc.pid!, opts: { headers: { authorization: `Bearer ${token}` } } },
+      // The upstream is not restarted: every other scenario goes through it.
+      { id: 'upstream', name: 'upstream direct', system: { start: async () => upstream, url: upstream.url, proc: upstream.proc }, path, opts: () => withKey },
+      { id: 'fastify', name: '@fastify/http-proxy', system: fastify, path, opts: () => withKey },
+      { id: 'bare', name: 'bare node:http + undici proxy', system: bare, path, opts: () => withKey },
+      { id: 'key', name: 'keygate key path (permission + IP)', system: one, path, opts: () => withKey },
+      { id: 'token', name: 'keygate token path (same checks)', system: one, path, opts: () => ({ headers: { authorization: `Bearer ${token}` } }) },
     ];
     if (!SKIP_REDIS) {
       redis = await startRedis();
       execFileSync('taskset', ['-a', '-cp', LOAD_CORE, String(redis.pid)], { stdio: 'ignore' });
-      const kgRedis = await startKeygate(dir, 'redis', { upstreamPort: upstream.port, store: { driver: 'redis', url: redis.url, keyPrefix: 'kgbench:' }, routes: ROUTES });
-      procs.push(kgRedis.proc);
-      const unlimited = await benchKey(kgRedis, null, 'bench-unlimited');
-      const limited = await benchKey(kgRedis, NEVER_REFUSING);
+      const kgRedis = await keygate('redis', { driver: 'redis', url: redis.url, keyPrefix: 'kgbench:' });
+      const unlimited = await benchKey(kgRedis.admin, null, 'bench-unlimited');
+      const limited = await benchKey(kgRedis.admin, NEVER_REFUSING);
       const many: string[] = [];
-      for (let i = 0; i < MANY_KEYS; i++) many.push(await benchKey(kgRedis, NEVER_REFUSING, `bench-${i}`));
+      for (let i = 0; i < MANY_KEYS; i++) many.push(await benchKey(kgRedis.admin, NEVER_REFUSING, `bench-${i}`));
       scenarios.push(
-        { id: 'redisLimit', name: 'keygate key path + Redis rate limit', url: kgRedis.gateway + path, pid: kgRedis.proc.pid!, opts: { headers: { 'x-api-key': limited } } },
-        { id: 'redisKey', name: 'keygate key path on Redis, no limit', url: kgRedis.gateway + path, pid: kgRedis.proc.pid!, opts: { headers: { 'x-api-key': unlimited } } },
-        { id: 'redisLimitMany', name: `  same, ${MANY_KEYS} keys in turn`, url: kgRedis.gateway + path, pid: kgRedis.proc.pid!, opts: { keys: many } },
+        { id: 'redisLimit', name: 'keygate key path + Redis rate limit', system: kgRedis, path, opts: () => ({ headers: { 'x-api-key': limited } }) },
+        { id: 'redisKey', name: 'keygate key path on Redis, no limit', system: kgRedis, path, opts: () => ({ headers: { 'x-api-key': unlimited } }) },
+        { id: 'redisLimitMany', name: `  same, ${MANY_KEYS} keys in turn`, system: kgRedis, path, opts: () => ({ keys: many }) },
       );
     }
     scenarios.push(
-      { id: 'inspected', name: 'keygate inspected event route (1 KiB)', url: body.gateway + path, pid: body.proc.pid!, opts: { method: 'POST', body: EVENT, headers: { 'x-api-key': secretBody, 'content-type': 'application/json' } } },
-      { id: 'workers2', name: 'keygate key path, workers: 2', url: two.gateway + path, pid: two.proc.pid!, opts: { headers: { 'x-api-key': secretTwo } } },
+      { id: 'inspected', name: 'keygate inspected event route (1 KiB)', system: body, path, opts: () => ({ method: 'POST', body: EVENT, headers: { 'x-api-key': secretBody, 'content-type': 'application/json' } }) },
+      { id: 'workers2', name: 'keygate key path, workers: 2', system: two, path, opts: () => ({ headers: { 'x-api-key': secretTwo } }) },
     );
-    rows = await measureAll(scenarios);
+    rows = await measureAll(scenarios, systems, mint);
     paced = await measurePaced([
-      { id: 'bare', origin: bare.url, headers: {} },
-      { id: 'key', origin: one.gateway, headers: { 'x-api-key': secret } },
+      { id: 'bare', origin: bare.url, headers: withKey.headers },
+      { id: 'key', origin: one.url, headers: withKey.headers },
     ]);
   } finally {
-    for (const p of procs.reverse()) await stop(p);
+    for (const sys of systems.reverse()) if (sys.proc) await stop(sys.proc);
+    if (upstreamProc) await stop(upstreamProc);
     await redis?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
