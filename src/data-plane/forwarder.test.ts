@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { clientResponseHeaders } from './forwarder.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { clientResponseHeaders, UpstreamClocks, type Clocked } from './forwarder.js';
 
 const raw = (...pairs: string[]): Buffer[] => pairs.map((p) => Buffer.from(p, 'latin1'));
 
@@ -26,5 +26,81 @@ describe('clientResponseHeaders', () => {
     const value = Buffer.from([0x63, 0xe9, 0x20, 0x7e]); // "cé ~" in latin1
     const out = clientResponseHeaders([Buffer.from('X-Name'), value], 'r');
     expect(Buffer.from(out[1]!, 'latin1')).toEqual(value);
+  });
+});
+
+describe('UpstreamClocks', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** Like the gateway's exchanges, one that times out settles and leaves the list at once. */
+  const exchange = (clocks: UpstreamClocks, timeoutMs: number): Clocked & { fired: number } => {
+    const x: Clocked & { fired: number } = {
+      progressAt: performance.now(), timeoutMs, prev: null, next: null, fired: 0,
+      timedOut: () => {
+        x.fired++;
+        clocks.remove(x);
+      },
+    };
+    return x;
+  };
+
+  it('times an exchange out once it has made no progress for its timeoutMs, within a tenth of it, and never before', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    const clocks = new UpstreamClocks();
+    clocks.register(1_000);
+    const x = exchange(clocks, 1_000);
+    clocks.add(x);
+    vi.advanceTimersByTime(900);
+    expect(x.fired).toBe(0);
+    // Progress starts its clock again.
+    x.progressAt = performance.now();
+    vi.advanceTimersByTime(999);
+    expect(x.fired).toBe(0);
+    vi.advanceTimersByTime(100);
+    expect(x.fired).toBe(1);
+  });
+
+  it('keeps each exchange to its own timeoutMs, sweeping finely enough for the shortest one registered', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    const clocks = new UpstreamClocks();
+    clocks.register(10_000);
+    const slow = exchange(clocks, 10_000);
+    clocks.add(slow);
+    clocks.register(200);
+    const fast = exchange(clocks, 200);
+    clocks.add(fast);
+    vi.advanceTimersByTime(220);
+    expect(fast.fired).toBe(1);
+    expect(slow.fired).toBe(0);
+  });
+
+  it('forgets a removed exchange, keeps the others, and stops sweeping once none is in flight', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    const clocks = new UpstreamClocks();
+    clocks.register(100);
+    const [a, b, c] = [exchange(clocks, 100), exchange(clocks, 100), exchange(clocks, 100)];
+    clocks.add(a);
+    clocks.add(b);
+    clocks.add(c);
+    expect(clocks.running).toBe(true);
+    clocks.remove(b);
+    vi.advanceTimersByTime(110);
+    expect([a.fired, b.fired, c.fired]).toEqual([1, 0, 1]);
+    vi.advanceTimersByTime(20);
+    expect(clocks.running).toBe(false);
+    clocks.add(b);
+    expect(clocks.running).toBe(true);
+  });
+
+  it('times out every idle exchange in one sweep though each leaves the list as it goes', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    const clocks = new UpstreamClocks();
+    clocks.register(100);
+    const all = Array.from({ length: 5 }, () => exchange(clocks, 100));
+    for (const x of all) clocks.add(x);
+    vi.advanceTimersByTime(100);
+    expect(all.map((x) => x.fired)).toEqual([1, 1, 1, 1, 1]);
   });
 });
