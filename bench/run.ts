@@ -6,7 +6,7 @@
 // system under test afresh: one Node process can run 10-15% slower than another started
 // from the same code (V8's inline caches settle differently; see bench/README.md), so no
 // ratio may rest on one lucky or unlucky process. Then p50/p99 in µs of the bare proxy and
-// the key path at a paced BENCH_RATE. Results print as a table and go to bench/results/.
+// the key path at a paced BENCH_RATE and saturated. Results print as a table and go to bench/results/.
 // Every scenario sends the same request headers (the key path's key, which the peers pass
 // through), so the peers are measured on the traffic keygate sees.
 // Knobs: BENCH_ROUNDS (7), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (3, after each start),
@@ -107,14 +107,18 @@ async function measureAll(scenarios: Scenario[], systems: readonly System[], fre
   });
 }
 
-/** p50/p99 in µs at a paced RATE over K.connections connections, the targets alternating round by round. */
-async function measurePaced(targets: Array<{ id: string; origin: string; headers: Record<string, string> }>): Promise<Map<string, TimedResult[]>> {
+/**
+ * p50/p99 in µs over K.connections connections, the targets alternating round by round: at
+ * the target's `rate` (requests per second in all), or saturated (rate null: each connection
+ * sends its next request when the last is answered).
+ */
+async function measureTimed(targets: Array<{ id: string; origin: string; headers: Record<string, string>; rate: number | null }>): Promise<Map<string, TimedResult[]>> {
   const out = new Map<string, TimedResult[]>(targets.map((t) => [t.id, []]));
   for (let round = 0; round < K.rounds; round++) {
     for (const t of targets) {
-      const r = await timedLoad(t.origin, '/v1/events', t.headers, K.connections, K.seconds, RATE);
+      const r = await timedLoad(t.origin, '/v1/events', t.headers, K.connections, K.seconds, t.rate);
       out.get(t.id)!.push(r);
-      process.stderr.write(`round ${round + 1} paced ${t.id}: ${r.rps} req/s, p50 ${r.p50} µs, p99 ${r.p99} µs\n`);
+      process.stderr.write(`round ${round + 1} timed ${t.id}: ${r.rps} req/s, p50 ${r.p50} µs, p99 ${r.p99} µs\n`);
     }
   }
   return out;
@@ -208,9 +212,11 @@ async function main(): Promise<void> {
       { id: 'workers2', name: 'keygate key path, workers: 2', system: two, path, opts: () => ({ headers: { 'x-api-key': secretTwo } }) },
     );
     rows = await measureAll(scenarios, systems, mint);
-    paced = await measurePaced([
-      { id: 'bare', origin: bare.url, headers: withKey.headers },
-      { id: 'key', origin: one.url, headers: withKey.headers },
+    paced = await measureTimed([
+      { id: 'bare', origin: bare.url, headers: withKey.headers, rate: RATE },
+      { id: 'key', origin: one.url, headers: withKey.headers, rate: RATE },
+      { id: 'bareSaturated', origin: bare.url, headers: withKey.headers, rate: null },
+      { id: 'keySaturated', origin: one.url, headers: withKey.headers, rate: null },
     ]);
   } finally {
     for (const sys of systems.reverse()) if (sys.proc) await stop(sys.proc);
@@ -245,6 +251,12 @@ async function main(): Promise<void> {
     p50Us: median(pacedKey.map((x, i) => x.p50 - pacedBare[i]!.p50)),
     p99Us: median(pacedKey.map((x, i) => x.p99 - pacedBare[i]!.p99)),
   };
+  const satBare = paced.get('bareSaturated')!;
+  const satKey = paced.get('keySaturated')!;
+  const saturatedOverhead = {
+    p50Us: median(satKey.map((x, i) => x.p50 - satBare[i]!.p50)),
+    p99Us: median(satKey.map((x, i) => x.p99 - satBare[i]!.p99)),
+  };
   const ratios = {
     keyVsBare: compare('key', 'bare'),
     keyVsFastify: compare('key', 'fastify'),
@@ -257,6 +269,7 @@ async function main(): Promise<void> {
     workers2VsKey: compare('workers2', 'key'),
     p99OverheadMs: by.get('key')!.p99 - by.get('bare')!.p99,
     pacedOverhead,
+    saturatedOverhead,
   };
   const targets: [string, ReturnType<typeof compare>, number | null][] = [
     ['key path / bare proxy', ratios.keyVsBare, 0.85],
@@ -291,7 +304,9 @@ async function main(): Promise<void> {
     }),
     '',
     `p99 over the bare proxy at ${K.connections} connections (target < 1 ms):`,
-    `  saturated (the table above; autocannon counts whole ms): ${ratios.p99OverheadMs} ms`,
+    `  saturated, autocannon (the table above, whole ms): ${ratios.p99OverheadMs} ms`,
+    `  saturated, timed in µs (median of per-round differences): p50 ${saturatedOverhead.p50Us} µs, p99 ${saturatedOverhead.p99Us} µs` +
+      ` — bare p99 ${median(satBare.map((x) => x.p99))} µs at ${median(satBare.map((x) => x.rps))} req/s, keygate p99 ${median(satKey.map((x) => x.p99))} µs at ${median(satKey.map((x) => x.rps))} req/s`,
     `  paced at ${RATE} req/s (µs, median of per-round differences): p50 ${pacedOverhead.p50Us} µs, p99 ${pacedOverhead.p99Us} µs` +
       ` — bare p99 ${median(pacedBare.map((x) => x.p99))} µs, keygate p99 ${median(pacedKey.map((x) => x.p99))} µs`,
     `workers: 2 share core ${SUT_CORE} with their primary here: it shows what the multi-process design costs, not scaling`,
