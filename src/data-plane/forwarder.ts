@@ -118,14 +118,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT']);
 const CLIENT_GONE = new Error('the client closed the connection');
 const TIMED_OUT = new Error('the upstream did not answer in time');
 
-/**
- * The upstreams' clocks, with no native timer per request: every exchange in flight sits on
- * one intrusive list, stamped with when it last made progress, and one sweep, every `period`
- * ms while anything is in flight, times out those idle for their upstream's timeoutMs. A
- * timeout so fires between timeoutMs and timeoutMs + period after the last progress. (A
- * timer per request costs an insert into the timer lists, a refresh per chunk and a
- * removal: about half a microsecond a request in CPU profiles of the key path.)
- */
+/** An exchange on the upstream clocks. */
 export interface Clocked {
   /** performance.now() at the exchange's last progress. */
   progressAt: number;
@@ -135,6 +128,14 @@ export interface Clocked {
   timedOut(): void;
 }
 
+/**
+ * The upstreams' clocks, with no native timer per request: every exchange in flight sits on
+ * one intrusive list, stamped with when it last made progress, and one sweep, every `period`
+ * ms while anything is in flight, times out those idle for their upstream's timeoutMs. A
+ * timeout so fires between timeoutMs and timeoutMs + period after the last progress. (A
+ * timer per request costs an insert into the timer lists, a refresh per chunk and a
+ * removal: about half a microsecond a request in CPU profiles of the key path.)
+ */
 export class UpstreamClocks {
   private head: Clocked | null = null;
   private timer: NodeJS.Timeout | null = null;
