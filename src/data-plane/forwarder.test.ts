@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { clientResponseHeaders, UpstreamClocks, type Clocked } from './forwarder.js';
 
 const raw = (...pairs: string[]): Buffer[] => pairs.map((p) => Buffer.from(p, 'latin1'));
@@ -30,9 +30,19 @@ describe('clientResponseHeaders', () => {
 });
 
 describe('UpstreamClocks', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+  });
   afterEach(() => {
     vi.useRealTimers();
   });
+
+  /** A clock list whose sweep suits `timeoutMs`. */
+  const clocksFor = (timeoutMs: number): UpstreamClocks => {
+    const clocks = new UpstreamClocks();
+    clocks.register(timeoutMs);
+    return clocks;
+  };
 
   /** Like the gateway's exchanges, one that times out settles and leaves the list at once. */
   const exchange = (clocks: UpstreamClocks, timeoutMs: number): Clocked & { fired: number } => {
@@ -47,9 +57,7 @@ describe('UpstreamClocks', () => {
   };
 
   it('times an exchange out once it has made no progress for its timeoutMs, within a tenth of it, and never before', () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
-    const clocks = new UpstreamClocks();
-    clocks.register(1_000);
+    const clocks = clocksFor(1_000);
     const x = exchange(clocks, 1_000);
     clocks.add(x);
     vi.advanceTimersByTime(900);
@@ -63,9 +71,7 @@ describe('UpstreamClocks', () => {
   });
 
   it('keeps each exchange to its own timeoutMs, sweeping finely enough for the shortest one registered', () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
-    const clocks = new UpstreamClocks();
-    clocks.register(10_000);
+    const clocks = clocksFor(10_000);
     const slow = exchange(clocks, 10_000);
     clocks.add(slow);
     clocks.register(200);
@@ -77,9 +83,7 @@ describe('UpstreamClocks', () => {
   });
 
   it('forgets a removed exchange, keeps the others, and stops sweeping once none is in flight', () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
-    const clocks = new UpstreamClocks();
-    clocks.register(100);
+    const clocks = clocksFor(100);
     const [a, b, c] = [exchange(clocks, 100), exchange(clocks, 100), exchange(clocks, 100)];
     clocks.add(a);
     clocks.add(b);
@@ -95,9 +99,7 @@ describe('UpstreamClocks', () => {
   });
 
   it('times out every idle exchange in one sweep though each leaves the list as it goes', () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
-    const clocks = new UpstreamClocks();
-    clocks.register(100);
+    const clocks = clocksFor(100);
     const all = Array.from({ length: 5 }, () => exchange(clocks, 100));
     for (const x of all) clocks.add(x);
     vi.advanceTimersByTime(100);
