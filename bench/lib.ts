@@ -56,7 +56,10 @@ export function startPinned(core: string, args: string[], env: Record<string, st
   return new Promise((resolve, reject) => {
     let buf = '';
     let started = false;
-    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start`)), 20_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${args.join(' ')} did not start`));
+    }, 20_000);
     proc.stdout!.on('data', (d: Buffer) => {
       if (started) return;
       buf += d.toString();
@@ -84,10 +87,11 @@ export function startPinned(core: string, args: string[], env: Record<string, st
   });
 }
 
-export async function stop(proc: ChildProcess): Promise<void> {
+/** Stops `proc` with `signal` (SIGINT lets a `--cpu-prof` process write its profile), then SIGKILL after 10 s. */
+export async function stop(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  proc.kill('SIGTERM');
+  proc.kill(signal);
   const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);

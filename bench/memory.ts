@@ -253,7 +253,7 @@ async function main(): Promise<void> {
       gcsInWarmup = (await majorGcs(steady.admin)) - gcsBefore;
       if (gcsInWarmup > 0) break;
     }
-    const warm = { seconds: warmSeconds, majorGcs: gcsInWarmup, peakMiB: Math.max(...warmSamples), lastMiB: warmSamples[warmSamples.length - 1]! };
+    const warm = { seconds: warmSeconds, majorGcs: gcsInWarmup, peakMiB: warmSamples.length > 0 ? Math.max(...warmSamples) : null, lastMiB: warmSamples.at(-1) ?? null };
     process.stderr.write(`measuring ${SECONDS} s…\n`);
     const run = load(`${steady.gateway}/v1/events`, { connections: K.connections, seconds: SECONDS, headers: { 'x-api-key': secret } });
     const samples = await sampleWhile(steady.proc.pid!, run);

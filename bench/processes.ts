@@ -37,11 +37,13 @@ async function main(): Promise<void> {
         upstreamPort: upstream.port, store: { driver: 'embedded', path: join(dir, `data${i}`) }, routes: ROUTES,
         nodeArgs: PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(profDir, `kg${i}`)] : [],
       });
+      const target: Target = { name: `keygate ${i + 1}`, url: `${kg.gateway}/v1/events`, proc: kg.proc, headers: {} };
+      targets.push(target);
       const ws = await adminCall(kg.admin, 'POST', '/v1/workspaces', { name: 'bench' });
       ({ secret } = await adminCall(kg.admin, 'POST', '/v1/keys', {
         workspaceId: ws.id, name: 'bench', permissions: ['events.read'], ipAllowlist: ['10.0.0.0/8', '127.0.0.0/8'],
       }) as { secret: string });
-      targets.push({ name: `keygate ${i + 1}`, url: `${kg.gateway}/v1/events`, proc: kg.proc, headers: { 'x-api-key': secret } });
+      target.headers = { 'x-api-key': secret };
     }
     for (let i = 0; i < N; i++) {
       const p = await startPinned(SUT_CORE, [TSX, join(ROOT, 'bench', 'bare-proxy.ts')], { UPSTREAM: upstream.url }, listening);
@@ -74,12 +76,7 @@ async function main(): Promise<void> {
     process.stdout.write(`results written to ${file}${PROFILE ? `; profiles in ${profDir}` : ''}\n`);
   } finally {
     // SIGINT: keygate drains and exits 0, which is when --cpu-prof writes its profile.
-    for (const t of targets) {
-      if (t.proc.exitCode !== null || t.proc.signalCode !== null) continue;
-      const exited = new Promise((resolve) => t.proc.once('exit', resolve));
-      t.proc.kill('SIGINT');
-      await exited;
-    }
+    for (const t of targets) await stop(t.proc, 'SIGINT');
     await stop(upstream.proc);
     rmSync(dir, { recursive: true, force: true });
   }

@@ -112,11 +112,15 @@ async function measureAll(scenarios: Scenario[], systems: readonly System[], fre
  * the target's `rate` (requests per second in all), or saturated (rate null: each connection
  * sends its next request when the last is answered).
  */
-async function measureTimed(targets: Array<{ id: string; origin: string; headers: Record<string, string>; rate: number | null }>): Promise<Map<string, TimedResult[]>> {
+async function measureTimed(targets: Array<{ id: string; system: System; headers: Record<string, string>; rate: number | null }>): Promise<Map<string, TimedResult[]>> {
   const out = new Map<string, TimedResult[]>(targets.map((t) => [t.id, []]));
+  const systems = [...new Set(targets.map((t) => t.system))];
   for (let round = 0; round < K.rounds; round++) {
+    // Fresh processes each round here too, so no p99 rests on one pair of processes.
+    await restart(systems);
+    for (const t of targets) await load(t.system.url + '/v1/events', { connections: K.connections, seconds: K.warmup, headers: t.headers });
     for (const t of targets) {
-      const r = await timedLoad(t.origin, '/v1/events', t.headers, K.connections, K.seconds, t.rate);
+      const r = await timedLoad(t.system.url, '/v1/events', t.headers, K.connections, K.seconds, t.rate);
       out.get(t.id)!.push(r);
       process.stderr.write(`round ${round + 1} timed ${t.id}: ${r.rps} req/s, p50 ${r.p50} µs, p99 ${r.p99} µs\n`);
     }
@@ -213,10 +217,10 @@ async function main(): Promise<void> {
     );
     rows = await measureAll(scenarios, systems, mint);
     paced = await measureTimed([
-      { id: 'bare', origin: bare.url, headers: withKey.headers, rate: RATE },
-      { id: 'key', origin: one.url, headers: withKey.headers, rate: RATE },
-      { id: 'bareSaturated', origin: bare.url, headers: withKey.headers, rate: null },
-      { id: 'keySaturated', origin: one.url, headers: withKey.headers, rate: null },
+      { id: 'bare', system: bare, headers: withKey.headers, rate: RATE },
+      { id: 'key', system: one, headers: withKey.headers, rate: RATE },
+      { id: 'bareSaturated', system: bare, headers: withKey.headers, rate: null },
+      { id: 'keySaturated', system: one, headers: withKey.headers, rate: null },
     ]);
   } finally {
     for (const sys of systems.reverse()) if (sys.proc) await stop(sys.proc);

@@ -105,4 +105,17 @@ describe('UpstreamClocks', () => {
     vi.advanceTimersByTime(100);
     expect(all.map((x) => x.fired)).toEqual([1, 1, 1, 1, 1]);
   });
+
+  it('ignores an exchange added twice or removed when it is not on the list', () => {
+    const clocks = clocksFor(100);
+    const [a, b] = [exchange(clocks, 100), exchange(clocks, 100)];
+    clocks.add(a);
+    clocks.add(a);
+    clocks.remove(b);
+    clocks.add(b);
+    vi.advanceTimersByTime(100);
+    expect([a.fired, b.fired]).toEqual([1, 1]);
+    vi.advanceTimersByTime(20);
+    expect(clocks.running).toBe(false);
+  });
 });

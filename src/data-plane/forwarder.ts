@@ -131,8 +131,10 @@ export interface Clocked {
 /**
  * The upstreams' clocks, with no native timer per request: every exchange in flight sits on
  * one intrusive list, stamped with when it last made progress, and one sweep, every `period`
- * ms while anything is in flight, times out those idle for their upstream's timeoutMs. A
- * timeout so fires between timeoutMs and timeoutMs + period after the last progress. (A
+ * ms while anything is in flight (it stops at the first sweep that finds nothing), times out
+ * those idle for their upstream's timeoutMs. A timeout so fires between timeoutMs and
+ * timeoutMs + period (plus any event-loop delay) after the last progress. The period is
+ * shared by the process: one short timeout makes every sweep more frequent. (A
  * timer per request costs an insert into the timer lists, a refresh per chunk and a
  * removal: about half a microsecond a request in CPU profiles of the key path.)
  */
@@ -153,7 +155,13 @@ export class UpstreamClocks {
     }
   }
 
+  /** Whether `h` is on the list. */
+  private has(h: Clocked): boolean {
+    return h.prev !== null || this.head === h;
+  }
+
   add(h: Clocked): void {
+    if (this.has(h)) return;
     h.next = this.head;
     if (this.head) this.head.prev = h;
     this.head = h;
@@ -161,6 +169,7 @@ export class UpstreamClocks {
   }
 
   remove(h: Clocked): void {
+    if (!this.has(h)) return;
     if (h.prev) h.prev.next = h.next;
     else this.head = h.next;
     if (h.next) h.next.prev = h.prev;
