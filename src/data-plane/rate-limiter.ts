@@ -110,17 +110,29 @@ export class LocalRateLimiter implements CounterStore {
   private readonly windows = new Map<string, Window>();
   private readonly periods = new Map<string, Period>();
 
+  /** The key's window as of `now`, kept (a new one when the old has passed). */
+  private window(keyId: string, rate: RateLimit, now: number): Window {
+    const window = windowAt(this.windows.get(keyId), rate.windowSeconds * 1000, now);
+    this.windows.set(keyId, window);
+    return window;
+  }
+
+  /** The key's quota period as of `now`, kept (a new one when the old has passed). */
+  private period(keyId: string, quota: Quota, now: number): Period {
+    const period = periodAt(this.periods.get(keyId), quota.period, now);
+    this.periods.set(keyId, period);
+    return period;
+  }
+
   take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): LimitDecision {
     let window: Window | undefined;
     if (rate !== null) {
-      window = windowAt(this.windows.get(keyId), rate.windowSeconds * 1000, now);
-      this.windows.set(keyId, window);
+      window = this.window(keyId, rate, now);
       if (estimateAt(window, now) + 1 > rate.limit) return rateRefusal(window, rate.limit, now);
     }
     let period: Period | undefined;
     if (quota !== null) {
-      period = periodAt(this.periods.get(keyId), quota.period, now);
-      this.periods.set(keyId, period);
+      period = this.period(keyId, quota, now);
       if (period.count + 1 > quota.limit) return quotaRefusal(quota, period.start, now);
     }
     if (window) window.current++;
@@ -130,16 +142,8 @@ export class LocalRateLimiter implements CounterStore {
 
   /** Counts `n` requests admitted elsewhere (no decision: they have passed). */
   count(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number, n: number): void {
-    if (rate !== null) {
-      const window = windowAt(this.windows.get(keyId), rate.windowSeconds * 1000, now);
-      window.current += n;
-      this.windows.set(keyId, window);
-    }
-    if (quota !== null) {
-      const period = periodAt(this.periods.get(keyId), quota.period, now);
-      period.count += n;
-      this.periods.set(keyId, period);
-    }
+    if (rate !== null) this.window(keyId, rate, now).current += n;
+    if (quota !== null) this.period(keyId, quota, now).count += n;
   }
 
   peek(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Budgets {
