@@ -160,6 +160,7 @@ export class UpstreamClocks {
     return h.prev !== null || this.head === h;
   }
 
+  /** Puts `h` on the list; one already on it stays as it is. */
   add(h: Clocked): void {
     if (this.has(h)) return;
     h.next = this.head;
@@ -168,6 +169,7 @@ export class UpstreamClocks {
     if (!this.timer) this.start();
   }
 
+  /** Takes `h` off the list, if it is on it. */
   remove(h: Clocked): void {
     if (!this.has(h)) return;
     if (h.prev) h.prev.next = h.next;
@@ -233,7 +235,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
    * then has to promote and sweep.
    */
   progressAt = 0;
-  private clocked = false;
   prev: Clocked | null = null;
   next: Clocked | null = null;
   private readonly socket: WatchedSocket | null;
@@ -257,10 +258,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
   private arm(): void {
     if (this.settled) return;
     this.progressAt = performance.now();
-    if (!this.clocked) {
-      this.clocked = true;
-      clocks.add(this);
-    }
+    clocks.add(this);
   }
 
   timedOut(): void {
@@ -328,7 +326,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
   private settle(result: ForwardResult): void {
     if (this.settled) return;
     this.settled = true;
-    if (this.clocked) clocks.remove(this);
+    clocks.remove(this);
     if (this.socket && this.socket[IN_FLIGHT] === this) this.socket[IN_FLIGHT] = null;
     this.done(result);
   }
