@@ -176,6 +176,18 @@ export async function load(url: string, opts: LoadOptions): Promise<LoadResult> 
   };
 }
 
+/**
+ * A measured run of `url` and the CPU the process (tree) `pid` spent per request on it, after
+ * an unmeasured `rewarmSeconds` (a process that sat idle while others ran has had its heap and
+ * code trimmed by V8).
+ */
+export async function measuredLoad(url: string, opts: LoadOptions, pid: number, rewarmSeconds: number): Promise<LoadResult & { cpuUsPerReq: number }> {
+  if (rewarmSeconds > 0) await load(url, { ...opts, seconds: rewarmSeconds });
+  const cpuBefore = treeCpu(pid, allPids());
+  const r = await load(url, opts);
+  return { ...r, cpuUsPerReq: round3(((treeCpu(pid, allPids()) - cpuBefore) / Math.max(1, r.requests)) * 1e6) };
+}
+
 export interface TimedResult { rps: number; p50: number; p99: number }
 
 /**

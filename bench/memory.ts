@@ -2,8 +2,9 @@
 // stay flat once the process is in its steady state: the warm-up lasts until the gateway's
 // first full (major) GC under load, read from its own metrics, since V8 lets the old
 // generation grow to a generous first limit before it, then sets the limit from what is
-// live (the RSS during the warm-up is reported too); (2) what 100 000 keys cost a gateway process on the embedded store (every record
-// is held in the process) before and after every key has been used once (the key cache full),
+// live (the RSS during the warm-up is reported too); (2) what 100 000 keys cost a gateway
+// process on the embedded store (every record is held in the process) before and after
+// every key has been used once (the key cache full),
 // against an empty store; (3) how long a compaction of that store takes and how long it holds
 // the event loop. keygate is pinned to core 0, this process, the load and the upstream to core 1.
 //   npm run build && npx tsx bench/memory.ts

@@ -12,8 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, allPids, knobs, listening, load, median, pinSelf, round3, runMain, startKeygate, startPinned,
-  startUpstream, stop, treeCpu, writeResults,
+  LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, knobs, listening, load, measuredLoad, median, pinSelf, runMain, startKeygate, startPinned,
+  startUpstream, stop, writeResults,
 } from './lib.js';
 
 const K = knobs({ seconds: 4, warmup: 3, rounds: 3, connections: 64 });
@@ -53,11 +53,9 @@ async function main(): Promise<void> {
     const rounds = new Map<string, Array<{ rps: number; cpu: number }>>(targets.map((t) => [t.name, []]));
     for (let round = 0; round < K.rounds; round++) {
       for (const t of targets) {
-        await load(t.url, { connections: K.connections, seconds: 1, headers: t.headers });
-        const before = treeCpu(t.proc.pid!, allPids());
-        const r = await load(t.url, { connections: K.connections, seconds: K.seconds, headers: t.headers });
+        const r = await measuredLoad(t.url, { connections: K.connections, seconds: K.seconds, headers: t.headers }, t.proc.pid!, 1);
         if (r.non2xx + r.errors > 0) throw new Error(`${t.name}: ${r.non2xx} non-2xx answers and ${r.errors} errors`);
-        rounds.get(t.name)!.push({ rps: r.rps, cpu: round3(((treeCpu(t.proc.pid!, allPids()) - before) / Math.max(1, r.requests)) * 1e6) });
+        rounds.get(t.name)!.push({ rps: r.rps, cpu: r.cpuUsPerReq });
       }
     }
     const lines = [

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
 import {
-  CORES, LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, allPids, treeCpu, knobs, listening, load, median, pinSelf, round3, startKeygate, startPinned, startUpstream, stop, timedLoad, writeResults, type LoadOptions, type LoadResult, type TimedResult, runMain,
+  CORES, LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, knobs, listening, load, measuredLoad, median, pinSelf, round3, startKeygate, startPinned, startUpstream, stop, timedLoad, writeResults, type LoadOptions, type LoadResult, type TimedResult, runMain,
 } from './lib.js';
 
 const K = knobs({ seconds: 4, warmup: 3, rounds: 7, connections: 64 });
@@ -85,16 +85,11 @@ async function measureAll(scenarios: Scenario[], systems: readonly System[], fre
       if (r.non2xx + r.errors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx answers and ${r.errors} errors in warm-up`);
     }
     for (const s of scenarios) {
-      const url = s.system.url + s.path;
-      const pid = s.system.proc!.pid!;
-      // Each process sits idle while the others run; V8 trims an idle heap and code, so every
-      // measured run follows a short unmeasured one, whichever scenario its process ran last.
-      if (REWARM > 0) await load(url, { connections: K.connections, seconds: REWARM, ...s.opts() });
-      const cpuBefore = treeCpu(pid, allPids());
-      const r = await load(url, { connections: K.connections, seconds: K.seconds, ...s.opts() });
-      const cpuUsPerReq = round3(((treeCpu(pid, allPids()) - cpuBefore) / Math.max(1, r.requests)) * 1e6);
-      runs.get(s.id)!.push({ ...r, cpuUsPerReq });
-      process.stderr.write(`round ${round + 1} ${s.name}: ${r.rps} req/s, p99 ${r.p99} ms, non-2xx ${r.non2xx + r.errors}, ${cpuUsPerReq} µs CPU/req\n`);
+      // Each process sits idle while the others run, so every measured run follows a short
+      // unmeasured one, whichever scenario its process ran last.
+      const r = await measuredLoad(s.system.url + s.path, { connections: K.connections, seconds: K.seconds, ...s.opts() }, s.system.proc!.pid!, REWARM);
+      runs.get(s.id)!.push(r);
+      process.stderr.write(`round ${round + 1} ${s.name}: ${r.rps} req/s, p99 ${r.p99} ms, non-2xx ${r.non2xx + r.errors}, ${r.cpuUsPerReq} µs CPU/req\n`);
     }
   }
   return scenarios.map((s) => {
