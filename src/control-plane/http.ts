@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isJsonContentType, parseJsonBody } from '../domain/json-body.js';
+import { CHARSET_MESSAGE, isJsonContentType, isJsonWithForeignCharset, parseJsonBody } from '../domain/json-body.js';
 import { KeygateError, ValidationError, renderError } from '../errors.js';
 
 export const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
@@ -20,7 +20,8 @@ export async function readJsonBody(req: IncomingMessage, limit = ADMIN_MAX_BODY_
     chunks.push(chunk);
   }
   if (size === 0) return undefined;
-  if (!isJsonContentType(req.headers['content-type'])) throw new KeygateError('UNSUPPORTED_MEDIA_TYPE');
+  const type = req.headers['content-type'];
+  if (!isJsonContentType(type)) throw new KeygateError('UNSUPPORTED_MEDIA_TYPE', isJsonWithForeignCharset(type) ? CHARSET_MESSAGE : undefined);
   const parsed = parseJsonBody(Buffer.concat(chunks, size));
   if (!parsed.ok) throw new KeygateError('INVALID_BODY', parsed.message);
   return parsed.value;

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { compileIpAllowlist, parseIp, type ParsedIp } from '../domain/cidr.js';
-import { isJsonContentType } from '../domain/json-body.js';
+import { CHARSET_MESSAGE, isJsonContentType, isJsonWithForeignCharset } from '../domain/json-body.js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { DrainState } from '../runtime/drain.js';
@@ -170,7 +170,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       return true;
     }
     if (scan.hasBody && !isJsonContentType(req.headers['content-type'])) {
-      refuse(res, requestId, 'UNSUPPORTED_MEDIA_TYPE', null, 'auth-token', null, started);
+      refuse(res, requestId, 'UNSUPPORTED_MEDIA_TYPE', isJsonWithForeignCharset(req.headers['content-type']) ? CHARSET_MESSAGE : null, 'auth-token', null, started);
       return true;
     }
     const peer = peerOf(req.socket as PeerSocket);

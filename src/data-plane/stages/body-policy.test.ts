@@ -93,6 +93,16 @@ describe('body-policy stage: the request must carry uncompressed JSON', () => {
     }
   });
 
+  it('refuses JSON declared in a charset other than utf-8 (utf-7, utf-16, UTF-16LE, ibm037) with UNSUPPORTED_MEDIA_TYPE, saying so (regression)', async () => {
+    const body = event('page.visit+ACI-,+ACI-action+ACI-:+ACI-transaction.charge');
+    for (const charset of ['utf-7', '"UTF-7"', 'utf-16', 'UTF-16LE', 'ibm037']) {
+      const type = `application/json; charset=${charset}`;
+      const { result, ctx } = await run(EVENTS, body, { headers: [['Content-Type', type], ['Content-Length', String(body.length)]] });
+      expect(result, type).toBe('UNSUPPORTED_MEDIA_TYPE');
+      expect(ctx.message, type).toMatch(/charset/);
+    }
+  });
+
   it('refuses a compressed body (Content-Encoding: gzip, deflate, br) with UNSUPPORTED_MEDIA_TYPE', async () => {
     const body = event('page.view');
     for (const encoding of ['gzip', 'deflate', 'br', 'identity, gzip']) {

@@ -1,6 +1,6 @@
 import type { RouteConfig } from '../../config/schema.js';
 import type { CompiledPolicy } from '../../domain/compiled-policy.js';
-import { isJsonContentType } from '../../domain/json-body.js';
+import { CHARSET_MESSAGE, isJsonContentType, isJsonWithForeignCharset } from '../../domain/json-body.js';
 import { isJsonObject, ownMember, parseStrictJson } from '../../domain/strict-json.js';
 import type { RequestContext, Stage, StageResult } from '../context.js';
 import { readBody } from '../read-body.js';
@@ -55,7 +55,8 @@ export function bodyPolicyStage(route: Pick<RouteConfig, 'events' | 'profileAttr
       return 'BAD_REQUEST';
     }
     if (!isJsonContentType(scan.contentType ?? undefined)) {
-      ctx.message = 'This route inspects its body: send JSON (Content-Type: application/json).';
+      ctx.message = isJsonWithForeignCharset(scan.contentType ?? undefined) ? CHARSET_MESSAGE
+        : 'This route inspects its body: send JSON (Content-Type: application/json).';
       return 'UNSUPPORTED_MEDIA_TYPE';
     }
     if (scan.contentEncoding !== null && !IDENTITY.test(scan.contentEncoding)) {
