@@ -56,6 +56,27 @@ function untilClosed(bytes: Buffer, timeoutMs = 5_000): Promise<string> {
   });
 }
 
+describe('underscore look-alikes of the headers the gateway owns', () => {
+  it('never passes a header whose name reads, "_" taken for "-", as a credential, identity, forwarding or hop-by-hop header (regression)', async () => {
+    const lookAlikes: Array<[string, string]> = [
+      ['X_Keygate_Key_Id', 'key_forged'], ['x_keygate_workspace_id', 'ws_forged'], ['X_KEYGATE_PROFILE', 'someone-else'], ['X-Keygate_Environment', 'test'],
+      ['X_Api_Key', 'kg_live_forged'], ['X_Request_Id', 'rid_forged'], ['X_Forwarded_For', '10.9.9.9'], ['X_Forwarded_Host', 'evil.example'],
+      ['X_Forwarded_Proto', 'https'], ['Proxy_Authorization', 'Basic Zm9vOmJhcg=='], ['Keep_Alive', 'timeout=5'], ['Proxy_Connection', 'keep-alive'],
+    ];
+    const res = await sendRaw(kg.gatewayUrl!, buildRequest('GET', '/v1/events', [
+      ['Host', hostOf(kg.gatewayUrl!)], ['X-Api-Key', open.secret], ...lookAlikes, ['X_Custom_Header', 'kept'],
+    ]));
+    expect(res.status, res.text).toBe(200);
+    const h = events.requests[0]!.rawHeaders;
+    const names = [];
+    for (let i = 0; i < h.length; i += 2) names.push(h[i]!);
+    for (const [name] of lookAlikes) expect(names, name).not.toContain(name);
+    expect(h.join('\n')).not.toMatch(/forged|10\.9\.9\.9|evil\.example|someone-else/);
+    expect(headerValues(h, 'x-keygate-key-id')).toEqual([open.key.id]);
+    expect(headerValues(h, 'x_custom_header')).toEqual(['kept']);
+  });
+});
+
 describe('JSON bodies declared in a charset other than utf-8', () => {
   const smuggling = '{"action":"page.visit+ACI-,+ACI-action+ACI-:+ACI-transaction.charge"}';
 

@@ -1,5 +1,9 @@
+import type { IncomingMessage } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { clientResponseHeaders, UpstreamClocks, type Clocked } from './forwarder.js';
+import { scanHeaders } from './credentials.js';
+import {
+  clientResponseHeaders, upstreamRequestHeaders, UpstreamClocks, type Clocked, type ForwardInfo,
+} from './forwarder.js';
 
 const raw = (...pairs: string[]): Buffer[] => pairs.map((p) => Buffer.from(p, 'latin1'));
 
@@ -117,5 +121,32 @@ describe('UpstreamClocks', () => {
     expect([a.fired, b.fired]).toEqual([1, 1]);
     vi.advanceTimersByTime(20);
     expect(clocks.running).toBe(false);
+  });
+});
+
+const INFO: ForwardInfo = {
+  requestId: 'rid', peerIp: '127.0.0.1', peerTrusted: false,
+  identity: { keyId: 'key_1', workspaceId: 'ws_1', keyType: 'profile', environment: 'live', profile: null },
+};
+
+/** upstreamRequestHeaders for a request with these raw headers, as `[name, value]` pairs. */
+function forwarded(rawHeaders: string[], info: ForwardInfo = INFO): Array<[string, string]> {
+  const req = { rawHeaders, headers: {} } as unknown as IncomingMessage;
+  const out = upstreamRequestHeaders(req, scanHeaders(rawHeaders), info);
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i < out.length; i += 2) pairs.push([out[i]!, out[i + 1]!]);
+  return pairs;
+}
+
+describe('upstreamRequestHeaders', () => {
+  it('drops every header whose name, "_" read as "-", is one the gateway removes or replaces, and keeps other names with "_" (regression)', () => {
+    const lookAlikes = [
+      'X_Keygate_Key_Id', 'x_keygate_profile', 'X-Keygate_Anything', 'X_Api_Key', 'X_Request_Id', 'X_Forwarded_For', 'X_Forwarded_Proto',
+      'X_Forwarded_Host', 'Proxy_Authorization', 'Proxy_Connection', 'Keep_Alive', 'Transfer_Encoding',
+    ];
+    const out = forwarded(['Host', 'h', ...lookAlikes.flatMap((n) => [n, 'forged']), 'X_Custom', 'kept', 'X-Other', 'kept']);
+    expect(out.filter(([, v]) => v === 'forged')).toEqual([]);
+    expect(out.filter(([, v]) => v === 'kept')).toEqual([['X_Custom', 'kept'], ['X-Other', 'kept']]);
+    expect(out.filter(([n]) => n === 'x-keygate-key-id')).toEqual([['x-keygate-key-id', 'key_1']]);
   });
 });

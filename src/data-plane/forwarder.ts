@@ -17,6 +17,15 @@ const REPLACED_ON_REQUEST = new Set([
   'x-request-id', 'expect', 'forwarded',
 ]);
 
+/** Whether a lower-cased name is one the gateway never passes on as the client sent it. */
+const owned = (lower: string): boolean => HOP_BY_HOP.has(lower) || REPLACED_ON_REQUEST.has(lower) || lower.startsWith('x-keygate-');
+
+/**
+ * CGI and WSGI read `X_Api_Key` and `X-Api-Key` as the same variable (HTTP_X_API_KEY): a name
+ * with `_` that reads as an owned name once `_` is taken for `-` is dropped like that name.
+ */
+const ownedLookAlike = (lower: string): boolean => lower.includes('_') && owned(lower.replaceAll('_', '-'));
+
 /** The names listed in Connection header values, lower-cased; null when there are none. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | null {
   if (value === undefined || value === 'keep-alive' || value === 'close') return null;
@@ -54,7 +63,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, scan: HeaderScan, i
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || REPLACED_ON_REQUEST.has(lower) || lower.startsWith('x-keygate-')) continue;
+    if (owned(lower) || ownedLookAlike(lower)) continue;
     if (named !== null && named.has(lower)) continue;
     out.push(name, raw[i + 1]!);
   }
