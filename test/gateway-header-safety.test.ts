@@ -56,6 +56,66 @@ function untilClosed(bytes: Buffer, timeoutMs = 5_000): Promise<string> {
   });
 }
 
+describe('profile identities in X-Keygate-Profile', () => {
+  const identities: Array<[string, Record<string, string>, string, string]> = [
+    ['a CJK custom id', { customId: '用户-42' }, '用户-42', '%E7%94%A8%E6%88%B7-42'],
+    ['an emoji custom id', { customId: 'fox-🦊' }, 'fox-🦊', 'fox-%F0%9F%A6%8A'],
+    ['an internationalised email', { email: 'jöns@exämple.香港' }, 'jöns@exämple.香港', 'j%C3%B6ns@ex%C3%A4mple.%E9%A6%99%E6%B8%AF'],
+    ['a custom id with a space and a percent sign', { customId: 'a b%20c' }, 'a b%20c', 'a%20b%2520c'],
+  ];
+
+  for (const [what, identity, value, encoded] of identities) {
+    it(`forwards a profile token for ${what} with X-Keygate-Profile percent-encoded as UTF-8, and answers 200 (regression)`, async () => {
+      const token = await mintToken(kg, profileKey.secret, { identity, signature: simpleAuthSignature(salt, value) });
+      const res = await gw(kg, '/v1/events', { headers: bearer(token) });
+      expect(res.status, res.text).toBe(200);
+      expect(events.requests).toHaveLength(1);
+      const header = headerValue(events.requests[0]!.rawHeaders, 'x-keygate-profile');
+      expect(header).toBe(encoded);
+      expect(decodeURIComponent(header!)).toBe(value);
+    });
+  }
+
+  it('forwards a plain ASCII custom id and email unchanged', async () => {
+    for (const [identity, value] of [[{ customId: 'user-42_A.b~c' }, 'user-42_A.b~c'], [{ email: 'a+tag@b.example' }, 'a+tag@b.example']] as const) {
+      events.reset();
+      const token = await mintToken(kg, profileKey.secret, { identity, signature: simpleAuthSignature(salt, value) });
+      expect((await gw(kg, '/v1/events', { headers: bearer(token) })).status).toBe(200);
+      expect(headerValue(events.requests[0]!.rawHeaders, 'x-keygate-profile')).toBe(value);
+    }
+  });
+
+  it('lets a CJK profile token reach its own profile route, the path naming it percent-encoded', async () => {
+    const token = await mintToken(kg, profileKey.secret, { identity: { customId: '用户-42' }, signature: simpleAuthSignature(salt, '用户-42') });
+    const res = await gw(kg, `/v1/profiles/${encodeURIComponent('用户-42')}`, { method: 'PATCH', headers: { ...bearer(token), 'content-type': 'application/json' }, body: '{}' });
+    expect(res.status, res.text).toBe(200);
+    expect(headerValue(events.requests[0]!.rawHeaders, 'x-keygate-profile')).toBe('%E7%94%A8%E6%88%B7-42');
+  });
+
+  const refused: Array<[string, 'customId' | 'email', string]> = [
+    ['CR LF', 'customId', 'user\r\nX-Keygate-Key-Id: forged'],
+    ['LF', 'customId', 'user\n42'],
+    ['NUL', 'customId', 'user\u000042'],
+    ['a C1 control (U+0085)', 'customId', 'user\u008542'],
+    ['DEL', 'customId', 'user\u007f42'],
+    ['CR LF', 'email', 'a@b.c\r\nx: y'],
+    ['NUL', 'email', 'a\u0000@b.c'],
+  ];
+  for (const [what, field, value] of refused) {
+    it(`refuses to mint for an identity.${field} holding ${what} with 400 BAD_REQUEST naming the field (regression)`, async () => {
+      const res = await postToken(kg, { apiKey: profileKey.secret, identity: { [field]: value }, signature: simpleAuthSignature(salt, value) });
+      await expectRefused(res, 400, 'BAD_REQUEST', ups);
+      expect(res.body.error.message).toMatch(new RegExp(`^identity\\.${field}: must not contain control characters`));
+    });
+  }
+
+  it('refuses to mint for an identity holding a lone surrogate with 400 BAD_REQUEST naming the field', async () => {
+    const res = await postToken(kg, `{"apiKey":${JSON.stringify(profileKey.secret)},"identity":{"customId":"user-\\ud800"},"signature":"${'0'.repeat(64)}"}`);
+    await expectRefused(res, 400, 'BAD_REQUEST', ups);
+    expect(res.body.error.message).toMatch(/^identity\.customId: /);
+  });
+});
+
 describe('underscore look-alikes of the headers the gateway owns', () => {
   it('never passes a header whose name reads, "_" taken for "-", as a credential, identity, forwarding or hop-by-hop header (regression)', async () => {
     const lookAlikes: Array<[string, string]> = [

@@ -1,8 +1,10 @@
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { DrainState } from '../runtime/drain.js';
 import { scanHeaders } from './credentials.js';
 import {
-  clientResponseHeaders, upstreamRequestHeaders, UpstreamClocks, type Clocked, type ForwardInfo,
+  clientResponseHeaders, profileHeaderValue, Upstream, upstreamRequestHeaders, UpstreamClocks, type Clocked, type ForwardInfo, type ForwardResult,
 } from './forwarder.js';
 
 const raw = (...pairs: string[]): Buffer[] => pairs.map((p) => Buffer.from(p, 'latin1'));
@@ -148,5 +150,82 @@ describe('upstreamRequestHeaders', () => {
     expect(out.filter(([, v]) => v === 'forged')).toEqual([]);
     expect(out.filter(([, v]) => v === 'kept')).toEqual([['X_Custom', 'kept'], ['X-Other', 'kept']]);
     expect(out.filter(([n]) => n === 'x-keygate-key-id')).toEqual([['x-keygate-key-id', 'key_1']]);
+  });
+
+  it('carries the profile in X-Keygate-Profile percent-encoded as UTF-8, so that any identity makes a valid header', () => {
+    const profile = (p: string): string | undefined => forwarded(['Host', 'h'], { ...INFO, identity: { ...INFO.identity, profile: p } }).find(([n]) => n === 'x-keygate-profile')?.[1];
+    expect(profile('user-42')).toBe('user-42');
+    expect(profile('用户-42')).toBe('%E7%94%A8%E6%88%B7-42');
+  });
+});
+
+describe('profileHeaderValue', () => {
+  it('passes visible ASCII but "%" unchanged, and percent-encodes the UTF-8 bytes of everything else (regression)', () => {
+    expect(profileHeaderValue('user-42')).toBe('user-42');
+    expect(profileHeaderValue('a+tag@b.example')).toBe('a+tag@b.example');
+    expect(profileHeaderValue('用户-42')).toBe('%E7%94%A8%E6%88%B7-42');
+    expect(profileHeaderValue('fox-🦊')).toBe('fox-%F0%9F%A6%8A');
+    expect(profileHeaderValue('50% off')).toBe('50%25%20off');
+    expect(profileHeaderValue('a\r\nb\u0000c\u007f\u0085')).toBe('a%0D%0Ab%00c%7F%C2%85');
+  });
+
+  it('always gives a valid header value that decodeURIComponent turns back into the identity', () => {
+    const samples = ['', 'plain', '%', '%%41', 'jöns@exämple.香港', '\u{10FFFF}x', 'tab\there', 'ÿ', ' lead and trail ', '"quoted";,'];
+    for (const value of samples) {
+      const header = profileHeaderValue(value);
+      expect(header, value).toMatch(/^[\x21-\x7e]*$/);
+      expect(decodeURIComponent(header), value).toBe(value);
+    }
+  });
+});
+
+describe('Upstream.forward', () => {
+  let upstreamServer: Server;
+  let front: Server;
+  let upstream: Upstream;
+  let contacted = 0;
+
+  beforeEach(async () => {
+    contacted = 0;
+    upstreamServer = createServer((_req, res) => {
+      contacted++;
+      res.end('ok');
+    });
+    await new Promise<void>((r) => upstreamServer.listen(0, '127.0.0.1', r));
+    upstream = new Upstream('test', { url: `http://127.0.0.1:${(upstreamServer.address() as AddressInfo).port}`, timeoutMs: 2_000 }, 1);
+  });
+
+  afterEach(async () => {
+    await upstream.close();
+    await new Promise((r) => upstreamServer.close(r));
+    if (front) await new Promise((r) => front.close(r));
+  });
+
+  /** Forwards one request to the test upstream with these headers; resolves with the forward's result. */
+  async function forwardWith(headers: string[]): Promise<ForwardResult> {
+    const drain = { draining: false } as DrainState;
+    let result!: Promise<ForwardResult>;
+    front = createServer((req, res) => {
+      result = new Promise((resolve) => upstream.forward(req, res, '/x', headers, 'rid', drain, null, false, (r) => {
+        if (!res.headersSent) res.writeHead(599).end();
+        resolve(r);
+      }));
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+    await fetch(`http://127.0.0.1:${(front.address() as AddressInfo).port}/`).then((r) => r.text());
+    return result;
+  }
+
+  it('reports a request it could not build (a header value undici refuses) as the gateway\'s own fault, not the upstream\'s, without contacting it (regression)', async () => {
+    const result = await forwardWith(['x-bad', 'a\nb', 'x-other', '用户']);
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.code).toBe('INTERNAL');
+    expect(contacted).toBe(0);
+  });
+
+  it('forwards valid headers to the upstream', async () => {
+    const result = await forwardWith(['x-good', 'value']);
+    expect(result).toEqual({ ok: true, status: 200 });
+    expect(contacted).toBe(1);
   });
 });

@@ -38,6 +38,27 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | n
   return set;
 }
 
+/** `%XX` for every byte, precomputed. */
+const PERCENT = Array.from({ length: 256 }, (_, b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`);
+
+/**
+ * A profile identity as the value of X-Keygate-Profile: the UTF-8 bytes outside visible ASCII
+ * (0x21–0x7E), and `%` itself, percent-encoded, so any identity (non-Latin-1, spaces, control
+ * characters in a token minted before they were refused) makes a valid header, a plain ASCII
+ * id or email passes unchanged, and `decodeURIComponent` gives the identity back.
+ */
+export function profileHeaderValue(profile: string): string {
+  let i = 0;
+  for (; i < profile.length; i++) {
+    const c = profile.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e || c === 0x25) break;
+  }
+  if (i === profile.length) return profile;
+  let out = profile.slice(0, i);
+  for (const b of Buffer.from(profile.slice(i), 'utf8')) out += b < 0x21 || b > 0x7e || b === 0x25 ? PERCENT[b]! : String.fromCharCode(b);
+  return out;
+}
+
 export interface Identity {
   keyId: string;
   workspaceId: string;
@@ -83,7 +104,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, scan: HeaderScan, i
     'x-keygate-key-type', info.identity.keyType,
     'x-keygate-environment', info.identity.environment,
   );
-  if (info.identity.profile !== null) out.push('x-keygate-profile', info.identity.profile);
+  if (info.identity.profile !== null) out.push('x-keygate-profile', profileHeaderValue(info.identity.profile));
   return out;
 }
 
@@ -120,10 +141,14 @@ export function clientResponseHeaders(raw: readonly Buffer[], requestId: string)
 
 export type ForwardResult =
   | { ok: true; status: number }
-  | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT'> | 'CLIENT_GONE'; responded: boolean };
+  | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT'> | 'CLIENT_GONE'; responded: boolean }
+  /** The request could not be sent as built (undici refused an argument: a header, the path): the gateway's own fault. */
+  | { ok: false; code: 'INTERNAL'; responded: false; err: Error };
 
 // undici's headers and body timeouts are off (the handler keeps the time): connecting is all it times.
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT']);
+/** undici refuses the request before contacting anyone: never an upstream fault. */
+const INVALID_REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 const CLIENT_GONE = new Error('the client closed the connection');
 const TIMED_OUT = new Error('the upstream did not answer in time');
 
@@ -328,6 +353,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     const responded = this.res.headersSent;
     const reason = this.abortWith ?? err;
     if (reason === CLIENT_GONE) this.settle({ ok: false, code: 'CLIENT_GONE', responded });
+    else if (!responded && INVALID_REQUEST_CODES.has(code)) this.settle({ ok: false, code: 'INTERNAL', responded, err });
     else if (reason === TIMED_OUT || TIMEOUT_CODES.has(code)) this.settle({ ok: false, code: 'UPSTREAM_TIMEOUT', responded });
     else this.settle({ ok: false, code: 'UPSTREAM_UNAVAILABLE', responded });
   }

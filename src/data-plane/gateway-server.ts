@@ -251,6 +251,10 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
       if (result.ok) return finish(requestId, route.name, result.status, 'OK', keyId, started, upstreamMs);
       if (result.code === 'CLIENT_GONE') return closed(requestId, route.name, keyId, started, upstreamMs);
+      if (result.code === 'INTERNAL') {
+        logger.error({ err: result.err, requestId }, 'gateway request failed');
+        return refuse(res, requestId, 'INTERNAL', null, route.name, keyId, started);
+      }
       if (result.responded) {
         res.destroy();
         return finish(requestId, route.name, 502, result.code, keyId, started, upstreamMs);

@@ -20,6 +20,18 @@ const requestSchema = z.strictObject({
   signature: z.string().regex(/^[0-9a-fA-F]{64}$/, { message: 'must be 64 hex characters' }).optional(),
 });
 
+/** C0 controls, DEL and C1 controls: no identity holds them. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** A lone surrogate has no UTF-8 form: it could be neither signed nor carried faithfully. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Why an identity value is refused (`identity.customId: …`), or null. */
+function identityProblem(field: string, value: string): string | null {
+  if (CONTROL.test(value)) return `identity.${field}: must not contain control characters (C0, DEL, C1)`;
+  if (LONE_SURROGATE.test(value)) return `identity.${field}: must be valid Unicode (no lone surrogates)`;
+  return null;
+}
+
 export type Exchange =
   | { ok: true; body: { token: string; tokenType: 'Bearer'; expiresIn: number }; keyId: string }
   | { ok: false; code: ErrorCode; message?: string; keyId?: string };
@@ -50,6 +62,10 @@ export function createTokenExchange(resolver: KeyResolver, tokens: TokenService)
     const { apiKey, identity: who, signature } = input.data;
     if (who !== undefined && signature === undefined) return { ok: false, code: 'BAD_REQUEST', message: 'signature: is required with identity' };
     if (who === undefined && signature !== undefined) return { ok: false, code: 'BAD_REQUEST', message: 'identity: is required with signature' };
+    if (who !== undefined) {
+      const problem = 'customId' in who ? identityProblem('customId', who.customId) : identityProblem('email', who.email);
+      if (problem !== null) return { ok: false, code: 'BAD_REQUEST', message: problem };
+    }
 
     const cred = readCredential(apiKey === undefined ? scan : { ...scan, apiKeys: [...scan.apiKeys, apiKey] });
     if (cred.kind === 'ambiguous') return { ok: false, code: 'AMBIGUOUS_CREDENTIALS' };
