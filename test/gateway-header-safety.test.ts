@@ -170,3 +170,34 @@ describe('JSON bodies declared in a charset other than utf-8', () => {
     expect(JSON.stringify(list.body)).not.toContain('utf16');
   });
 });
+
+describe('a Transfer-Encoding that does not end in chunked', () => {
+  it('answers xchunked, gzip and identity with 400 BAD_REQUEST and closes the connection, logged and counted as 400, whatever the path (regression)', async () => {
+    const before = metricSum(await scrape(kg), 'keygate_requests_total', { outcome: 'BAD_REQUEST' });
+    const logFrom = kg.output.length;
+    const cases: Array<[string, string]> = [['xchunked', '/v1/events'], ['gzip', '/v1/events'], ['identity', '/v1/events'], ['gzip', '/v1/../events'], ['xchunked', '/no/route']];
+    for (const [te, target] of cases) {
+      const text = await untilClosed(buildRequest('POST', target, [
+        ['Host', hostOf(kg.gatewayUrl!)], ['X-Api-Key', open.secret], ['Content-Type', 'application/json'], ['Transfer-Encoding', te],
+      ], '16\r\n{"action":"page.view"}\r\n0\r\n\r\n'));
+      expect(text, te).toMatch(/^HTTP\/1\.1 400 /);
+      expect(text.toLowerCase(), te).toContain('connection: close');
+      const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error: { code: string; requestId: string } };
+      expect(body.error.code, te).toBe('BAD_REQUEST');
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    expect(events.started).toEqual([]);
+    const access = (): Array<Record<string, unknown>> => kg.output.slice(logFrom).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request');
+    await pollUntil(async () => access(), (ls) => ls.length >= cases.length, 2_000);
+    expect(access().map((l) => [l.status, l.outcome])).toEqual(cases.map(() => [400, 'BAD_REQUEST']));
+    expect(metricSum(await scrape(kg), 'keygate_requests_total', { outcome: 'BAD_REQUEST' })).toBe(before + cases.length);
+  });
+
+  it('still forwards a request with Transfer-Encoding: chunked, in any case', async () => {
+    const res = await sendRaw(kg.gatewayUrl!, buildRequest('PUT', '/v1/blobs/x', [
+      ['Host', hostOf(kg.gatewayUrl!)], ['X-Api-Key', open.secret], ['Content-Type', 'application/octet-stream'], ['Transfer-Encoding', 'Chunked'],
+    ], '3\r\nabc\r\n0\r\n\r\n'));
+    expect(res.status, res.text).toBe(200);
+    expect(events.requests).toHaveLength(1);
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readCredential, scanHeaders, type HeaderScan } from './credentials.js';
+import { chunkedLast, readCredential, scanHeaders, type HeaderScan } from './credentials.js';
 
 const WS = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';
 const SECRET = 'kg_live_abcdefghijklmnopqrstuvwx_ABC123';
@@ -10,18 +10,24 @@ function b64(s: string): string {
 
 /** A scan carrying just the credential headers given. */
 function scan(parts: { apiKeys?: string[]; authorizations?: string[] }): HeaderScan {
-  return { hosts: 1, host: 'h', apiKeys: parts.apiKeys ?? [], authorizations: parts.authorizations ?? [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null };
+  return { hosts: 1, host: 'h', apiKeys: parts.apiKeys ?? [], authorizations: parts.authorizations ?? [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null, transferEncoding: null };
 }
 
 describe('scanHeaders', () => {
   it('reports nothing for an empty header list', () => {
-    expect(scanHeaders([])).toEqual({ hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null });
+    expect(scanHeaders([])).toEqual({ hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null, transferEncoding: null });
   });
 
   it('reads the Host header and counts it once', () => {
     const s = scanHeaders(['Host', 'example.com']);
     expect(s.hosts).toBe(1);
     expect(s.host).toBe('example.com');
+  });
+
+  it('joins Transfer-Encoding values, and tells whether the last coding is chunked (RFC 9112 §6.3)', () => {
+    expect(scanHeaders(['Transfer-Encoding', 'gzip', 'transfer-encoding', 'chunked']).transferEncoding).toBe('gzip,chunked');
+    for (const te of ['chunked', 'Chunked', 'gzip, chunked', 'gzip,chunked', 'chunked ']) expect(chunkedLast(te), te).toBe(true);
+    for (const te of ['xchunked', 'gzip', 'identity', 'chunked, gzip', 'chunkedx', 'x chunked', '"chunked"', '']) expect(chunkedLast(te), te).toBe(false);
   });
 
   it('counts two Host headers', () => {

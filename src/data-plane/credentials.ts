@@ -24,6 +24,8 @@ export interface HeaderScan {
   contentType: string | null;
   /** Content-Encoding values joined, or null. */
   contentEncoding: string | null;
+  /** Transfer-Encoding values joined, or null. */
+  transferEncoding: string | null;
 }
 
 /**
@@ -33,7 +35,7 @@ export interface HeaderScan {
  */
 export function scanHeaders(raw: readonly string[]): HeaderScan {
   const scan: HeaderScan = {
-    hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null,
+    hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null, transferEncoding: null,
   };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -64,11 +66,24 @@ export function scanHeaders(raw: readonly string[]): HeaderScan {
         if (name.toLowerCase() === 'content-encoding') scan.contentEncoding = scan.contentEncoding === null ? raw[i + 1]! : `${scan.contentEncoding},${raw[i + 1]!}`;
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') scan.hasBody = true;
+        if (name.toLowerCase() === 'transfer-encoding') {
+          scan.hasBody = true;
+          scan.transferEncoding = scan.transferEncoding === null ? raw[i + 1]! : `${scan.transferEncoding},${raw[i + 1]!}`;
+        }
         break;
     }
   }
   return scan;
+}
+
+const CHUNKED_LAST = /(?:^|,)[ \t]*chunked[ \t]*$/i;
+
+/**
+ * RFC 9112 §6.3: a request whose Transfer-Encoding does not end in `chunked` has no length
+ * the gateway can read (`xchunked`, `gzip`, `identity`…) and is answered 400.
+ */
+export function chunkedLast(transferEncoding: string): boolean {
+  return CHUNKED_LAST.test(transferEncoding);
 }
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.|$)/;

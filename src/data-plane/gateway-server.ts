@@ -10,7 +10,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { DrainState } from '../runtime/drain.js';
 import { createClientIpResolver } from './client-ip.js';
 import type { CompiledRoute, RequestContext } from './context.js';
-import { scanHeaders, type HeaderScan } from './credentials.js';
+import { chunkedLast, scanHeaders, type HeaderScan } from './credentials.js';
 import { upstreamRequestHeaders } from './forwarder.js';
 import { CredentialMemo } from './key-resolver.js';
 import { readBody } from './read-body.js';
@@ -35,6 +35,8 @@ const PEER = Symbol('keygate.peer');
 /** What the gateway knows of a client connection, worked out on its first request. */
 interface Peer { ip: ParsedIp | null; text: string; trusted: boolean; credential: CredentialMemo }
 type PeerSocket = Socket & { [PEER]?: Peer };
+/** Set on a socket whose request was refused for its Transfer-Encoding: the parser's own error on it follows. */
+const BAD_FRAMING = Symbol('keygate.badFraming');
 
 /** Request ids: a random per-process prefix and a counter; unique without a syscall per request. */
 function requestIds(): () => string {
@@ -192,9 +194,16 @@ export function createGatewayServer(deps: GatewayDeps): Server {
 
   const handle = (req: IncomingMessage, res: ServerResponse, requestId: string): void => {
     const started = performance.now();
+    const scan = scanHeaders(req.rawHeaders);
+    if (scan.transferEncoding !== null && !chunkedLast(scan.transferEncoding)) {
+      // The body's length cannot be known: the connection closes after the answer, which
+      // comes first, before the parser's own error on the body (see clientError).
+      res.shouldKeepAlive = false;
+      (req.socket as Socket & { [BAD_FRAMING]?: true })[BAD_FRAMING] = true;
+      return refuse(res, requestId, 'BAD_REQUEST', 'The request\'s Transfer-Encoding does not end in chunked.', 'unmatched', null, started);
+    }
     const target = parseRequestTarget(req.url ?? '');
     if (target === null) return refuse(res, requestId, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', 'unmatched', null, started);
-    const scan = scanHeaders(req.rawHeaders);
     if (scan.hosts > 1) return refuse(res, requestId, 'BAD_REQUEST', 'The request has more than one Host header.', 'unmatched', null, started);
     if ((target.path === '/auth/token' || target.path === '/.well-known/jwks.json') && ownEndpoint(req, res, requestId, target.path, scan, started)) return;
     const match = table.match(req.method ?? '', target.path);
@@ -282,6 +291,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     // Answer only on a connection that has not started another response: a malformed request
     // pipelined behind a valid one must not write over that one's answer.
     const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+    // The request was answered 400 already; that answer closes the connection once written.
+    if (busy && err.code === 'HPE_INVALID_TRANSFER_ENCODING' && (socket as Socket & { [BAD_FRAMING]?: true })[BAD_FRAMING]) return;
     if (!socket.writable || busy || (err as { code?: string }).code === 'ECONNRESET') {
       socket.destroy();
       return;
