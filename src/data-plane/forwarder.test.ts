@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DrainState } from '../runtime/drain.js';
 import { scanHeaders } from './credentials.js';
@@ -167,6 +168,14 @@ describe('profileHeaderValue', () => {
     expect(profileHeaderValue('fox-🦊')).toBe('fox-%F0%9F%A6%8A');
     expect(profileHeaderValue('50% off')).toBe('50%25%20off');
     expect(profileHeaderValue('a\r\nb\u0000c\u007f\u0085')).toBe('a%0D%0Ab%00c%7F%C2%85');
+  });
+
+  it('gives, for any well-formed string, a visible-ASCII header value that decodeURIComponent turns back into it (property)', () => {
+    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 64 }), (value) => {
+      const header = profileHeaderValue(value);
+      return /^[\x21-\x7e]*$/.test(header) && decodeURIComponent(header) === value
+        && (/^[\x21\x22\x23\x24\x26-\x7e]*$/.test(value) ? header === value : true);
+    }), { seed: 20261203, numRuns: 2_000 });
   });
 
   it('always gives a valid header value that decodeURIComponent turns back into the identity', () => {

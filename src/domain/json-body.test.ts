@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isJsonContentType, isJsonWithForeignCharset } from './json-body.js';
 
@@ -34,5 +35,16 @@ describe('isJsonContentType', () => {
       expect(isJsonContentType(type), String(type)).toBe(false);
       expect(isJsonWithForeignCharset(type), String(type)).toBe(false);
     }
+  });
+
+  it('refuses every charset token but utf-8, quoted or not, among any other parameters (property)', () => {
+    const token = fc.stringMatching(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,12}$/);
+    const param = fc.tuple(token.filter((n) => n.toLowerCase() !== 'charset'), token);
+    const charsets = fc.oneof(token, fc.constantFrom('utf-8', 'UTF-8', 'Utf-8', 'utf-7', 'utf8', 'utf-16le'));
+    fc.assert(fc.property(charsets, fc.boolean(), fc.array(param, { maxLength: 3 }), fc.array(param, { maxLength: 3 }), (charset, quoted, before, after) => {
+      const params = (ps: Array<[string, string]>): string => ps.map(([n, v]) => `; ${n}=${v}`).join('');
+      const type = `application/json${params(before)}; charset=${quoted ? `"${charset}"` : charset}${params(after)}`;
+      return isJsonContentType(type) === (charset.toLowerCase() === 'utf-8');
+    }), { seed: 20261203, numRuns: 2_000 });
   });
 });
