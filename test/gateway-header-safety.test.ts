@@ -171,11 +171,11 @@ describe('JSON bodies declared in a charset other than utf-8', () => {
   });
 });
 
-describe('a Transfer-Encoding that does not end in chunked', () => {
-  it('answers xchunked, gzip and identity with 400 BAD_REQUEST and closes the connection, logged and counted as 400, whatever the path (regression)', async () => {
+describe('a Transfer-Encoding other than chunked', () => {
+  it('answers xchunked, gzip, identity and gzip before chunked with 400 BAD_REQUEST and closes the connection, logged and counted as 400, whatever the path (regression)', async () => {
     const before = metricSum(await scrape(kg), 'keygate_requests_total', { outcome: 'BAD_REQUEST' });
     const logFrom = kg.output.length;
-    const cases: Array<[string, string]> = [['xchunked', '/v1/events'], ['gzip', '/v1/events'], ['identity', '/v1/events'], ['gzip', '/v1/../events'], ['xchunked', '/no/route']];
+    const cases: Array<[string, string]> = [['xchunked', '/v1/events'], ['gzip', '/v1/events'], ['identity', '/v1/events'], ['gzip', '/v1/../events'], ['xchunked', '/no/route'], ['gzip, chunked', '/v1/events']];
     for (const [te, target] of cases) {
       const text = await untilClosed(buildRequest('POST', target, [
         ['Host', hostOf(kg.gatewayUrl!)], ['X-Api-Key', open.secret], ['Content-Type', 'application/json'], ['Transfer-Encoding', te],

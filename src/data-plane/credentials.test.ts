@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chunkedLast, readCredential, scanHeaders, type HeaderScan } from './credentials.js';
+import { chunkedOnly, readCredential, scanHeaders, type HeaderScan } from './credentials.js';
 
 const WS = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';
 const SECRET = 'kg_live_abcdefghijklmnopqrstuvwx_ABC123';
@@ -24,10 +24,10 @@ describe('scanHeaders', () => {
     expect(s.host).toBe('example.com');
   });
 
-  it('joins Transfer-Encoding values, and tells whether the last coding is chunked (RFC 9112 §6.3)', () => {
+  it('joins Transfer-Encoding values, and tells whether chunked is the only coding (RFC 9112 §6.1, §6.3)', () => {
     expect(scanHeaders(['Transfer-Encoding', 'gzip', 'transfer-encoding', 'chunked']).transferEncoding).toBe('gzip,chunked');
-    for (const te of ['chunked', 'Chunked', 'gzip, chunked', 'gzip,chunked', 'chunked ']) expect(chunkedLast(te), te).toBe(true);
-    for (const te of ['xchunked', 'gzip', 'identity', 'chunked, gzip', 'chunkedx', 'x chunked', '"chunked"', '']) expect(chunkedLast(te), te).toBe(false);
+    for (const te of ['chunked', 'Chunked', 'chunked ', ' CHUNKED']) expect(chunkedOnly(te), te).toBe(true);
+    for (const te of ['xchunked', 'gzip', 'identity', 'chunked, gzip', 'gzip, chunked', 'gzip,chunked', 'chunked,chunked', 'chunkedx', 'x chunked', '"chunked"', '']) expect(chunkedOnly(te), te).toBe(false);
   });
 
   it('counts two Host headers', () => {

@@ -76,14 +76,17 @@ export function scanHeaders(raw: readonly string[]): HeaderScan {
   return scan;
 }
 
-const CHUNKED_LAST = /(?:^|,)[ \t]*chunked[ \t]*$/i;
+const CHUNKED_ONLY = /^[ \t]*chunked[ \t]*$/i;
 
 /**
  * RFC 9112 §6.3: a request whose Transfer-Encoding does not end in `chunked` has no length
- * the gateway can read (`xchunked`, `gzip`, `identity`…) and is answered 400.
+ * the gateway can read (`xchunked`, `gzip`, `identity`…) and is answered 400. Node decodes
+ * only the chunking, so any other coding before it (`gzip, chunked`) would reach the
+ * upstream as bytes with no header naming their coding: `chunked` alone is accepted
+ * (RFC 9112 §6.1 lets a server refuse a transfer coding it does not implement).
  */
-export function chunkedLast(transferEncoding: string): boolean {
-  return CHUNKED_LAST.test(transferEncoding);
+export function chunkedOnly(transferEncoding: string): boolean {
+  return CHUNKED_ONLY.test(transferEncoding);
 }
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.|$)/;

@@ -10,7 +10,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { DrainState } from '../runtime/drain.js';
 import { createClientIpResolver } from './client-ip.js';
 import type { CompiledRoute, RequestContext } from './context.js';
-import { chunkedLast, scanHeaders, type HeaderScan } from './credentials.js';
+import { chunkedOnly, scanHeaders, type HeaderScan } from './credentials.js';
 import { upstreamRequestHeaders } from './forwarder.js';
 import { CredentialMemo } from './key-resolver.js';
 import { readBody } from './read-body.js';
@@ -195,12 +195,12 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   const handle = (req: IncomingMessage, res: ServerResponse, requestId: string): void => {
     const started = performance.now();
     const scan = scanHeaders(req.rawHeaders);
-    if (scan.transferEncoding !== null && !chunkedLast(scan.transferEncoding)) {
+    if (scan.transferEncoding !== null && !chunkedOnly(scan.transferEncoding)) {
       // The body's length cannot be known: the connection closes after the answer, which
       // comes first, before the parser's own error on the body (see clientError).
       res.shouldKeepAlive = false;
       (req.socket as Socket & { [BAD_FRAMING]?: true })[BAD_FRAMING] = true;
-      return refuse(res, requestId, 'BAD_REQUEST', 'The request\'s Transfer-Encoding does not end in chunked.', 'unmatched', null, started);
+      return refuse(res, requestId, 'BAD_REQUEST', 'The request\'s Transfer-Encoding is not chunked (no other transfer coding is accepted).', 'unmatched', null, started);
     }
     const target = parseRequestTarget(req.url ?? '');
     if (target === null) return refuse(res, requestId, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', 'unmatched', null, started);
