@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -100,6 +100,10 @@ describe('SigningKeyService', () => {
     expect(keys[0]).not.toHaveProperty('privateJwk');
     expect(keys[0]).toMatchObject({ version: 2, retiredAt: null });
     expect(SigningKeyCipher.fromSecrets(config().secrets).open(keys[0]!)).toEqual(legacy.privateJwk);
+    // Nor is the clear record left in the journal it was written to.
+    const files = ['journal.log', 'snapshot.json'].map((f) => join(dir, 'data', f)).filter((f) => existsSync(f));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect(readFileSync(f, 'utf8')).not.toContain(legacy.privateJwk!.d as string);
   });
 
   it('makes a rotated key sign only after tokens.rotationDelaySeconds, the old one signing until then (regression)', async () => {
@@ -134,5 +138,12 @@ describe('SigningKeyService', () => {
     } finally {
       await lost.close();
     }
+  });
+
+  it('leaves the keys alone when the store holds a signing key of another algorithm than this node is configured for', async () => {
+    await new SigningKeyService(store, config()).ensureActive();
+    const keys = await store.listSigningKeys();
+    expect(await new SigningKeyService(store, config('tokens: { algorithm: ES256 }')).reconcile(keys)).toBeNull();
+    expect(await store.listSigningKeys()).toEqual(keys);
   });
 });

@@ -49,6 +49,8 @@ export class SigningKeyService {
         const clear = keys.filter((k) => k.privateJwk !== undefined);
         if (clear.length > 0) {
           await this.commit(clear.map((k) => ({ ...sealed(k, this.cipher), version: k.version + 1 })), clear, [], 'signing-key.seal');
+          // The embedded store's journal still holds the records in clear: fold it into a snapshot now.
+          await (this.store as KeyStore & { compactNow?: () => Promise<void> }).compactNow?.();
           continue;
         }
         const now = this.now();
@@ -86,7 +88,9 @@ export class SigningKeyService {
     for (let attempt = 0; ; attempt++) {
       const keys = await this.store.listSigningKeys();
       const now = this.now();
-      if (keys.some((k) => k.alg === this.config.tokens.algorithm && signsNowOrLater(k, now))) return null;
+      // Any key that signs is enough: a node configured for another algorithm is not the judge
+      // of which key signs (that is ensureActive's, at start), only of whether one is there.
+      if (keys.some((k) => signsNowOrLater(k, now))) return null;
       const stored = new Set(keys.map((k) => k.id));
       const lost = held.filter((k) => !stored.has(k.id)
         && (k.retiredAt === null || Date.parse(k.retiredAt) + (this.config.tokens.ttlSeconds + 300) * 1000 > now));

@@ -31,8 +31,12 @@ export function startSigningKeySync(opts: {
 }): SigningKeySync {
   let held = opts.initial;
   let queue: Promise<void> = Promise.resolve();
-  const serially = (what: string, task: () => Promise<void>): void => {
-    queue = queue.then(task).catch((err: unknown) => opts.logger.error({ err }, `could not ${what} the token signing keys`));
+  const serially = (what: string, task: () => Promise<void>, quiet = false): void => {
+    queue = queue.then(task).catch((err: unknown) => {
+      // The periodic check meets every store outage; the heartbeat already reports those.
+      if (quiet) opts.logger.debug({ err }, `could not ${what} the token signing keys`);
+      else opts.logger.error({ err }, `could not ${what} the token signing keys`);
+    });
   };
   const reconcile = async (): Promise<void> => {
     const restored = await opts.signingKeys.reconcile(held);
@@ -49,7 +53,7 @@ export function startSigningKeySync(opts: {
     held = keys;
     await opts.apply(keys);
   };
-  const timer = setInterval(() => serially('check', reconcile), HEARTBEAT_MS);
+  const timer = setInterval(() => serially('check', reconcile, true), HEARTBEAT_MS);
   timer.unref();
   return {
     changed: () => serially('load', reload),
