@@ -48,12 +48,13 @@ describe.skipIf(!requireRedis())('token signing keys on Redis', () => {
     }
   });
 
-  it('after Redis loses its data (FLUSHALL), lists the signing key again within 10 s, says so in the log, and tokens minted before and after verify on both nodes (regression)', async () => {
+  it('after Redis loses its data (FLUSHALL), lists the signing key again within 10 s, says so in the log, and tokens minted before and after verify on both nodes, one of them with workers (regression)', async () => {
     const redis = await startRedis();
     defer(() => redis.cleanup());
     const opts = { events: pair.events, eventsTest: pair.eventsTest, url: redis.url, keyPrefix: uniquePrefix('flush') };
     const a = await startNode(defer, opts);
-    const b = await startNode(defer, opts);
+    // One node of each kind: a single process, and a primary with two gateway workers.
+    const b = await startNode(defer, { ...opts, gateway: { workers: 2 } });
     const before = await mintToken(a, (await createKey(a, { workspaceId: await createWorkspace(a, 'before'), name: 'before', permissions: ['*'] })).secret);
     const kid = decodeJwt(before).header.kid as string;
     expect(await signingKeyIds(a)).toEqual([kid]);
@@ -80,7 +81,7 @@ describe.skipIf(!requireRedis())('token signing keys on Redis', () => {
 
     // Tokens minted after, on either node, are signed with the same key and work on both.
     const secret = (await createKey(a, { workspaceId: await createWorkspace(a, 'after'), name: 'after', permissions: ['*'] })).secret;
-    for (const minter of [a, b]) {
+    for (const minter of [a, b, b, b]) {
       const after = await mintToken(minter, secret);
       expect(decodeJwt(after).header.kid).toBe(kid);
       for (const node of [a, b]) {
