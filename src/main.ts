@@ -16,6 +16,7 @@ import { startPrimary } from './runtime/primary.js';
 import { freshnessBeatMs, onTermination, workerCount } from './runtime/process.js';
 import { runWorker } from './runtime/worker.js';
 import { startHeartbeat, storeUsageSink } from './runtime/heartbeat.js';
+import { startSigningKeySync } from './runtime/signing-key-sync.js';
 import { EmbeddedStore } from './store/embedded/embedded-store.js';
 import { RedisConnection } from './store/redis/connection.js';
 import { RedisRateLimiter } from './store/redis/redis-rate-limiter.js';
@@ -103,14 +104,18 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     usageSink: storeUsageSink(store, app.metrics),
     limiter: app.limiter,
   });
-  await gateway.setSigningKeys(await app.store.listSigningKeys());
+  const initialSigningKeys = await app.store.listSigningKeys();
+  await gateway.setSigningKeys(initialSigningKeys);
+  const signingKeySync = startSigningKeySync({
+    store, signingKeys: app.signingKeys, logger, initial: initialSigningKeys, apply: (keys) => gateway.setSigningKeys(keys),
+  });
   const unsubscribe = app.store.subscribe((changes) => {
     gateway.applyChanges(changes);
-    if (changes.some((c) => c.kind === 'signing-key')) {
-      void app.store.listSigningKeys().then((keys) => gateway.setSigningKeys(keys))
-        .catch((err: unknown) => logger.error({ err }, 'could not load the new signing keys'));
-    }
-  }, () => gateway.reset());
+    if (changes.some((c) => c.kind === 'signing-key')) signingKeySync.changed();
+  }, () => {
+    gateway.reset();
+    signingKeySync.reset();
+  });
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
   const gatewayUrl = await listen(gateway.server, config.gateway.listen.host, config.gateway.listen.port);
 
@@ -129,6 +134,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   onTermination(logger, config.gateway.requestTimeoutMs, async () => {
     ready = false;
     heartbeat.stop();
+    signingKeySync.stop();
     // In-flight requests finish first; only then are usage counts flushed and the store closed.
     await Promise.all([drainServer(gateway.server, gateway.drain), drainServer(admin, adminDrain)]);
     unsubscribe();

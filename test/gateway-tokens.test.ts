@@ -31,9 +31,10 @@ beforeAll(async () => {
   ({ events, eventsTest } = pair);
   ups = pair.all;
   const started = await Promise.allSettled([
-    startKeygate({ config: gatewayConfig({ events, eventsTest }) }),
+    // A rotated signing key signs after tokens.rotationDelaySeconds: 1 s here, 300 s by default.
+    startKeygate({ config: (dir) => ({ ...gatewayConfig({ events, eventsTest })(dir), tokens: { rotationDelaySeconds: 1 } }) }),
     startKeygate({ config: (dir) => ({ ...gatewayConfig({ events, eventsTest })(dir), tokens: { algorithm: 'ES256', ttlSeconds: 600 } }) }),
-    startKeygate({ config: gatewayConfig({ events, eventsTest, gateway: { workers: 2 } }) }),
+    startKeygate({ config: (dir) => ({ ...gatewayConfig({ events, eventsTest, gateway: { workers: 2 } })(dir), tokens: { rotationDelaySeconds: 1 } }) }),
   ]);
   const [a, b, c] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined));
   kg = a!;
@@ -236,12 +237,12 @@ describe('token claims and the JWKS', () => {
     expect(res.text).not.toMatch(/"d"\s*:/);
   });
 
-  it('GET /v1/signing-keys lists id, alg, createdAt and retiredAt only, and needs the admin token', async () => {
+  it('GET /v1/signing-keys lists id, alg, createdAt, activeFrom and retiredAt only, and needs the admin token', async () => {
     const res = await kg.admin('GET', '/v1/signing-keys');
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     const items = res.body.items as Array<Record<string, unknown>>;
     expect(items.length).toBeGreaterThan(0);
-    for (const item of items) expect(Object.keys(item).sort()).toEqual(['alg', 'createdAt', 'id', 'retiredAt']);
+    for (const item of items) expect(Object.keys(item).sort()).toEqual(['activeFrom', 'alg', 'createdAt', 'id', 'retiredAt']);
     const kid = decodeJwt(token).header.kid as string;
     expect(items.find((i) => i.id === kid)).toMatchObject({ id: kid, alg: 'EdDSA', retiredAt: null });
     expect(JSON.stringify(res.body)).not.toMatch(/"d"\s*:|privateJwk|publicJwk/);
@@ -713,10 +714,10 @@ describe('signing key rotation', () => {
     oldKid = decodeJwt(before).header.kid as string;
   });
 
-  it('answers POST /v1/signing-keys/rotate with 201 {id, alg, createdAt, retiredAt: null} and no key material', async () => {
+  it('answers POST /v1/signing-keys/rotate with 201 {id, alg, createdAt, activeFrom, retiredAt: null} and no key material', async () => {
     const res = await kg.admin('POST', '/v1/signing-keys/rotate');
     expect(res.status, JSON.stringify(res.body)).toBe(201);
-    expect(Object.keys(res.body).sort()).toEqual(['alg', 'createdAt', 'id', 'retiredAt']);
+    expect(Object.keys(res.body).sort()).toEqual(['activeFrom', 'alg', 'createdAt', 'id', 'retiredAt']);
     expect(res.body).toMatchObject({ alg: 'EdDSA', retiredAt: null });
     newKid = res.body.id as string;
     expect(newKid).not.toBe(oldKid);

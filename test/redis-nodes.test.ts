@@ -51,8 +51,10 @@ describe.skipIf(!requireRedis())('two keygate nodes on one Redis', () => {
     redis = await startRedis();
     const keyPrefix = uniquePrefix('nodes');
     const opts = { events, eventsTest, url: redis.url, keyPrefix, propagation: { maxStalenessMs: 30_000 } };
-    a = await startKeygate({ config: redisNodeConfig(opts) });
-    b = await startKeygate({ config: redisNodeConfig(opts) });
+    // A rotated signing key signs at once here (tokens.rotationDelaySeconds: 0), to time its propagation.
+    const config = (dir: string) => ({ ...redisNodeConfig(opts)(dir), tokens: { rotationDelaySeconds: 0 } });
+    a = await startKeygate({ config });
+    b = await startKeygate({ config });
     ws = await createWorkspace(a, 'nodes');
   });
 

@@ -426,7 +426,7 @@ describe('defaults', () => {
 
   it('fills propagation, tokens and rate-limit defaults', () => {
     expect(config.propagation.maxStalenessMs).toBe(30_000);
-    expect(config.tokens).toEqual({ ttlSeconds: 3600, algorithm: 'EdDSA', issuer: 'keygate' });
+    expect(config.tokens).toEqual({ ttlSeconds: 3600, algorithm: 'EdDSA', issuer: 'keygate', audience: 'keygate', rotationDelaySeconds: 300 });
     expect(config.rateLimit.onStoreError).toBe('local');
   });
 
@@ -599,5 +599,16 @@ describe('rate-limit defaults for new keys', () => {
     }
     const errs = errors(parseConfigText(yaml({ extra: 'rateLimit:\n  onStoreError: ignore' }), {}));
     expect(errs.some((e) => e.startsWith('rateLimit.onStoreError: '))).toBe(true);
+  });
+});
+
+describe('secrets.signingKeyEncryptionKey', () => {
+  it('is optional, interpolated from the environment, and refused under 32 characters naming the path', () => {
+    expect(ok(parseConfigText(yaml(), {})).secrets.signingKeyEncryptionKey).toBeUndefined();
+    const secrets = `  pepper: "${PEPPER}"\n  signingKeyEncryptionKey: "\${KEYGATE_SIGNING_KEY_ENCRYPTION_KEY}"`;
+    const key = 'k'.repeat(32);
+    expect(ok(parseConfigText(yaml({ secrets }), { KEYGATE_SIGNING_KEY_ENCRYPTION_KEY: key })).secrets.signingKeyEncryptionKey).toBe(key);
+    expect(errors(parseConfigText(yaml({ secrets }), { KEYGATE_SIGNING_KEY_ENCRYPTION_KEY: 'k'.repeat(31) })).join('\n'))
+      .toMatch(/secrets\.signingKeyEncryptionKey: must be at least 32 characters/);
   });
 });

@@ -108,6 +108,8 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   secrets: z.strictObject({
     pepper: z.string().min(16, { message: 'must be at least 16 characters (set KEYGATE_PEPPER)' }),
+    /** Encrypts token signing keys at rest; when absent, a key derived from the pepper does. */
+    signingKeyEncryptionKey: z.string().min(32, { message: 'must be at least 32 characters' }).optional(),
   }),
   propagation: z.strictObject({ maxStalenessMs: positiveInt.default(30_000) }).prefault({}),
   keys: z.strictObject({
@@ -118,6 +120,9 @@ export const configSchema = z.strictObject({
     ttlSeconds: z.preprocess(fromText, z.number().int().positive().max(86_400)).default(3600),
     algorithm: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
     issuer: z.string().min(1).default('keygate'),
+    audience: z.string().min(1).default('keygate'),
+    /** How long a rotated signing key is published before it signs (the JWKS max-age is at most this). */
+    rotationDelaySeconds: z.preprocess(fromText, z.number().int().min(0).max(86_400)).default(300),
   }).prefault({}),
   rateLimit: z.strictObject({
     onStoreError: z.enum(['local', 'allow', 'deny']).default('local'),

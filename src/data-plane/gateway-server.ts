@@ -158,7 +158,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     if (path === '/.well-known/jwks.json') {
       if (req.method !== 'GET' && req.method !== 'HEAD') refuse(res, requestId, 'METHOD_NOT_ALLOWED', null, 'jwks', null, started, { allow: 'GET, HEAD' });
       else {
-        sendJson(res, requestId, 200, deps.tokens.jwksJson(), { 'cache-control': 'public, max-age=300' });
+        sendJson(res, requestId, 200, deps.tokens.jwksJson(), { 'cache-control': deps.tokens.jwksCacheControl });
         finish(requestId, 'jwks', 200, 'OK', null, started, 0);
       }
       return true;

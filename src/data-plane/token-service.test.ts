@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SignJWT, UnsecuredJWT, exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, UnsecuredJWT, exportJWK, generateKeyPair, importJWK } from 'jose';
+import { SigningKeyCipher } from '../domain/signing-key-cipher.js';
 import type { SigningAlgorithm, SigningKeyRecord } from '../domain/signing-key.js';
 import { CLOCK_SKEW_SECONDS, TokenService, type TokenClaims } from './token-service.js';
 
@@ -87,7 +88,7 @@ describe('TokenService', () => {
     expect(jwks.keys).toHaveLength(1);
     expect(jwks.keys[0]).toMatchObject({ kid: 'sk_1', alg: 'EdDSA', use: 'sig', x: rec.publicJwk.x });
     expect(jwks.keys[0]).not.toHaveProperty('d');
-    expect(svc.jwksJson()).not.toContain(rec.privateJwk.d as string);
+    expect(svc.jwksJson()).not.toContain(rec.privateJwk!.d as string);
   });
 
   it('publishes an empty JWKS before any key is set', () => {
@@ -228,5 +229,74 @@ describe('TokenService', () => {
     const esToken = (await svc.mint(CLAIMS)).token;
     expect(await svc.verify(edToken)).not.toBeNull();
     expect(await svc.verify(esToken)).not.toBeNull();
+  });
+});
+
+/** A token signed with `rec`'s own private key, claims as given (iss and aud this service's unless overridden). */
+async function forge(rec: SigningKeyRecord, claims: Record<string, unknown>): Promise<string> {
+  return new SignJWT({ iss: ISSUER, aud: 'keygate', sub: 'key_abc', key: 'key_abc', sfp: 'fingerprint1', jti: 'j', ...claims })
+    .setProtectedHeader({ alg: rec.alg, kid: rec.id })
+    .sign(await importJWK(rec.privateJwk!, rec.alg));
+}
+
+describe('TokenService: lifetime, audience and activation', () => {
+  const nowS = Math.floor(Date.now() / 1000);
+
+  it('refuses a token signed with its own key that lives longer than ttlSeconds: 10 days, 100 years, ttl + 1 s (regression)', async () => {
+    const rec = await signingKey('sk_1');
+    const svc = await serviceWith(rec);
+    expect(await svc.verify(await forge(rec, { iat: nowS, exp: nowS + TTL }))).not.toBeNull();
+    for (const life of [10 * 86_400, 100 * 365 * 86_400, TTL + 1]) {
+      expect(await svc.verify(await forge(rec, { iat: nowS, exp: nowS + life }))).toBeNull();
+    }
+  });
+
+  it('refuses a token signed with its own key whose iat is more than the clock skew ahead, or absent (regression)', async () => {
+    const rec = await signingKey('sk_1');
+    const svc = await serviceWith(rec);
+    const now = nowS * 1000;
+    expect(await svc.verify(await forge(rec, { iat: nowS + CLOCK_SKEW_SECONDS, exp: nowS + CLOCK_SKEW_SECONDS + 60 }), now)).not.toBeNull();
+    expect(await svc.verify(await forge(rec, { iat: nowS + CLOCK_SKEW_SECONDS + 1, exp: nowS + CLOCK_SKEW_SECONDS + 61 }), now)).toBeNull();
+    expect(await svc.verify(await forge(rec, { iat: nowS + 86_400, exp: nowS + 86_400 + TTL }), now)).toBeNull();
+    expect(await svc.verify(await forge(rec, { exp: nowS + 60 }), now)).toBeNull();
+  });
+
+  it('mints aud = the configured audience and refuses a token of its own key for another audience or none (regression)', async () => {
+    const rec = await signingKey('sk_1');
+    const svc = new TokenService(ISSUER, TTL, { audience: 'https://api.example.com' });
+    await svc.setKeys([rec]);
+    const { token } = await svc.mint(CLAIMS);
+    expect(decodePart(token, 1).aud).toBe('https://api.example.com');
+    expect(await svc.verify(token)).not.toBeNull();
+    expect(await svc.verify(await forge(rec, { iat: nowS, exp: nowS + 60, aud: 'keygate' }))).toBeNull();
+    expect(await svc.verify(await forge(rec, { iat: nowS, exp: nowS + 60, aud: undefined }))).toBeNull();
+    expect(decodePart((await (await serviceWith(rec)).mint(CLAIMS)).token, 1).aud).toBe('keygate');
+  });
+
+  it('publishes a key that becomes active later at once, and signs with it only from its activeFrom (regression)', async () => {
+    const t0 = Date.parse('2030-01-01T00:00:00Z');
+    const old = { ...(await signingKey('sk_old')), createdAt: new Date(t0 - 86_400_000).toISOString() };
+    const at = new Date(t0 + 300_000).toISOString();
+    const next = { ...(await signingKey('sk_new')), createdAt: new Date(t0).toISOString(), activeFrom: at };
+    const svc = new TokenService(ISSUER, TTL, { rotationDelaySeconds: 300 });
+    await svc.setKeys([{ ...old, retiredAt: at }, next], t0);
+    expect((JSON.parse(svc.jwksJson()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid).sort()).toEqual(['sk_new', 'sk_old']);
+    expect(svc.jwksCacheControl).toBe('public, max-age=300');
+    expect(decodePart((await svc.mint(CLAIMS, t0)).token, 0).kid).toBe('sk_old');
+    expect(decodePart((await svc.mint(CLAIMS, t0 + 299_999)).token, 0).kid).toBe('sk_old');
+    expect(decodePart((await svc.mint(CLAIMS, t0 + 300_000)).token, 0).kid).toBe('sk_new');
+    expect(new TokenService(ISSUER, TTL, { rotationDelaySeconds: 5 }).jwksCacheControl).toBe('public, max-age=5');
+  });
+
+  it('opens a sealed private half with its cipher, and signs nothing without the right one', async () => {
+    const rec = await signingKey('sk_1');
+    const cipher = SigningKeyCipher.fromSecrets({ pepper: 'test-pepper-0123456789abcdef' });
+    const { privateJwk, ...rest } = rec;
+    const sealed: SigningKeyRecord = { ...rest, sealedPrivateJwk: cipher.seal(rec, privateJwk!) };
+    const svc = new TokenService(ISSUER, TTL, { cipher });
+    await svc.setKeys([sealed]);
+    expect(await svc.verify((await svc.mint(CLAIMS)).token)).not.toBeNull();
+    const wrong = new TokenService(ISSUER, TTL, { cipher: SigningKeyCipher.fromSecrets({ pepper: 'another-pepper-0123456789abcdef' }) });
+    await expect(wrong.setKeys([sealed])).rejects.toThrow(/cannot decrypt token signing key sk_1/);
   });
 });

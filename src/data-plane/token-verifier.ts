@@ -35,7 +35,7 @@ export class TokenVerifier {
       return this.admit(ctx, cached);
     }
     const generation = this.tokens.generation;
-    return this.tokens.verify(token).then((verified) => {
+    return this.tokens.verify(token, ctx.now).then((verified) => {
       this.cache.set(id, verified ?? generation);
       return this.admit(ctx, verified ?? false);
     });

@@ -10,6 +10,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { RateLimiter } from '../data-plane/rate-limiter.js';
 import type { Change } from '../store/types.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
+import { SigningKeyCipher } from '../domain/signing-key-cipher.js';
 import { createTokenExchange } from '../data-plane/token-endpoint.js';
 import { TokenService } from '../data-plane/token-service.js';
 import { TokenVerifier } from '../data-plane/token-verifier.js';
@@ -53,7 +54,11 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
   });
   const usage = new UsageRecorder(deps.usageSink);
   usage.start();
-  const tokens = new TokenService(config.tokens.issuer, config.tokens.ttlSeconds);
+  const tokens = new TokenService(config.tokens.issuer, config.tokens.ttlSeconds, {
+    audience: config.tokens.audience,
+    cipher: SigningKeyCipher.fromSecrets(config.secrets),
+    rotationDelaySeconds: config.tokens.rotationDelaySeconds,
+  });
   const { routes, upstreams } = compileRoutes({
     config, resolver, tokens: new TokenVerifier(tokens, resolver), limiter: deps.limiter, rateLimited: metrics.rateLimited,
   });

@@ -10,6 +10,7 @@ import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 import { storeKeySource } from '../data-plane/key-resolver.js';
 import { UsageRecorder } from '../data-plane/usage-recorder.js';
 import { startHeartbeat, storeUsageSink } from './heartbeat.js';
+import { startSigningKeySync } from './signing-key-sync.js';
 
 const METRICS_TIMEOUT_MS = 2_000;
 
@@ -56,6 +57,10 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   const workerVersions = new Map<number, { pid: number; appliedVersion: number }>();
   const syncMessage = (): ToWorker => ({ t: 'sync', version: store.appliedVersion(), confirmedAt: store.feedConfirmedAt() });
   const readyWorkers = new Set<number>();
+  // Workers get the keys this process holds, never an empty set from a store that lost them.
+  const signingKeySync = startSigningKeySync({
+    store, signingKeys: app.signingKeys, logger, initial: await store.listSigningKeys(), apply: (keys) => broadcast({ t: 'signing-keys', keys }),
+  });
   let gatewayUrl = '';
   let onAllReady: (() => void) | null = null;
 
@@ -74,7 +79,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
           .catch((err: unknown) => send(w, { t: 'lookup-result', id: m.id, record: null, owner: null, error: String(err) }));
         break;
       case 'signing-keys-req':
-        void store.listSigningKeys().then((keys) => send(w, { t: 'signing-keys', keys }));
+        send(w, { t: 'signing-keys', keys: signingKeySync.held() });
         break;
       case 'limit':
         void Promise.resolve(limiter.take(m.keyId, m.rate, m.quota, m.now))
@@ -99,8 +104,11 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
 
   const unsubscribe = store.subscribe((changes) => {
     broadcast({ t: 'changes', changes: [...changes] });
-    if (changes.some((c) => c.kind === 'signing-key')) void store.listSigningKeys().then((keys) => broadcast({ t: 'signing-keys', keys }));
-  }, () => broadcast({ t: 'reset' }));
+    if (changes.some((c) => c.kind === 'signing-key')) signingKeySync.changed();
+  }, () => {
+    broadcast({ t: 'reset' });
+    signingKeySync.reset();
+  });
   const sync = setInterval(() => broadcast(syncMessage()), freshnessBeatMs(config));
   sync.unref();
 
@@ -153,6 +161,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     stopping = true;
     clearInterval(sync);
     heartbeat.stop();
+    signingKeySync.stop();
     const exits = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w)
       .map((w) => new Promise<void>((resolve) => { w.once('exit', () => resolve()); send(w, { t: 'shutdown' }); }));
     await Promise.all([...exits, drainServer(admin, adminDrain)]);

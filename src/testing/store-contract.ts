@@ -533,7 +533,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         });
         expect(byId(await store.listSigningKeys())).toEqual(byId([retired, s2]));
         const listed = await store.listSigningKeys();
-        listed[0]!.privateJwk.d = 'mutated';
+        listed[0]!.privateJwk!.d = 'mutated';
         expect(byId(await store.listSigningKeys())).toEqual(byId([retired, s2]));
         await store.commit({ ops: [{ op: 'delete', type: 'signing-key', id: s2.id }], audit: [] });
         expect(await store.listSigningKeys()).toEqual([retired]);

@@ -1,5 +1,9 @@
-import { createHmac, sign, type KeyObject } from 'node:crypto';
+import { createHmac, createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'vitest';
+import { SigningKeyCipher } from '../../src/domain/signing-key-cipher.js';
+import type { SigningKeyRecord } from '../../src/domain/signing-key.js';
 import { gw, type GatewayResponse } from './gateway.js';
 import type { Keygate } from './keygate.js';
 
@@ -83,3 +87,37 @@ export async function fetchJwks(kg: Keygate): Promise<{ res: GatewayResponse; ke
 
 /** Members of a JWK that carry private key material (RFC 7517/7518), for any key type. */
 export const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+/** The raw text of an embedded store's journal and snapshot (whichever exist). */
+export function rawStoreFiles(dataDir: string): string {
+  return ['journal.log', 'snapshot.json'].map((f) => join(dataDir, f)).filter((p) => existsSync(p)).map((p) => readFileSync(p, 'utf8')).join('\n');
+}
+
+/**
+ * The gateway's own signing keys as an embedded store keeps them (journal and snapshot, the
+ * latest record of each kid), their private halves opened as the gateway does: with the key
+ * derived from the pepper, or `signingKeyEncryptionKey`. For forging tokens with the real key.
+ */
+export function storedSigningKeys(dataDir: string, secrets: { pepper: string; signingKeyEncryptionKey?: string }): Map<string, KeyObject> {
+  const records = new Map<string, SigningKeyRecord>();
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) { for (const v of value) visit(v); return; }
+    if (value === null || typeof value !== 'object') return;
+    const o = value as Record<string, unknown>;
+    if (typeof o.id === 'string' && o.id.startsWith('sk_') && typeof o.publicJwk === 'object') records.set(o.id, o as unknown as SigningKeyRecord);
+    else for (const v of Object.values(o)) visit(v);
+  };
+  for (const line of rawStoreFiles(dataDir).split('\n')) {
+    if (line.length > 9 && line[8] === ' ') {
+      try { visit(JSON.parse(line.slice(9))); } catch { /* a torn tail */ }
+    }
+  }
+  const cipher = SigningKeyCipher.fromSecrets(secrets);
+  return new Map([...records.values()].map((r) => [r.id, createPrivateKey({ key: cipher.open(r) as any, format: 'jwk' })]));
+}
+
+/** A token like `token` (same header and claims but those `edit` changes), signed again with `key`. */
+export function resign(token: string, key: KeyObject, edit: (payload: Record<string, any>) => Record<string, any>): string {
+  const { header, payload } = decodeJwt(token);
+  return signEd25519(header, edit({ ...payload }), key);
+}
