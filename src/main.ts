@@ -131,6 +131,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     heartbeat.stop();
     // In-flight requests finish first; only then are usage counts flushed and the store closed.
     await Promise.all([drainServer(gateway.server, gateway.drain), drainServer(admin, adminDrain)]);
+    await heartbeat.forget(nodeId);
     unsubscribe();
     await gateway.close();
     await app.store.close();

@@ -6,7 +6,7 @@ import type { KeyRecord } from '../../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { KeygateError } from '../../errors.js';
-import type { Change, ChangeListener, KeyStore, KeyUsage, NodeReport, UsageDelta, WriteBatch } from '../types.js';
+import { NODE_REPORT_MAX_AGE_MS, type Change, type ChangeListener, type KeyStore, type KeyUsage, type NodeReport, type UsageDelta, type WriteBatch } from '../types.js';
 import { AuditFile } from './audit-file.js';
 import { CorruptStoreError, Journal, readFramedRecords, syncDir, writeFramedRecordsAtomic } from './journal.js';
 import { formatLock, heldByAnother, parseLock, thisProcess, type LockHolder } from './lock-holder.js';
@@ -26,6 +26,8 @@ export interface EmbeddedStoreOptions {
   logger: Logger;
   /** Compact the journal into a snapshot once it holds this many bytes. */
   compactAfterBytes?: number;
+  /** Node reports older than this are not listed. */
+  nodeMaxAgeMs?: number;
 }
 
 const clone = <T>(v: T): T => structuredClone(v);
@@ -43,6 +45,7 @@ export class EmbeddedStore implements KeyStore {
   private readonly dir: string;
   private readonly logger: Logger;
   private readonly compactAfterBytes: number;
+  private readonly nodeMaxAgeMs: number;
   private state = new StoreState();
   private journal: Journal | null = null;
   private auditFile: AuditFile | null = null;
@@ -59,6 +62,7 @@ export class EmbeddedStore implements KeyStore {
     this.dir = resolve(opts.path);
     this.logger = opts.logger;
     this.compactAfterBytes = opts.compactAfterBytes ?? 16 * 1024 * 1024;
+    this.nodeMaxAgeMs = opts.nodeMaxAgeMs ?? NODE_REPORT_MAX_AGE_MS;
   }
 
   async open(): Promise<void> {
@@ -390,7 +394,17 @@ export class EmbeddedStore implements KeyStore {
   }
 
   async listNodes(): Promise<NodeReport[]> {
-    return [...this.nodes.values()].map((n) => ({ ...n }));
+    const cutoff = Date.now() - this.nodeMaxAgeMs;
+    const out: NodeReport[] = [];
+    for (const [id, n] of this.nodes) {
+      if (Date.parse(n.reportedAt) < cutoff) this.nodes.delete(id);
+      else out.push({ ...n });
+    }
+    return out;
+  }
+
+  async forgetNode(id: string): Promise<void> {
+    this.nodes.delete(id);
   }
 }
 
