@@ -2,7 +2,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../observability/metrics.js';
 import type { KeyStore, NodeReport } from '../store/types.js';
-import { liveInstances, startHeartbeat } from './heartbeat.js';
+import { atMost, liveInstances, startHeartbeat } from './heartbeat.js';
 
 const NOW = Date.parse('2030-01-01T12:00:00.000Z');
 
@@ -96,5 +96,21 @@ describe('startHeartbeat', () => {
     } finally {
       heartbeat.stop();
     }
+  });
+});
+
+describe('atMost', () => {
+  it('stops waiting for a promise that never settles (a hung store) after the bound', async () => {
+    const started = Date.now();
+    await atMost(new Promise<void>(() => undefined), 50);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('returns as soon as the promise settles, and passes its rejection on', async () => {
+    const started = Date.now();
+    await atMost(Promise.resolve(), 10_000);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await expect(atMost(Promise.reject(new Error('boom')), 10_000)).rejects.toThrow('boom');
   });
 });

@@ -64,6 +64,19 @@ export function startHeartbeat(opts: {
   return { beat, forget, stop: () => clearInterval(timer) };
 }
 
+/** How long a stopping process waits for its nodes' reports to be dropped (a hung store must not hold up the exit). */
+export const FORGET_ON_STOP_MS = 1_000;
+
+/** Waits for `p`, but no longer than `ms`. */
+export async function atMost(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Usage batches written to the store; a failure is counted and rethrown, so the batch is kept for the next flush. */
 export function storeUsageSink(store: KeyStore, metrics: Metrics): (deltas: UsageDelta[]) => Promise<void> {
   return async (deltas) => {

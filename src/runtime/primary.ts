@@ -9,7 +9,7 @@ import { listen } from './gateway-node.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 import { storeKeySource } from '../data-plane/key-resolver.js';
 import { UsageRecorder } from '../data-plane/usage-recorder.js';
-import { startHeartbeat, storeUsageSink } from './heartbeat.js';
+import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './heartbeat.js';
 
 const METRICS_TIMEOUT_MS = 2_000;
 
@@ -163,7 +163,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     const exits = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w)
       .map((w) => new Promise<void>((resolve) => { w.once('exit', () => resolve()); send(w, { t: 'shutdown' }); }));
     await Promise.all([...exits, drainServer(admin, adminDrain)]);
-    await forgotten;
+    await atMost(forgotten, FORGET_ON_STOP_MS);
     unsubscribe();
     await usage.stop();
     await store.close();
