@@ -15,7 +15,7 @@ import { createGatewayNode, listen } from './runtime/gateway-node.js';
 import { startPrimary } from './runtime/primary.js';
 import { freshnessBeatMs, onTermination, workerCount } from './runtime/process.js';
 import { runWorker } from './runtime/worker.js';
-import { startHeartbeat, storeUsageSink } from './runtime/heartbeat.js';
+import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './runtime/heartbeat.js';
 import { startSigningKeySync } from './runtime/signing-key-sync.js';
 import { EmbeddedStore } from './store/embedded/embedded-store.js';
 import { RedisConnection } from './store/redis/connection.js';
@@ -137,6 +137,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     signingKeySync.stop();
     // In-flight requests finish first; only then are usage counts flushed and the store closed.
     await Promise.all([drainServer(gateway.server, gateway.drain), drainServer(admin, adminDrain)]);
+    await atMost(heartbeat.forget(nodeId), FORGET_ON_STOP_MS);
     unsubscribe();
     await gateway.close();
     await app.store.close();

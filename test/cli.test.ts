@@ -39,6 +39,7 @@ describe('keygate check-config', () => {
     ['a duplicate route', (c) => { c.routes.push({ ...c.routes[0], name: 'dup' }); }, 'routes[4]'],
     ['no admin token', (c) => { c.admin.tokens = []; }, 'admin.tokens'],
     ['an unknown upstream in upstreamTest', (c) => { c.routes[0].upstreamTest = 'nope'; }, 'routes[0].upstreamTest'],
+    ['a preset naming an unknown permission (regression: it passed)', (c) => { c.permissionPresets = { 'read-only': ['events.raed'] }; }, 'permissionPresets.read-only[0]: unknown permission "events.raed"'],
   ];
   for (const [what, mutate, path] of invalid) {
     it(`exits 1 naming ${path} for ${what}`, async () => {

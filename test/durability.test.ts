@@ -309,6 +309,23 @@ describe('data dir', () => {
     }
   });
 
+  it('starts on a data dir whose stale lock names a pid now held by another live process (regression: "in use by process N" after a container restart)', async () => {
+    const dataDir = freshDataDir();
+    const first = await start(dataDir);
+    const ws = await createWorkspace(first, 'reused-pid');
+    expect(await stopClean(first, 'SIGKILL')).toBeNull();
+    const lockFile = join(dataDir, 'store.lock');
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      // The dead holder's pid now belongs to a process that started after it.
+      writeFileSync(lockFile, readFileSync(lockFile, 'utf8').replace(/\d+/, String(other.pid)));
+      const again = await start(dataDir);
+      expect((await again.admin('GET', `/v1/workspaces/${ws}`)).status).toBe(200);
+    } finally {
+      other.kill();
+    }
+  });
+
   it('exits non-zero, instead of hanging, when gateway workers cannot take the port (regression)', async () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));

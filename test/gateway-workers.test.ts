@@ -204,3 +204,60 @@ describe('SIGTERM with one process', () => {
     expect(await exited).toBe(0);
   });
 });
+
+describe('gateway.workers: 2, one worker killed', () => {
+  let kg: Keygate;
+
+  beforeAll(async () => {
+    kg = await startKeygate({ config: gatewayConfig({ events, eventsTest, gateway: { workers: 2 } }) });
+  });
+
+  afterAll(async () => {
+    await stopAndClean(kg);
+  });
+
+  /** The pids of the gateway nodes GET /v1/nodes lists (node ids end in ":<pid>"). */
+  async function listedPids(): Promise<number[]> {
+    const res = await kg.admin('GET', '/v1/nodes');
+    expect(res.status).toBe(200);
+    return (res.body.items as any[]).filter((n) => n.role === 'gateway').map((n) => Number(String(n.id).split(':').pop())).sort((a, b) => a - b);
+  }
+
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  async function until<T>(what: string, ms: number, probe: () => Promise<T | null>): Promise<T> {
+    const started = Date.now();
+    for (;;) {
+      const got = await probe();
+      if (got !== null) return got;
+      if (Date.now() - started > ms) throw new Error(`not within ${ms} ms: ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  it('lists only live processes on GET /v1/nodes within 15 s of a worker being killed (SIGKILL) and respawned (regression: the dead worker stayed listed)', async () => {
+    const before = await until('two workers listed', 10_000, async () => { const p = await listedPids(); return p.length === 2 ? p : null; });
+    const [victim, survivor] = before as [number, number];
+    process.kill(victim, 'SIGKILL');
+    const killedAt = Date.now();
+    const after = await until('the respawned worker listed in place of the killed one', 20_000, async () => {
+      const p = await listedPids();
+      return p.length === 2 && !p.includes(victim) && p.every(alive) ? p : null;
+    });
+    const ms = Date.now() - killedAt;
+    console.log(`GET /v1/nodes listed only live workers ${ms} ms after the SIGKILL: ${JSON.stringify({ before, after })}`);
+    expect(ms).toBeLessThan(15_000);
+    expect(after).toContain(survivor);
+    // And it stays that way over the next heartbeat: nothing reports the dead worker again.
+    await new Promise((r) => setTimeout(r, 5_500));
+    const later = await listedPids();
+    expect(later).toEqual(after);
+  });
+});

@@ -345,3 +345,59 @@ describe.skipIf(!requireRedis())('a node with gateway.workers: 2 and a second no
     expect(ms).toBeLessThan(1_000);
   });
 });
+
+describe.skipIf(!requireRedis())('nodes leaving a Redis store', () => {
+  let redis: RedisServer;
+  const nodes: Keygate[] = [];
+
+  beforeAll(async () => {
+    ({ events, eventsTest } = pair);
+    redis = await startRedis();
+    const opts = { events, eventsTest, url: redis.url, keyPrefix: uniquePrefix('leaving') };
+    for (let i = 0; i < 3; i++) nodes.push(await startKeygate({ config: redisNodeConfig(opts) }));
+  });
+
+  afterAll(async () => {
+    for (const kg of nodes) await stopNode(kg);
+    await redis?.cleanup();
+  });
+
+  const listedPids = async (kg: Keygate): Promise<number[]> => {
+    const res = await kg.admin('GET', '/v1/nodes');
+    expect(res.status).toBe(200);
+    return (res.body.items as any[]).map((n) => Number(String(n.id).split(':').pop())).sort((x, y) => x - y);
+  };
+
+  async function untilListed(kg: Keygate, want: number[], ms: number): Promise<number> {
+    const started = Date.now();
+    const sorted = [...want].sort((x, y) => x - y);
+    for (;;) {
+      const got = await listedPids(kg);
+      if (JSON.stringify(got) === JSON.stringify(sorted)) return Date.now() - started;
+      if (Date.now() - started > ms) throw new Error(`GET /v1/nodes still lists ${JSON.stringify(got)} after ${ms} ms, want ${JSON.stringify(sorted)}`);
+      await sleep(200);
+    }
+  }
+
+  it('drops a node stopped with SIGTERM at once, and one killed with SIGKILL within 15 s of its last report (regression: both stayed listed for a day)', async () => {
+    const [a, b, c] = nodes as [Keygate, Keygate, Keygate];
+    const pid = (kg: Keygate): number => kg.proc.pid!;
+    await untilListed(a, [pid(a), pid(b), pid(c)], 10_000);
+
+    expect(await c.stop('SIGTERM')).toBe(0);
+    const afterStop = await untilListed(a, [pid(a), pid(b)], 2_000);
+    console.log(`GET /v1/nodes dropped the SIGTERMed node after ${afterStop} ms`);
+
+    const killedAt = Date.now();
+    expect(await b.stop('SIGKILL')).toBeNull();
+    // Its last report, which nothing refreshes now.
+    const last = ((await a.admin('GET', '/v1/nodes')).body.items as any[]).find((n) => n.id.endsWith(`:${pid(b)}`));
+    expect(last, 'the killed node is listed until its report ages out').toBeDefined();
+    await untilListed(a, [pid(a)], 20_000);
+    const droppedAt = Date.now();
+    const sinceReport = droppedAt - Date.parse(last.reportedAt);
+    console.log(`GET /v1/nodes dropped the SIGKILLed node ${droppedAt - killedAt} ms after the kill, ${sinceReport} ms after its last report`);
+    expect(sinceReport).toBeGreaterThan(15_000);
+    expect(sinceReport).toBeLessThan(17_000); // 15 s, and the polling (200 ms plus the request) on a busy machine
+  });
+});

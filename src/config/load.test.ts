@@ -397,6 +397,30 @@ describe('validation messages name the path in the file', () => {
     const errs = errors(parseConfigText(yaml({ extra: 'permissionPresets:\n  broken: ["*.*"]' }), {}));
     expect(errs.some((e) => e.startsWith('permissionPresets.broken[0]:'))).toBe(true);
   });
+
+  it('refuses a preset naming a permission no route requires, naming its position (regression: it passed)', () => {
+    const errs = errors(parseConfigText(yaml({ extra: 'permissionPresets:\n  read-only: ["events.create", "events.reed"]' }), {}));
+    expect(errs).toEqual(['permissionPresets.read-only[1]: unknown permission "events.reed"']);
+  });
+
+  it('refuses a preset pattern that matches no route permission: an unknown module, or an action no route has (regression: they passed)', () => {
+    const errs = errors(parseConfigText(yaml({ extra: 'permissionPresets:\n  writers: ["billing.*", "*.write", "*"]' }), {}));
+    expect(errs).toEqual([
+      'permissionPresets.writers[0]: unknown permission module in "billing.*"',
+      'permissionPresets.writers[1]: no route permission matches "*.write"',
+    ]);
+  });
+
+  it('accepts declared presets whose names and patterns match route permissions', () => {
+    const config = ok(parseConfigText(yaml({ extra: 'permissionPresets:\n  senders: ["events.create", "events.*", "*.create", "*"]' }), {}));
+    expect(config.permissionPresets).toEqual({ senders: ['events.create', 'events.*', '*.create', '*'] });
+  });
+
+  it('keeps the built-in presets when the file declares none, even with no ".read" route for read-only to match', () => {
+    const config = ok(parseConfigText(yaml(), {}));
+    expect(config.routes.map((r) => r.permission)).toEqual(['events.create']);
+    expect(config.permissionPresets).toEqual({ 'read-only': ['*.read'], 'full-access': ['*'] });
+  });
 });
 
 describe('defaults', () => {

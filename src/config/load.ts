@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { formatIssues } from '../domain/issues.js';
+import { PermissionCatalogue } from '../domain/permissions.js';
 import { configSchema, type Config } from './schema.js';
 import { interpolate } from './interpolate.js';
 
@@ -33,7 +34,8 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.e
   const parsed = configSchema.safeParse(interpolated.value);
   if (!parsed.success) return { ok: false, errors: formatIssues(parsed.error.issues) };
   const config = parsed.data;
-  const errors = crossCheck(config);
+  const declaresPresets = typeof interpolated.value === 'object' && interpolated.value !== null && 'permissionPresets' in interpolated.value;
+  const errors = crossCheck(config, declaresPresets);
   const warnings: string[] = [];
   const production = env.NODE_ENV === 'production';
   const devValue = (what: string, path: string) => {
@@ -55,7 +57,7 @@ function routeShape(method: string, path: string): string {
 /** The gateway's own endpoints, answered ahead of every route. */
 const RESERVED_PATHS = new Set(['/auth/token', '/.well-known/jwks.json']);
 
-function crossCheck(config: Config): string[] {
+function crossCheck(config: Config, declaresPresets: boolean): string[] {
   const errors: string[] = [];
   const names = new Map<string, number>();
   const shapes = new Map<string, number>();
@@ -77,6 +79,17 @@ function crossCheck(config: Config): string[] {
       errors.push(`${at}.profileScope: "${route.profileScope}" is not a {parameter} of the path`);
     }
   });
+  // Presets the file declares are checked against the routes' permissions; the built-in ones
+  // (read-only: ["*.read"], full-access: ["*"]) stand as they are, whatever the routes.
+  if (declaresPresets) {
+    const catalogue = new PermissionCatalogue(config.routes.map((r) => r.permission));
+    for (const [name, patterns] of Object.entries(config.permissionPresets)) {
+      patterns.forEach((p, i) => {
+        const problem = catalogue.presetProblemWith(p);
+        if (problem) errors.push(`permissionPresets.${name}[${i}]: ${problem}`);
+      });
+    }
+  }
   const tokenNames = new Set<string>();
   const tokenValues = new Set<string>();
   config.admin.tokens.forEach((t, i) => {

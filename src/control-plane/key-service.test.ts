@@ -102,3 +102,31 @@ describe('KeyService.create: rate-limit defaults', () => {
     expect(parseBody(createKeySchema, { workspaceId: WS, name: 'k', rateLimit: null }).rateLimit).toBeNull();
   });
 });
+
+describe('KeyService.create: presets', () => {
+  let dir: string;
+  let store: EmbeddedStore;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'keygate-key-service-'));
+    store = new EmbeddedStore({ path: join(dir, 'data'), logger });
+    await store.open();
+    await store.commit({ ops: [{ op: 'put', entity: { type: 'workspace', value: { id: WS, name: 'ws', createdAt: new Date().toISOString() } } }], audit: [] });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('checks a preset\'s permissions against the catalogue as it checks permissions given one by one (regression: a preset skipped the check)', async () => {
+    // A preset the catalogue does not back (config checks refuse this in a file; the service checks it too).
+    const cfg: Config = { ...config(CONFIG), permissionPresets: { stale: ['events.create', 'events.delete'] } };
+    const service = new KeyService({ store, config: cfg, catalogue: new PermissionCatalogue(['events.create']) });
+    const refused = service.create(parseBody(createKeySchema, { workspaceId: WS, name: 'k', preset: 'stale' }), actor);
+    await expect(refused).rejects.toMatchObject({ code: 'BAD_REQUEST', problems: ['preset: "stale"[1]: unknown permission "events.delete"'] });
+    const byHand = service.create(parseBody(createKeySchema, { workspaceId: WS, name: 'k', permissions: ['events.create', 'events.delete'] }), actor);
+    await expect(byHand).rejects.toMatchObject({ code: 'BAD_REQUEST', problems: ['permissions[1]: unknown permission "events.delete"'] });
+    expect(await store.scanKeys(0, 10)).toEqual([]);
+  });
+});

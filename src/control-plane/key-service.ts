@@ -75,6 +75,11 @@ export class KeyService {
         problems.push(`preset: unknown preset "${preset}" (known: ${Object.keys(this.config.permissionPresets).join(', ') || 'none'})`);
         return undefined;
       }
+      // The same catalogue check as permissions given one by one.
+      bundle.forEach((p, i) => {
+        const problem = this.catalogue.problemWith(p);
+        if (problem) problems.push(`preset: "${preset}"[${i}]: ${problem}`);
+      });
       return [...bundle];
     }
     if (permissions === undefined) return undefined;

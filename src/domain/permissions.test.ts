@@ -216,4 +216,19 @@ describe('PermissionCatalogue', () => {
     expect(empty.problemWith('events.create')).not.toBeNull();
     expect(empty.problemWith('*')).toBeNull();
   });
+
+  it('accepts in a preset what a key accepts when some route permission matches it', () => {
+    for (const good of ['events.create', 'events.*', '*.read', '*.update', '*']) expect(catalogue.presetProblemWith(good), good).toBeNull();
+  });
+
+  it('refuses in a preset a "*.<action>" pattern that no route permission matches, naming it', () => {
+    const problem = catalogue.presetProblemWith('*.delete');
+    expect(problem).toBe('no route permission matches "*.delete"');
+    expect(catalogue.problemWith('*.delete')).toBeNull();
+  });
+
+  it('refuses in a preset an unknown name or module and a malformed string, as on a key', () => {
+    for (const bad of ['events.delete', 'billing.*', '*.*']) expect(catalogue.presetProblemWith(bad), bad).toBe(catalogue.problemWith(bad));
+    expect(catalogue.presetProblemWith('events.delete')).toContain('unknown permission');
+  });
 });

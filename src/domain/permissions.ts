@@ -37,20 +37,24 @@ export function parsePermissionPattern(s: string): PermissionPattern | null {
 export class PermissionCatalogue {
   readonly names: ReadonlySet<string>;
   readonly modules: ReadonlyMap<string, readonly string[]>;
+  private readonly actions: ReadonlySet<string>;
 
   constructor(names: Iterable<string>) {
     const set = new Set<string>();
     const modules = new Map<string, string[]>();
+    const actions = new Set<string>();
     for (const name of names) {
       if (set.has(name)) continue;
       set.add(name);
-      const { module } = splitName(name);
+      const { module, action } = splitName(name);
+      actions.add(action);
       const list = modules.get(module) ?? [];
       list.push(name);
       modules.set(module, list);
     }
     for (const list of modules.values()) list.sort();
     this.names = set;
+    this.actions = actions;
     this.modules = new Map([...modules.entries()].sort(([a], [b]) => a.localeCompare(b)));
   }
 
@@ -64,6 +68,19 @@ export class PermissionCatalogue {
     if (!parsed) return `"${pattern}" is not a permission name or pattern`;
     if (parsed.kind === 'exact' && !this.names.has(parsed.name)) return `unknown permission "${pattern}"`;
     if (parsed.kind === 'module' && !this.modules.has(parsed.module)) return `unknown permission module in "${pattern}"`;
+    return null;
+  }
+
+  /**
+   * Why a pattern is not acceptable in a preset the config declares, or null when it is: as
+   * on a key, and a `*.<action>` pattern must also match some route's permission, since the
+   * preset and the routes are read from the same file.
+   */
+  presetProblemWith(pattern: string): string | null {
+    const problem = this.problemWith(pattern);
+    if (problem) return problem;
+    const parsed = parsePermissionPattern(pattern)!;
+    if (parsed.kind === 'action' && !this.actions.has(parsed.action)) return `no route permission matches "${pattern}"`;
     return null;
   }
 }

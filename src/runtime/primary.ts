@@ -9,7 +9,7 @@ import { listen } from './gateway-node.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 import { storeKeySource } from '../data-plane/key-resolver.js';
 import { UsageRecorder } from '../data-plane/usage-recorder.js';
-import { startHeartbeat, storeUsageSink } from './heartbeat.js';
+import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './heartbeat.js';
 import { startSigningKeySync } from './signing-key-sync.js';
 
 const METRICS_TIMEOUT_MS = 2_000;
@@ -89,6 +89,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
         usage.merge(m.deltas);
         break;
       case 'report':
+        if (w.isDead()) break; // a last message read after its exit: its node is already dropped
         workerVersions.set(w.id, { pid: w.process.pid ?? w.id, appliedVersion: m.appliedVersion });
         break;
       case 'metrics-res': {
@@ -114,12 +115,13 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
 
   // Each worker is a gateway node with its own cache; this process reports them all.
   const instance = `${hostname()}:${process.pid}`;
+  const nodeId = (pid: number): string => `${hostname()}:${pid}`;
   const heartbeat = startHeartbeat({
     store,
     metrics,
     logger,
     reports: () => [...workerVersions.values()].map((v) => ({
-      id: `${hostname()}:${v.pid}`, instance, role: 'gateway' as const, appliedVersion: v.appliedVersion, reportedAt: new Date().toISOString(),
+      id: nodeId(v.pid), instance, role: 'gateway' as const, appliedVersion: v.appliedVersion, reportedAt: new Date().toISOString(),
     })),
     onInstances: (n) => { app.instances.count = n; },
   });
@@ -132,9 +134,14 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     w.on('message', (m: unknown) => handle(w, m));
     return w;
   };
+  // Forgets run in order, so the latest one settles after all before it.
+  let forgotten: Promise<void> = Promise.resolve();
   cluster.on('exit', (w, code, signal) => {
     readyWorkers.delete(w.id);
+    // Its node is gone with it: drop the report now rather than let it age out.
+    const reported = workerVersions.get(w.id);
     workerVersions.delete(w.id);
+    if (reported) forgotten = heartbeat.forget(nodeId(reported.pid));
     if (stopping) return;
     if (!ready) {
       // A worker that cannot start (the port is taken, say) would fail again: stop, don't loop.
@@ -165,6 +172,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     const exits = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w)
       .map((w) => new Promise<void>((resolve) => { w.once('exit', () => resolve()); send(w, { t: 'shutdown' }); }));
     await Promise.all([...exits, drainServer(admin, adminDrain)]);
+    await atMost(forgotten, FORGET_ON_STOP_MS);
     unsubscribe();
     await usage.stop();
     await store.close();

@@ -39,6 +39,12 @@ export interface Change {
   at: number;
 }
 
+/**
+ * Nodes report every 5 s; a report not refreshed for three of those is no longer listed: its
+ * process is gone (killed, or cut off from the store).
+ */
+export const NODE_REPORT_MAX_AGE_MS = 15_000;
+
 export interface NodeReport {
   id: string;
   /** The keygate process the node belongs to (a process with workers reports one node per worker). */
@@ -103,7 +109,10 @@ export interface KeyStore {
   getUsage(keyId: string): Promise<KeyUsage>;
 
   reportNode(report: NodeReport): Promise<void>;
+  /** The nodes that reported within the last `NODE_REPORT_MAX_AGE_MS` (or the store's own bound). */
   listNodes(): Promise<NodeReport[]>;
+  /** Drops a node's report at once: its process has exited. */
+  forgetNode(id: string): Promise<void>;
 }
 
 export function preconditionToken(entity: Entity): string {

@@ -917,6 +917,32 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(byId(await store.listNodes())).toEqual(byId([latest, adminReport]));
         expect(await store.currentVersion()).toBe(0);
       });
+
+      it('stops listing a node whose last report is older than 15 s, and lists it again when it reports (regression: dead nodes stayed listed)', async () => {
+        const store = await openStore();
+        const live = uniqueId('gw-live');
+        const dead = uniqueId('gw-dead');
+        const now = Date.now();
+        const liveReport: NodeReport = { id: live, role: 'gateway', appliedVersion: 1, reportedAt: new Date(now - 10_000).toISOString() };
+        await store.reportNode(liveReport);
+        await store.reportNode({ id: dead, role: 'gateway', appliedVersion: 1, reportedAt: new Date(now - 16_000).toISOString() });
+        expect(byId(await store.listNodes())).toEqual(byId([liveReport]));
+        const back: NodeReport = { id: dead, role: 'gateway', appliedVersion: 2, reportedAt: new Date().toISOString() };
+        await store.reportNode(back);
+        expect(byId(await store.listNodes())).toEqual(byId([liveReport, back]));
+      });
+
+      it('drops a node at once on forgetNode; forgetting an unknown node is no error', async () => {
+        const store = await openStore();
+        const gone = uniqueId('gw-gone');
+        const kept = uniqueId('gw-kept');
+        const keptReport: NodeReport = { id: kept, role: 'gateway', appliedVersion: 1, reportedAt: new Date().toISOString() };
+        await store.reportNode({ id: gone, role: 'gateway', appliedVersion: 1, reportedAt: new Date().toISOString() });
+        await store.reportNode(keptReport);
+        await store.forgetNode(gone);
+        await store.forgetNode(uniqueId('gw-never'));
+        expect(byId(await store.listNodes())).toEqual(byId([keptReport]));
+      });
     });
   });
 }

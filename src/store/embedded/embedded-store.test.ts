@@ -8,11 +8,13 @@ import { audit, deleteKey, keyRecord, putKey, T0, timeless, workspace } from '..
 import type { Change, KeyStore } from '../types.js';
 import { EmbeddedStore } from './embedded-store.js';
 import { frame } from './journal.js';
+import { describeProcess } from './lock-holder.js';
 
 // What only the embedded store does: its files, lock, journal and snapshot. The behaviour every
 // store shares is in the store contract (embedded-store.contract.test.ts).
 
 const logger = pino({ level: 'silent' });
+const hasProc = existsSync('/proc/self/stat');
 
 describe('EmbeddedStore', () => {
   let root: string;
@@ -266,6 +268,72 @@ describe('EmbeddedStore', () => {
       writeFileSync(join(dir, 'store.lock'), String(dead.pid));
       const store = await openStore();
       expect((await store.getKey(rec.id))?.id).toBe(rec.id);
+    });
+
+    /** A live process unrelated to the store, for a lock to name. */
+    function sleeper(): ChildProcess {
+      return spawn('sleep', ['60'], { stdio: 'ignore' });
+    }
+
+    it.skipIf(!hasProc)('takes over a lock whose pid now belongs to another live process (regression: a reused pid blocked start-up)', async () => {
+      const first = await openStore();
+      const rec = keyRecord();
+      await first.commit(putKey(rec));
+      const left = readFileSync(join(dir, 'store.lock'), 'utf8'); // as a kill -9 would leave it
+      await closeStore(first);
+      const other = sleeper();
+      try {
+        // The holder is gone and its pid now names a process started later (a restarted container).
+        writeFileSync(join(dir, 'store.lock'), left.replace(/\d+/, String(other.pid)));
+        const store = await openStore();
+        expect((await store.getKey(rec.id))?.id).toBe(rec.id);
+        expect(readFileSync(join(dir, 'store.lock'), 'utf8')).toBe(left);
+      } finally {
+        other.kill();
+      }
+    });
+
+    it.skipIf(!hasProc)('takes over a lock written before the last boot, although its pid and start time name a live process', async () => {
+      const other = sleeper();
+      try {
+        const holder = await describeProcess(other.pid!);
+        expect(holder.startTime).toBeDefined();
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'store.lock'), JSON.stringify({ ...holder, bootId: 'a-boot-before-this-one' }));
+        await openStore();
+      } finally {
+        other.kill();
+      }
+    });
+
+    it.skipIf(!hasProc)('refuses a lock that names a live process by its pid, start time and boot id: the holder', async () => {
+      const holder = sleeper();
+      try {
+        const lock = JSON.stringify(await describeProcess(holder.pid!));
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'store.lock'), lock);
+        const store = new EmbeddedStore({ path: dir, logger });
+        await expect(store.open()).rejects.toThrow(`in use by process ${holder.pid}`);
+        expect(readFileSync(join(dir, 'store.lock'), 'utf8')).toBe(lock);
+      } finally {
+        holder.kill();
+      }
+    });
+
+    it('writes its pid, start time and boot id into the lock file', async () => {
+      await openStore();
+      const lock = JSON.parse(readFileSync(join(dir, 'store.lock'), 'utf8'));
+      expect(lock.pid).toBe(process.pid);
+      if (hasProc) {
+        expect(lock.startTime).toMatch(/^\d+$/);
+        expect(lock.bootId).toBe(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+      }
+    });
+
+    it('takes over an empty lock file (its text never reached the disk before a power loss)', async () => {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'store.lock'), '');
+      await openStore();
     });
 
     it('removes its lock file on close', async () => {

@@ -6,9 +6,10 @@ import type { KeyRecord } from '../../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { KeygateError } from '../../errors.js';
-import type { Change, ChangeListener, KeyStore, KeyUsage, NodeReport, UsageDelta, WriteBatch } from '../types.js';
+import { NODE_REPORT_MAX_AGE_MS, type Change, type ChangeListener, type KeyStore, type KeyUsage, type NodeReport, type UsageDelta, type WriteBatch } from '../types.js';
 import { AuditFile } from './audit-file.js';
 import { CorruptStoreError, Journal, readFramedRecords, syncDir, writeFramedRecordsAtomic } from './journal.js';
+import { formatLock, heldByAnother, parseLock, thisProcess, type LockHolder } from './lock-holder.js';
 import { SnapshotReader, StoreState, type BatchRecord } from './state.js';
 
 const JOURNAL = 'journal.log';
@@ -25,6 +26,8 @@ export interface EmbeddedStoreOptions {
   logger: Logger;
   /** Compact the journal into a snapshot once it holds this many bytes. */
   compactAfterBytes?: number;
+  /** Node reports older than this are not listed. */
+  nodeMaxAgeMs?: number;
 }
 
 const clone = <T>(v: T): T => structuredClone(v);
@@ -42,6 +45,7 @@ export class EmbeddedStore implements KeyStore {
   private readonly dir: string;
   private readonly logger: Logger;
   private readonly compactAfterBytes: number;
+  private readonly nodeMaxAgeMs: number;
   private state = new StoreState();
   private journal: Journal | null = null;
   private auditFile: AuditFile | null = null;
@@ -58,6 +62,7 @@ export class EmbeddedStore implements KeyStore {
     this.dir = resolve(opts.path);
     this.logger = opts.logger;
     this.compactAfterBytes = opts.compactAfterBytes ?? 16 * 1024 * 1024;
+    this.nodeMaxAgeMs = opts.nodeMaxAgeMs ?? NODE_REPORT_MAX_AGE_MS;
   }
 
   async open(): Promise<void> {
@@ -117,14 +122,15 @@ export class EmbeddedStore implements KeyStore {
    * One writer per directory. The lock file is created whole and atomically (written under a
    * private name, then hard-linked into place, which fails if it exists). A lock left by a dead
    * process is taken over only while holding a second, equally atomic takeover lock, so two
-   * processes starting together after a crash cannot both win.
+   * processes starting together after a crash cannot both win. The lock names this process by
+   * pid, start time and boot id, so a pid that now belongs to another process is no holder.
    */
   private async acquireLock(): Promise<void> {
     if (openInThisProcess.has(this.dir)) throw new Error(`the store at ${this.dir} is already open in this process (the embedded store has a single writer)`);
     const lockPath = join(this.dir, LOCK);
     const takeoverPath = `${lockPath}.takeover`;
     const mine = join(this.dir, `${LOCK}.${process.pid}.${randomBytes(6).toString('hex')}`);
-    await fsp.writeFile(mine, String(process.pid), { mode: 0o600 });
+    await fsp.writeFile(mine, formatLock(await thisProcess()), { mode: 0o600 });
     const inUse = (pid: number) => new Error(`the store at ${this.dir} is in use by process ${pid} (the embedded store has a single writer)`);
     try {
       for (let attempt = 0; attempt < 5; attempt++) {
@@ -132,19 +138,19 @@ export class EmbeddedStore implements KeyStore {
           openInThisProcess.add(this.dir);
           return;
         }
-        const holder = await readPid(lockPath);
+        const holder = await readLock(lockPath);
         if (holder === null) continue; // it went away meanwhile: try again
-        if (heldByAnother(holder)) throw inUse(holder);
+        if (await heldByAnother(holder)) throw inUse(holder.pid);
         // The holder died without cleaning up (kill -9). Only the holder of the takeover lock may replace it.
         if (!(await linkIfAbsent(mine, takeoverPath))) {
-          const taker = await readPid(takeoverPath);
-          if (taker !== null && heldByAnother(taker)) throw inUse(taker);
+          const taker = await readLock(takeoverPath);
+          if (taker !== null && (await heldByAnother(taker))) throw inUse(taker.pid);
           await fsp.rm(takeoverPath, { force: true });
           continue;
         }
         try {
-          const again = await readPid(lockPath);
-          if (again !== null && heldByAnother(again)) throw inUse(again);
+          const again = await readLock(lockPath);
+          if (again !== null && (await heldByAnother(again))) throw inUse(again.pid);
           await fsp.rm(lockPath, { force: true });
           if (await linkIfAbsent(mine, lockPath)) {
             openInThisProcess.add(this.dir);
@@ -388,21 +394,17 @@ export class EmbeddedStore implements KeyStore {
   }
 
   async listNodes(): Promise<NodeReport[]> {
-    return [...this.nodes.values()].map((n) => ({ ...n }));
+    const cutoff = Date.now() - this.nodeMaxAgeMs;
+    const out: NodeReport[] = [];
+    for (const [id, n] of this.nodes) {
+      if (Date.parse(n.reportedAt) < cutoff) this.nodes.delete(id);
+      else out.push({ ...n });
+    }
+    return out;
   }
-}
 
-/** A live process other than this one (a lock naming our own pid is left from a previous life of it). */
-function heldByAnother(pid: number): boolean {
-  return pid > 0 && pid !== process.pid && processAlive(pid);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  async forgetNode(id: string): Promise<void> {
+    this.nodes.delete(id);
   }
 }
 
@@ -417,9 +419,8 @@ async function linkIfAbsent(from: string, to: string): Promise<boolean> {
   }
 }
 
-async function readPid(path: string): Promise<number | null> {
+/** The holder a lock file names; null when the file is gone. */
+async function readLock(path: string): Promise<LockHolder | null> {
   const text = await fsp.readFile(path, 'utf8').catch(() => null);
-  if (text === null) return null;
-  const pid = Number(text.trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : 0;
+  return text === null ? null : parseLock(text);
 }

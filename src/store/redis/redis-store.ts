@@ -6,6 +6,7 @@ import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import type {
   Change, ChangeListener, EntityType, KeyStore, KeyUsage, NodeReport, ResetListener, UsageDelta, WriteBatch,
 } from '../types.js';
+import { NODE_REPORT_MAX_AGE_MS } from '../types.js';
 import { ChangeFeedReader, parseFeedEntry } from './change-feed.js';
 import type { RedisConnection } from './connection.js';
 import { COMMIT, LOOKUP, RECORD_USAGE } from './scripts.js';
@@ -17,11 +18,14 @@ export interface RedisStoreOptions {
   feedLength?: number;
   /** How long one blocking read of the feed waits; bounds how stale a quiet node may look. */
   feedBlockMs?: number;
-  /** Node reports older than this are dropped from the list. */
-  nodeRetentionMs?: number;
+  /** Node reports older than this are not listed. */
+  nodeMaxAgeMs?: number;
 }
 
-/** Reports older than this are not listed: the node is gone. */
+/**
+ * Reports older than this are deleted from Redis; younger ones past the listing bound are only
+ * left out (deleting a report another node may be refreshing at that moment could lose it).
+ */
 const NODE_RETENTION_MS = 24 * 3_600_000;
 
 /**
@@ -37,7 +41,7 @@ export class RedisStore implements KeyStore {
   private readonly base: string;
   private readonly feedLength: number;
   private readonly feedBlockMs: number;
-  private readonly nodeRetentionMs: number;
+  private readonly nodeMaxAgeMs: number;
   private readonly listeners = new Set<ChangeListener>();
   private readonly resetListeners = new Set<ResetListener>();
   private feed: ChangeFeedReader | null = null;
@@ -49,7 +53,7 @@ export class RedisStore implements KeyStore {
     this.base = `${opts.connection.prefix}{store}`;
     this.feedLength = opts.feedLength ?? 100_000;
     this.feedBlockMs = opts.feedBlockMs ?? 1_000;
-    this.nodeRetentionMs = opts.nodeRetentionMs ?? NODE_RETENTION_MS;
+    this.nodeMaxAgeMs = opts.nodeMaxAgeMs ?? NODE_REPORT_MAX_AGE_MS;
   }
 
   private k(name: string): string {
@@ -250,15 +254,20 @@ export class RedisStore implements KeyStore {
 
   async listNodes(): Promise<NodeReport[]> {
     const all = await this.conn.slowCall((c) => c.hgetall(this.k('nodes')));
-    const cutoff = Date.now() - this.nodeRetentionMs;
+    const now = Date.now();
     const out: NodeReport[] = [];
     const gone: string[] = [];
     for (const [id, raw] of Object.entries(all)) {
       const report = JSON.parse(raw) as NodeReport;
-      if (Date.parse(report.reportedAt) < cutoff) gone.push(id);
-      else out.push(report);
+      const age = now - Date.parse(report.reportedAt);
+      if (age > NODE_RETENTION_MS) gone.push(id);
+      else if (age <= this.nodeMaxAgeMs) out.push(report);
     }
     if (gone.length > 0) await this.conn.slowCall((c) => c.hdel(this.k('nodes'), ...gone)).catch(() => undefined);
     return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async forgetNode(id: string): Promise<void> {
+    await this.conn.slowCall((c) => c.hdel(this.k('nodes'), id));
   }
 }
