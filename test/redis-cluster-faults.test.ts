@@ -38,13 +38,14 @@ interface Timed { status: number; ms: number; startedAt: number; text: string }
 
 /**
  * Starts a keygate on a fresh 3-master cluster with cached, rate-limited keys whose counters
- * lie on every master, kills (SIGKILL) the master `pick` chooses, and for `runMs` sends
+ * lie on every master, kills (SIGKILL) or hangs (SIGSTOP) the master `pick` chooses, and for `runMs` sends
  * requests with those keys and admin writes; every response, timed.
  */
 async function killAMaster(
   defer: (fn: () => unknown) => void,
   pick: (storeMaster: number, masters: number[]) => number,
   runMs: number,
+  how: 'kill' | 'pause' = 'kill',
 ): Promise<{ kg: Keygate; dead: number; storeMaster: number; requests: Timed[]; writes: Timed[] }> {
   const cluster = await startRedisCluster(3);
   defer(() => cluster.cleanup());
@@ -75,7 +76,11 @@ async function killAMaster(
   for (const s of secrets) expect((await timedGet(kg, s)).status).toBe(200);
 
   const node = cluster.nodes.find((n) => n.port === dead)!;
-  await node.kill();
+  if (how === 'kill') await node.kill();
+  else {
+    node.pause();
+    defer(() => { if (node.running) node.resume(); });
+  }
   const killedAt = Date.now();
   const requests: Timed[] = [];
   const writes: Timed[] = [];
@@ -135,5 +140,17 @@ describe.skipIf(!requireRedis())('a Redis Cluster with a master down', () => {
     for (const w of writes) expect(w.status, w.text).toBe(503);
     expect(Math.max(...writes.map((r) => r.ms)), 'an admin write waited past its 2 s').toBeLessThanOrEqual(ADMIN_TIMEOUT_MS + MARGIN_MS);
     expect(kg.output.join('\n'), 'the log names the unreachable node').toContain(`127.0.0.1:${dead}`);
+  });
+
+  it('keeps requests with cached keys within store.timeoutMs and admin writes within 2 s while a master without the store hangs (SIGSTOP) (regression)', async () => {
+    const { kg, requests, writes } = await killAMaster(defer, (store, masters) => masters.find((p) => p !== store)!, 4_000, 'pause');
+    report('master without the store hung', requests, writes);
+    expect(alive(kg)).toBe(true);
+    expect(requests.length).toBeGreaterThan(20);
+    for (const r of requests) expect(r.status, r.text).toBe(200);
+    expect(Math.max(...requests.map((r) => r.ms)), 'a request with a cached key waited past store.timeoutMs').toBeLessThanOrEqual(TIMEOUT_MS + MARGIN_MS);
+    for (const w of writes) expect([201, 503], w.text).toContain(w.status);
+    expect(Math.max(...writes.map((r) => r.ms)), 'an admin write waited past its 2 s').toBeLessThanOrEqual(ADMIN_TIMEOUT_MS + MARGIN_MS);
+    expect(writes[0]!.status, writes[0]!.text).toBe(201);
   });
 });

@@ -102,7 +102,11 @@ export class RedisConnection {
       client = new Cluster(nodes, {
         lazyConnect: true,
         enableOfflineQueue: false,
-        enableAutoPipelining: autoPipeline,
+        // Not on a Cluster: ioredis runs one auto-pipeline per node at a time, so behind a batch
+        // sent to a hung master the next one waits for the first to time out before its own
+        // timeout starts (twice store.timeoutMs, or more). Each command is written at once
+        // instead; the rate limiter batches a turn's decisions itself.
+        enableAutoPipelining: false,
         clusterRetryStrategy: retryStrategy,
         slotsRefreshTimeout: 2_000,
         ...(failFast ? { retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, retryDelayOnTryAgain: 0, maxRedirections: 4 } : {}),
