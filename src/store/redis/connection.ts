@@ -74,11 +74,13 @@ export class RedisConnection {
 
   /**
    * A client with its own connection; `commandTimeoutMs` undefined leaves blocking reads unbounded by ioredis.
-   * `failFast`: on a Cluster, a command whose node is unreachable, or that meets CLUSTERDOWN or
-   * TRYAGAIN, fails at once instead of being retried every 100 ms up to 16 times (ioredis's
-   * defaults, which kept a request waiting over a second while one master was down, past the
-   * command timeout that bounds a single send). Admin writes keep the retries, which carry them
-   * over a failover, bounded as a whole by `slowCall`'s timer.
+   * `failFast`: on a Cluster, a command whose node is unreachable (or still connecting), or
+   * that meets CLUSTERDOWN or TRYAGAIN, fails at once instead of being retried every 100 ms up
+   * to 16 times (ioredis's defaults, which kept a request waiting over a second while one
+   * master was down: the command timeout bounds a single send, not the waits between them).
+   * Every master's connection is made at connect (`warm`), so this never refuses the first
+   * calls. Admin writes keep the retries, which carry them over a failover, bounded as a whole
+   * by `slowCall`'s timer.
    */
   private client(name: string, commandTimeoutMs: number | undefined, autoPipeline: boolean, failFast: boolean): RedisClient {
     const base: RedisOptions = {
@@ -143,6 +145,7 @@ export class RedisConnection {
   async connect(): Promise<void> {
     try {
       await Promise.all([this.fast.connect(), this.slow.connect()]);
+      await warm(this.fast);
     } catch (err) {
       await this.close();
       const where = this.opts.url ? redactUrl(this.opts.url) : this.opts.cluster!.map(redactUrl).join(', ');
@@ -155,6 +158,7 @@ export class RedisConnection {
     const client = this.client(name, timeoutMs, false, true);
     this.blockingClients.add(client);
     await client.connect().catch(() => undefined); // it keeps reconnecting; reads fail until it is up
+    await warm(client);
     return client;
   }
 
@@ -224,6 +228,12 @@ export class RedisConnection {
       }
     }));
   }
+}
+
+/** On a Cluster, opens the connection to every master now (ioredis opens them on first use). */
+async function warm(client: RedisClient): Promise<void> {
+  if (!(client instanceof Cluster) || client.status !== 'ready') return;
+  await Promise.all(client.nodes('master').map((node) => node.ping().catch(() => undefined)));
 }
 
 function redactUrl(u: string): string {
