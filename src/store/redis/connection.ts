@@ -44,7 +44,8 @@ export class Script {
  * Nothing queues while Redis is away (a command then fails at once), every call is bounded by
  * its own timer as well as ioredis's, and a circuit breaker stops calling a Redis that keeps
  * failing (one for the request path, one for admin writes: a Cluster master down under some
- * rate-limit counters does not refuse writes to the master holding the store). Every fault surfaces as STORE_UNAVAILABLE.
+ * rate-limit counters does not refuse writes to the master holding the store; any answer
+ * closes both). Every fault surfaces as STORE_UNAVAILABLE.
  */
 export class RedisConnection {
   readonly fast: RedisClient;
@@ -182,9 +183,7 @@ export class RedisConnection {
       timer = setTimeout(() => reject(new Error(`redis call timed out after ${this.slowTimeoutMs} ms`)), this.slowTimeoutMs + 50);
     });
     try {
-      const value = await Promise.race([fn(this.slow), limit]);
-      this.slowBreaker.success();
-      return value;
+      return this.succeeded(await Promise.race([fn(this.slow), limit]));
     } catch (err) {
       return this.fail(err, this.slowBreaker);
     } finally {
@@ -198,8 +197,10 @@ export class RedisConnection {
     return null;
   }
 
+  /** Any answer shows Redis is back: both breakers close (each path's faults open only its own). */
   private readonly succeeded = <T>(value: T): T => {
     this.breaker.success();
+    this.slowBreaker.success();
     return value;
   };
 
@@ -209,7 +210,7 @@ export class RedisConnection {
   private fail(err: unknown, breaker: CircuitBreaker): never {
     const refusal = SCRIPT_REFUSAL.exec(String((err as Error).message));
     if (refusal) {
-      breaker.success();
+      this.succeeded(undefined);
       throw new KeygateError(refusal[1] as 'CONFLICT');
     }
     breaker.failure();
