@@ -15,6 +15,7 @@ import { createGatewayNode, listen } from './runtime/gateway-node.js';
 import { startPrimary } from './runtime/primary.js';
 import { freshnessBeatMs, onTermination, workerCount } from './runtime/process.js';
 import { runWorker } from './runtime/worker.js';
+import { retryStartup, startupAdminServer } from './runtime/startup.js';
 import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './runtime/heartbeat.js';
 import { startSigningKeySync } from './runtime/signing-key-sync.js';
 import { EmbeddedStore } from './store/embedded/embedded-store.js';
@@ -59,11 +60,47 @@ function backend(config: Config, logger: Logger, metrics: Metrics, instances: { 
   return { store, limiter };
 }
 
+/**
+ * The store opened. Redis still out of reach is tried again (backoff with jitter, each attempt
+ * logged) for up to `store.startupTimeoutMs`, with a fresh connection each time; meanwhile the
+ * admin port answers `/healthz` 200 and `/readyz` 503 "store not connected".
+ */
+async function openBackend(config: Config, logger: Logger, metrics: Metrics, instances: { count: number }): Promise<{ store: KeyStore; limiter: App['limiter'] }> {
+  if (config.store.driver === 'embedded') {
+    const opened = backend(config, logger, metrics, instances);
+    await opened.store.open();
+    return opened;
+  }
+  let waiting: { close(): Promise<void> } | null = null;
+  try {
+    return await retryStartup('connecting to Redis', async () => {
+      const opened = backend(config, logger, metrics, instances);
+      try {
+        await opened.store.open();
+        return opened;
+      } catch (err) {
+        await opened.store.close().catch(() => undefined);
+        if (waiting === null) {
+          waiting = await startupAdminServer(config.admin.listen.host, config.admin.listen.port).then((w) => {
+            logger.info({ admin: w.url }, 'waiting for the store; the admin port answers /readyz 503 until it is connected');
+            return w;
+          }, (e: unknown) => {
+            logger.warn({ err: { message: (e as Error).message } }, 'could not open the admin port while waiting for the store');
+            return { close: async () => undefined };
+          });
+        }
+        throw err;
+      }
+    }, { timeoutMs: config.store.startupTimeoutMs, logger });
+  } finally {
+    await (waiting as { close(): Promise<void> } | null)?.close();
+  }
+}
+
 export async function buildApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics();
   const instances = { count: 1 };
-  const { store, limiter } = backend(config, logger, metrics, instances);
-  await store.open();
+  const { store, limiter } = await openBackend(config, logger, metrics, instances);
   const catalogue = new PermissionCatalogue(config.routes.map((r) => r.permission));
   const signingKeys = new SigningKeyService(store, config);
   await signingKeys.ensureActive();

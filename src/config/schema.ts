@@ -105,6 +105,8 @@ export const configSchema = z.strictObject({
     keyPrefix: z.string().default('keygate:'),
     /** Redis: the bound on each call a request waits for (key lookups, rate limits). */
     timeoutMs: z.preprocess(fromText, z.number().int().min(1).max(10_000)).default(200),
+    /** Redis: how long `serve` keeps trying to reach the store at start-up before it exits 1. */
+    startupTimeoutMs: z.preprocess(fromText, z.number().int().min(0)).default(60_000),
   }).prefault({}),
   secrets: z.strictObject({
     pepper: z.string().min(16, { message: 'must be at least 16 characters (set KEYGATE_PEPPER)' }),

@@ -8,7 +8,7 @@ import { queryObject, readJsonBody, sendError, sendJson } from './http.js';
 import { Router } from './router.js';
 import { directoryRoutes } from './routes/directory.js';
 import { keyRoutes } from './routes/keys.js';
-import { metaRoutes } from './routes/meta.js';
+import { metaRoutes, notReadyReason } from './routes/meta.js';
 import type { AdminContext, AdminDeps, AdminHandler } from './routes/types.js';
 import type { DrainState } from '../runtime/drain.js';
 
@@ -59,9 +59,10 @@ export function createAdminServer(deps: AdminServerDeps): Server {
         return { status: 200, route: path };
       }
       if (path === '/readyz') {
-        const ok = deps.ready() && deps.store.healthy();
-        sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });
-        return { status: ok ? 200 : 503, route: path };
+        const reason = notReadyReason(deps.store, config.propagation.maxStalenessMs, deps.ready());
+        if (reason === null) sendJson(res, 200, { ready: true, status: 'ready' });
+        else sendJson(res, 503, { ready: false, status: 'not ready', reason });
+        return { status: reason === null ? 200 : 503, route: path };
       }
       metrics.storeVersion.set(deps.store.appliedVersion());
       const text = deps.metricsText ? await deps.metricsText() : await metrics.registry.metrics();

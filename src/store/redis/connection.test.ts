@@ -107,6 +107,16 @@ describe.skipIf(!requireRedis())('RedisConnection against a real Redis', () => {
     expect(called).toBe(false);
   });
 
+  it('does not refuse admin calls because request-path calls failed, and any answer closes both breakers', async () => {
+    const conn = await connect();
+    for (let i = 0; i < 3; i++) await rejection(conn.fastCall((c) => c.eval("return redis.error_reply('ERR counters unreachable')", 0)));
+    expect(conn.breaker.open).toBe(true);
+    expect(conn.slowBreaker.open).toBe(false);
+    expect(await conn.slowCall((c) => c.ping())).toBe('PONG');
+    expect(conn.breaker.open).toBe(false);
+    expect(await conn.fastCall((c) => c.ping())).toBe('PONG');
+  });
+
   it('maps an exception thrown by the call itself to STORE_UNAVAILABLE', async () => {
     const conn = await connect();
     await expect(conn.fastCall(() => Promise.reject(new Error('socket gone')))).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });

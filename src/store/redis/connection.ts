@@ -43,7 +43,9 @@ export class Script {
  * - one connection per blocking reader (the change feed), made by `blocking()`.
  * Nothing queues while Redis is away (a command then fails at once), every call is bounded by
  * its own timer as well as ioredis's, and a circuit breaker stops calling a Redis that keeps
- * failing. Every fault surfaces as STORE_UNAVAILABLE.
+ * failing (one for the request path, one for admin writes: a Cluster master down under some
+ * rate-limit counters does not refuse writes to the master holding the store; any answer
+ * closes both). Every fault surfaces as STORE_UNAVAILABLE.
  */
 export class RedisConnection {
   readonly fast: RedisClient;
@@ -51,7 +53,9 @@ export class RedisConnection {
   readonly prefix: string;
   /** A Redis Cluster: one script call may only touch keys of one hash slot. */
   readonly clustered: boolean;
+  /** The request path's breaker; admin writes and housekeeping have their own (`slowBreaker`). */
   readonly breaker = new CircuitBreaker(3, 1_000);
+  readonly slowBreaker = new CircuitBreaker(3, 1_000);
   private readonly blockingClients = new Set<RedisClient>();
   private readonly opts: RedisConnectionOptions;
   readonly fastTimeoutMs: number;
@@ -65,12 +69,21 @@ export class RedisConnection {
     this.clustered = opts.cluster !== undefined;
     this.fastTimeoutMs = opts.fastTimeoutMs ?? 250;
     this.slowTimeoutMs = opts.slowTimeoutMs ?? 2_000;
-    this.fast = this.client('fast', this.fastTimeoutMs, true);
-    this.slow = this.client('admin', this.slowTimeoutMs, false);
+    this.fast = this.client('fast', this.fastTimeoutMs, true, true);
+    this.slow = this.client('admin', this.slowTimeoutMs, false, false);
   }
 
-  /** A client with its own connection; `commandTimeoutMs` undefined leaves blocking reads unbounded by ioredis. */
-  private client(name: string, commandTimeoutMs: number | undefined, autoPipeline: boolean): RedisClient {
+  /**
+   * A client with its own connection; `commandTimeoutMs` undefined leaves blocking reads unbounded by ioredis.
+   * `failFast`: on a Cluster, a command whose node is unreachable (or still connecting), or
+   * that meets CLUSTERDOWN or TRYAGAIN, fails at once instead of being retried every 100 ms up
+   * to 16 times (ioredis's defaults, which kept a request waiting over a second while one
+   * master was down: the command timeout bounds a single send, not the waits between them).
+   * Every master's connection is made at connect (`warm`), so this never refuses the first
+   * calls. Admin writes keep the retries, which carry them over a failover, bounded as a whole
+   * by `slowCall`'s timer.
+   */
+  private client(name: string, commandTimeoutMs: number | undefined, autoPipeline: boolean, failFast: boolean): RedisClient {
     const base: RedisOptions = {
       connectionName: `keygate-${name}`,
       lazyConnect: true,
@@ -92,9 +105,14 @@ export class RedisConnection {
       client = new Cluster(nodes, {
         lazyConnect: true,
         enableOfflineQueue: false,
-        enableAutoPipelining: autoPipeline,
+        // Not on a Cluster: ioredis runs one auto-pipeline per node at a time, so behind a batch
+        // sent to a hung master the next one waits for the first to time out before its own
+        // timeout starts (twice store.timeoutMs, or more). Each command is written at once
+        // instead; the rate limiter batches a turn's decisions itself.
+        enableAutoPipelining: false,
         clusterRetryStrategy: retryStrategy,
         slotsRefreshTimeout: 2_000,
+        ...(failFast ? { retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, retryDelayOnTryAgain: 0, maxRedirections: 4 } : {}),
         redisOptions: {
           ...base,
           ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
@@ -111,12 +129,24 @@ export class RedisConnection {
       lastLogged = Date.now();
       this.opts.logger.warn({ err: { message: err.message }, connection: name }, 'redis connection error');
     });
+    if (client instanceof Cluster) {
+      // A Cluster reports a node it cannot reach as 'node error', naming the node: that node is
+      // the fault, whatever call (a request's, the change feed's) first fails because of it.
+      const lastByNode = new Map<string, number>();
+      client.on('node error', (err: Error, node: string) => {
+        const now = Date.now();
+        if (now - (lastByNode.get(node) ?? 0) < 5_000) return;
+        lastByNode.set(node, now);
+        this.opts.logger.warn({ err: { message: err.message }, node, connection: name }, `redis cluster node ${node} unreachable`);
+      });
+    }
     return client;
   }
 
   async connect(): Promise<void> {
     try {
       await Promise.all([this.fast.connect(), this.slow.connect()]);
+      await warm(this.fast);
     } catch (err) {
       await this.close();
       const where = this.opts.url ? redactUrl(this.opts.url) : this.opts.cluster!.map(redactUrl).join(', ');
@@ -126,9 +156,10 @@ export class RedisConnection {
 
   /** A dedicated connection for a blocking read, bounded by ioredis at `timeoutMs`. */
   async blocking(name: string, timeoutMs: number): Promise<RedisClient> {
-    const client = this.client(name, timeoutMs, false);
+    const client = this.client(name, timeoutMs, false, true);
     this.blockingClients.add(client);
     await client.connect().catch(() => undefined); // it keeps reconnecting; reads fail until it is up
+    await warm(client);
     return client;
   }
 
@@ -145,7 +176,7 @@ export class RedisConnection {
 
   /** Admin writes and housekeeping, which may take several commands: bounded as a whole by a timer. */
   async slowCall<T>(fn: (client: RedisClient) => Promise<T>): Promise<T> {
-    const refused = this.refusal();
+    const refused = this.refusal(this.slowBreaker);
     if (refused) throw refused;
     let timer: NodeJS.Timeout | undefined;
     const limit = new Promise<never>((_, reject) => {
@@ -154,34 +185,38 @@ export class RedisConnection {
     try {
       return this.succeeded(await Promise.race([fn(this.slow), limit]));
     } catch (err) {
-      return this.failed(err);
+      return this.fail(err, this.slowBreaker);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private refusal(): KeygateError | null {
+  private refusal(breaker = this.breaker): KeygateError | null {
     if (this.closed) return new KeygateError('STORE_UNAVAILABLE', 'The key store is closed.');
-    if (!this.breaker.allow()) return new KeygateError('STORE_UNAVAILABLE', 'The key store is unavailable (circuit open).');
+    if (!breaker.allow()) return new KeygateError('STORE_UNAVAILABLE', 'The key store is unavailable (circuit open).');
     return null;
   }
 
+  /** Any answer shows Redis is back: both breakers close (each path's faults open only its own). */
   private readonly succeeded = <T>(value: T): T => {
     this.breaker.success();
+    this.slowBreaker.success();
     return value;
   };
 
   /** A refusal our scripts raise on purpose is an answer, not a fault; anything else trips the breaker. */
-  private readonly failed = (err: unknown): never => {
+  private readonly failed = (err: unknown): never => this.fail(err, this.breaker);
+
+  private fail(err: unknown, breaker: CircuitBreaker): never {
     const refusal = SCRIPT_REFUSAL.exec(String((err as Error).message));
     if (refusal) {
-      this.breaker.success();
+      this.succeeded(undefined);
       throw new KeygateError(refusal[1] as 'CONFLICT');
     }
-    this.breaker.failure();
+    breaker.failure();
     if (err instanceof KeygateError) throw err;
     throw new KeygateError('STORE_UNAVAILABLE', `The key store is unavailable: ${(err as Error).message}`);
-  };
+  }
 
   async close(): Promise<void> {
     this.closed = true;
@@ -194,6 +229,12 @@ export class RedisConnection {
       }
     }));
   }
+}
+
+/** On a Cluster, opens the connection to every master now (ioredis opens them on first use). */
+async function warm(client: RedisClient): Promise<void> {
+  if (!(client instanceof Cluster) || client.status !== 'ready') return;
+  await Promise.all(client.nodes('master').map((node) => node.ping().catch(() => undefined)));
 }
 
 function redactUrl(u: string): string {
