@@ -97,6 +97,22 @@ describe('malformed and mistyped bodies', () => {
     }
   });
 
+  it('a duplicate JSON key is 400 INVALID_BODY naming the key on every write endpoint, as on the gateway (regression)', async () => {
+    for (const e of writeEndpoints()) {
+      const [field, value] = Object.entries(e.valid).at(-1)!;
+      const rest = JSON.stringify(e.valid).slice(1, -1);
+      // The same name twice, the second spelled with an escape: equal once unescaped.
+      const escaped = `${field.slice(0, -1)}\\u${field.charCodeAt(field.length - 1).toString(16).padStart(4, '0')}`;
+      for (const text of [`{${rest},"${field}":${JSON.stringify(value)}}`, `{${rest},"${escaped}":${JSON.stringify(value)}}`]) {
+        await expectRejected(() => call(e.method, e.path, { body: text, headers: { 'content-type': 'application/json' } }), 400, 'INVALID_BODY', [`duplicate key "${field}"`]);
+      }
+    }
+    await expectRejected(() => call('POST', '/v1/keys', {
+      body: `{"workspaceId":"${ws}","name":"k","rateLimit":{"limit":1,"windowSeconds":1,"limit":1000}}`,
+      headers: { 'content-type': 'application/json' },
+    }), 400, 'INVALID_BODY', ['duplicate key "limit"']);
+  });
+
   it('a body that is not valid UTF-8 is 400 INVALID_BODY', async () => {
     await expectRejected(
       () => rawRequest(kg.adminUrl + '/v1/workspaces', {
@@ -435,6 +451,14 @@ describe('authentication', () => {
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         }), 401, 'UNAUTHENTICATED');
       }
+    }
+  });
+
+  it('the admin token is accepted whatever the case of the Bearer scheme name, as on the gateway (regression)', async () => {
+    for (const scheme of ['bearer', 'BEARER', 'bEaReR']) {
+      const res = await call('GET', '/v1/workspaces', { auth: false, headers: { authorization: `${scheme} ${ADMIN_TOKEN}` } });
+      expect(res.status, scheme).toBe(200);
+      expect(Array.isArray(res.body.items)).toBe(true);
     }
   });
 

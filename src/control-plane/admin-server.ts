@@ -30,11 +30,14 @@ export function buildAdminRouter(deps: AdminDeps): Router<AdminHandler> {
   return router;
 }
 
+/** `Bearer <token>`; the scheme name is case-insensitive (RFC 9110 §11.1), as on the gateway. */
+const BEARER = /^bearer +([\x21-\x7e]+)$/i;
+
 /** Bearer admin tokens, compared in constant time against every configured token. */
 function authenticate(req: IncomingMessage, tokens: ReadonlyArray<{ name: string; token: string }>): Actor | null {
   const header = req.headers.authorization;
   if (header === undefined) return null;
-  const m = /^Bearer ([\x21-\x7e]+)$/.exec(header);
+  const m = BEARER.exec(header);
   if (!m) return null;
   let found: Actor | null = null;
   // No early exit: the time taken does not tell which token, if any, matched.
