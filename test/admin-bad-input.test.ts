@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, expectError, listAllKeys, rawRequest, stopAndClean } from './helpers/admin.js';
 import { ADMIN_TOKEN, startKeygate, type Keygate } from './helpers/keygate.js';
+import { hostOf, openRaw } from './helpers/raw-http.js';
 
 // Every bad admin request is refused with the uniform error body and changes nothing: no
 // journal bytes, no audit entry, no new record.
@@ -553,4 +554,30 @@ describe('boundaries that are accepted', () => {
     const res = await kg.admin('POST', '/v1/keys', { workspaceId: ws, name: 'zero', rateLimit: { limit: 0, windowSeconds: 1 }, quota: { limit: 0, period: 'day' } });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
   });
+});
+
+describe('slow requests', () => {
+  it('request headers trickled past the admin port\'s 10 s header timeout are answered 408 REQUEST_TIMEOUT, not 400, and the connection closed (regression)', async () => {
+    const conn = await openRaw(kg.adminUrl);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const t0 = Date.now();
+      conn.write('GET /v1/workspaces HTTP/1.1\r\n');
+      const rest = `Host: ${hostOf(kg.adminUrl)}\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nX-Pad: ${'p'.repeat(200)}\r\n\r\n`;
+      let sent = 0;
+      timer = setInterval(() => {
+        if (sent < rest.length) conn.write(rest[sent++]!);
+      }, 100);
+      const res = await conn.response(15_000);
+      const elapsed = Date.now() - t0;
+      expect(sent, 'the headers were still arriving').toBeLessThan(rest.length);
+      expect(elapsed).toBeGreaterThanOrEqual(9_900);
+      expect(elapsed).toBeLessThan(12_500);
+      expectError({ status: res.status, body: res.json, headers: res.headers }, 408, 'REQUEST_TIMEOUT');
+      expect(res.headers.connection).toBe('close');
+    } finally {
+      clearInterval(timer);
+      conn.close();
+    }
+  }, 20_000);
 });

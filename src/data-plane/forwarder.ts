@@ -111,12 +111,13 @@ export function clientResponseHeaders(raw: readonly Buffer[], requestId: string)
 
 export type ForwardResult =
   | { ok: true; status: number }
-  | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT'> | 'CLIENT_GONE'; responded: boolean };
+  | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT' | 'REQUEST_TIMEOUT'> | 'CLIENT_GONE'; responded: boolean };
 
 // undici's headers and body timeouts are off (the handler keeps the time): connecting is all it times.
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT']);
 const CLIENT_GONE = new Error('the client closed the connection');
 const TIMED_OUT = new Error('the upstream did not answer in time');
+const REQUEST_TIMED_OUT = new Error('the request did not arrive within the request timeout');
 
 /** An exchange on the upstream clocks. */
 export interface Clocked {
@@ -215,6 +216,17 @@ function onClientSocketClose(this: WatchedSocket): void {
 }
 
 /**
+ * The request in flight on `socket` did not arrive within the server's request timeout (its
+ * body still trickling in while it streams upstream): its exchange ends as REQUEST_TIMEOUT,
+ * for the caller to answer 408, and the upstream call is aborted once that answer is out.
+ * False when no exchange is in flight there or its answer has begun.
+ */
+export function requestTimedOut(socket: Socket): boolean {
+  const handler = (socket as WatchedSocket)[IN_FLIGHT];
+  return handler ? handler.requestTimedOut() : false;
+}
+
+/**
  * undici's own handler interface (the one its HTTP/1.1 client calls directly, so no adapter
  * sits between and response headers stay raw): response bytes go straight into the client's
  * response with back-pressure both ways, and a client that goes away aborts the upstream call.
@@ -269,6 +281,20 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     if (!this.settled) this.abort(CLIENT_GONE);
   }
 
+  requestTimedOut(): boolean {
+    if (this.settled || this.res.headersSent) return false;
+    this.settle({ ok: false, code: 'REQUEST_TIMEOUT', responded: false });
+    // Aborting the upstream call destroys the request stream, and with it the connection: only
+    // once the 408 is out.
+    const abort = (): void => this.abort(REQUEST_TIMED_OUT);
+    if (this.res.writableFinished || this.res.destroyed) abort();
+    else {
+      this.res.once('finish', abort);
+      this.res.once('close', abort);
+    }
+    return true;
+  }
+
   private abort(reason: Error): void {
     if (this.abortWith !== null) return;
     this.abortWith = reason;
@@ -288,6 +314,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx informational: the client gets only the final answer
+    if (this.settled) return true; // already answered (the request timed out): the rest is dropped
     this.arm();
     this.status = statusCode;
     this.resume = resume;
@@ -297,6 +324,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.settled) return true;
     this.arm();
     if (this.res.write(chunk)) return true;
     // A slow client pauses the upstream; the clock starts again when the client drains.
@@ -310,6 +338,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
   }
 
   onComplete(): void {
+    if (this.settled) return;
     this.res.end();
     this.settle({ ok: true, status: this.status });
   }
