@@ -82,12 +82,13 @@ export function upstreamRequestHeaders(req: IncomingMessage, scan: HeaderScan, i
  * The upstream's raw response headers (undici's `Buffer[]`, names and values alternating)
  * as the flat `[name, value, …]` list `writeHead` takes: hop-by-hop fields and any the
  * Connection header names are dropped, repeated fields (Set-Cookie) kept in order, and the
- * upstream's own X-Request-Id replaced by the gateway's.
+ * upstream's own X-Request-Id replaced by the gateway's; so are any fields `extra` (the
+ * gateway's RateLimit-* for a key with limits, lower-case names) gives.
  */
 /** The lengths of the response header names always dropped: any other name needs no lower-casing. */
 const DROPPED_NAME_LENGTHS = new Set([...HOP_BY_HOP, 'x-request-id'].map((n) => n.length));
 
-export function clientResponseHeaders(raw: readonly Buffer[], requestId: string): string[] {
+export function clientResponseHeaders(raw: readonly Buffer[], requestId: string, extra: Readonly<Record<string, string>> | null = null): string[] {
   let named: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -99,13 +100,15 @@ export function clientResponseHeaders(raw: readonly Buffer[], requestId: string)
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
-    if (named !== null || DROPPED_NAME_LENGTHS.has(name.length)) {
+    if (named !== null || extra !== null || DROPPED_NAME_LENGTHS.has(name.length)) {
       const lower = name.toLowerCase();
       if (HOP_BY_HOP.has(lower) || lower === 'x-request-id' || (named !== null && named.has(lower))) continue;
+      if (extra !== null && Object.hasOwn(extra, lower)) continue;
     }
     out.push(name, raw[i + 1]!.toString('latin1'));
   }
   out.push('x-request-id', requestId);
+  if (extra !== null) for (const name in extra) out.push(name, extra[name]!);
   return out;
 }
 
@@ -256,6 +259,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     private readonly requestId: string,
     private readonly drain: DrainState,
     readonly timeoutMs: number,
+    private readonly extraHeaders: Readonly<Record<string, string>> | null,
     private readonly done: (result: ForwardResult) => void,
   ) {
     const socket = res.socket as WatchedSocket | null;
@@ -319,7 +323,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     this.status = statusCode;
     this.resume = resume;
     if (this.drain.draining) this.res.shouldKeepAlive = false;
-    this.res.writeHead(statusCode, clientResponseHeaders(rawHeaders, this.requestId));
+    this.res.writeHead(statusCode, clientResponseHeaders(rawHeaders, this.requestId, this.extraHeaders));
     return true;
   }
 
@@ -387,7 +391,7 @@ export class Upstream {
    * request stream when the pipeline already read it (inspected routes).
    */
   forward(req: IncomingMessage, res: ServerResponse, path: string, headers: string[], requestId: string, drain: DrainState,
-    body: Buffer | null, hasBody: boolean, done: (result: ForwardResult) => void): void {
+    body: Buffer | null, hasBody: boolean, extraHeaders: Readonly<Record<string, string>> | null, done: (result: ForwardResult) => void): void {
     this.pool.dispatch(
       {
         path: this.basePath + path,
@@ -398,7 +402,7 @@ export class Upstream {
         headersTimeout: 0,
         bodyTimeout: 0,
       },
-      new ProxyHandler(res, requestId, drain, this.timeoutMs, done),
+      new ProxyHandler(res, requestId, drain, this.timeoutMs, extraHeaders, done),
     );
   }
 

@@ -180,8 +180,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
         if (body === 'timeout') return refuse(res, requestId, 'REQUEST_TIMEOUT', null, 'auth-token', null, started);
         if (typeof body === 'string') return refuse(res, requestId, 'BODY_TOO_LARGE', `The body is over ${tokenBodyCap} bytes.`, 'auth-token', null, started);
         const out = await deps.exchange(scan, body, clientIp, Date.now());
-        if (!out.ok) return refuse(res, requestId, out.code, out.message ?? null, 'auth-token', out.keyId ?? null, started);
-        sendJson(res, requestId, 200, JSON.stringify(out.body), { 'cache-control': 'no-store' });
+        if (!out.ok) return refuse(res, requestId, out.code, out.message ?? null, 'auth-token', out.keyId ?? null, started, out.headers);
+        sendJson(res, requestId, 200, JSON.stringify(out.body), { ...out.headers, 'cache-control': 'no-store' });
         finish(requestId, 'auth-token', 200, 'OK', out.keyId, started, 0);
       })
       .catch((err: unknown) => {
@@ -247,7 +247,9 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     });
     const upstreamStarted = performance.now();
     const keyId = policy.keyId;
-    upstream.forward(req, res, ctx.path + ctx.search, headers, requestId, drain, ctx.body, scan.hasBody, (result) => {
+    // A key with limits gets its RateLimit-* headers on the forwarded answer too.
+    const limitHeaders = ctx.responseHeaders;
+    upstream.forward(req, res, ctx.path + ctx.search, headers, requestId, drain, ctx.body, scan.hasBody, limitHeaders, (result) => {
       const upstreamMs = performance.now() - upstreamStarted;
       upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
       if (result.ok) return finish(requestId, route.name, result.status, 'OK', keyId, started, upstreamMs);
@@ -256,7 +258,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
         res.destroy();
         return finish(requestId, route.name, 502, result.code, keyId, started, upstreamMs);
       }
-      refuse(res, requestId, result.code, null, route.name, keyId, started);
+      refuse(res, requestId, result.code, null, route.name, keyId, started, limitHeaders ?? undefined);
     });
   };
 
