@@ -580,4 +580,33 @@ describe('slow requests', () => {
       conn.close();
     }
   }, 20_000);
+
+  it('a body trickled past the admin port\'s 30 s request timeout is answered 408 REQUEST_TIMEOUT and nothing is written (regression)', async () => {
+    const body = JSON.stringify({ name: 'slow-body-workspace' });
+    let elapsed = 0;
+    let sent = 0;
+    const res = await expectRejected(async () => {
+      const conn = await openRaw(kg.adminUrl);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const t0 = Date.now();
+        conn.write(`POST /v1/workspaces HTTP/1.1\r\nHost: ${hostOf(kg.adminUrl)}\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+        timer = setInterval(() => {
+          if (sent < body.length) conn.write(body[sent++]!);
+        }, 2_000);
+        const r = await conn.response(40_000);
+        elapsed = Date.now() - t0;
+        expect(r.headers.connection).toBe('close');
+        return { status: r.status, body: r.json, headers: new Headers(r.headers) };
+      } finally {
+        clearInterval(timer);
+        conn.close();
+      }
+    }, 408, 'REQUEST_TIMEOUT');
+    expect(sent, 'the body was still arriving').toBeLessThan(body.length);
+    expect(elapsed).toBeGreaterThanOrEqual(29_900);
+    expect(elapsed).toBeLessThan(32_500);
+    expect(res.body.error.message).toMatch(/30 s/);
+  }, 60_000);
 });
