@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, expectError, listAllKeys, rawRequest, stopAndClean } from './helpers/admin.js';
 import { ADMIN_TOKEN, startKeygate, type Keygate } from './helpers/keygate.js';
+import { hostOf, openRaw } from './helpers/raw-http.js';
 
 // Every bad admin request is refused with the uniform error body and changes nothing: no
 // journal bytes, no audit entry, no new record.
@@ -95,6 +96,22 @@ describe('malformed and mistyped bodies', () => {
         await expectRejected(() => call(e.method, e.path, { body: text, headers: { 'content-type': 'application/json' } }), 400, 'INVALID_BODY');
       }
     }
+  });
+
+  it('a duplicate JSON key is 400 INVALID_BODY naming the key on every write endpoint, as on the gateway (regression)', async () => {
+    for (const e of writeEndpoints()) {
+      const [field, value] = Object.entries(e.valid).at(-1)!;
+      const rest = JSON.stringify(e.valid).slice(1, -1);
+      // The same name twice, the second spelled with an escape: equal once unescaped.
+      const escaped = `${field.slice(0, -1)}\\u${field.charCodeAt(field.length - 1).toString(16).padStart(4, '0')}`;
+      for (const text of [`{${rest},"${field}":${JSON.stringify(value)}}`, `{${rest},"${escaped}":${JSON.stringify(value)}}`]) {
+        await expectRejected(() => call(e.method, e.path, { body: text, headers: { 'content-type': 'application/json' } }), 400, 'INVALID_BODY', [`duplicate key "${field}"`]);
+      }
+    }
+    await expectRejected(() => call('POST', '/v1/keys', {
+      body: `{"workspaceId":"${ws}","name":"k","rateLimit":{"limit":1,"windowSeconds":1,"limit":1000}}`,
+      headers: { 'content-type': 'application/json' },
+    }), 400, 'INVALID_BODY', ['duplicate key "limit"']);
   });
 
   it('a body that is not valid UTF-8 is 400 INVALID_BODY', async () => {
@@ -438,6 +455,14 @@ describe('authentication', () => {
     }
   });
 
+  it('the admin token is accepted whatever the case of the Bearer scheme name, as on the gateway (regression)', async () => {
+    for (const scheme of ['bearer', 'BEARER', 'bEaReR']) {
+      const res = await call('GET', '/v1/workspaces', { auth: false, headers: { authorization: `${scheme} ${ADMIN_TOKEN}` } });
+      expect(res.status, scheme).toBe(200);
+      expect(Array.isArray(res.body.items)).toBe(true);
+    }
+  });
+
   it('the admin token in X-Api-Key instead of Authorization is 401', async () => {
     await expectRejected(() => call('GET', '/v1/keys', { auth: false, headers: { 'x-api-key': ADMIN_TOKEN } }), 401, 'UNAUTHENTICATED');
   });
@@ -529,4 +554,59 @@ describe('boundaries that are accepted', () => {
     const res = await kg.admin('POST', '/v1/keys', { workspaceId: ws, name: 'zero', rateLimit: { limit: 0, windowSeconds: 1 }, quota: { limit: 0, period: 'day' } });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
   });
+});
+
+describe('slow requests', () => {
+  it('request headers trickled past the admin port\'s 10 s header timeout are answered 408 REQUEST_TIMEOUT, not 400, and the connection closed (regression)', async () => {
+    const conn = await openRaw(kg.adminUrl);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const t0 = Date.now();
+      conn.write('GET /v1/workspaces HTTP/1.1\r\n');
+      const rest = `Host: ${hostOf(kg.adminUrl)}\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nX-Pad: ${'p'.repeat(200)}\r\n\r\n`;
+      let sent = 0;
+      timer = setInterval(() => {
+        if (sent < rest.length) conn.write(rest[sent++]!);
+      }, 100);
+      const res = await conn.response(15_000);
+      const elapsed = Date.now() - t0;
+      expect(sent, 'the headers were still arriving').toBeLessThan(rest.length);
+      expect(elapsed).toBeGreaterThanOrEqual(9_900);
+      expect(elapsed).toBeLessThan(12_500);
+      expectError({ status: res.status, body: res.json, headers: res.headers }, 408, 'REQUEST_TIMEOUT');
+      expect(res.headers.connection).toBe('close');
+    } finally {
+      clearInterval(timer);
+      conn.close();
+    }
+  }, 20_000);
+
+  it('a body trickled past the admin port\'s 30 s request timeout is answered 408 REQUEST_TIMEOUT and nothing is written (regression)', async () => {
+    const body = JSON.stringify({ name: 'slow-body-workspace' });
+    let elapsed = 0;
+    let sent = 0;
+    const res = await expectRejected(async () => {
+      const conn = await openRaw(kg.adminUrl);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const t0 = Date.now();
+        conn.write(`POST /v1/workspaces HTTP/1.1\r\nHost: ${hostOf(kg.adminUrl)}\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+        timer = setInterval(() => {
+          if (sent < body.length) conn.write(body[sent++]!);
+        }, 2_000);
+        const r = await conn.response(40_000);
+        elapsed = Date.now() - t0;
+        expect(r.headers.connection).toBe('close');
+        return { status: r.status, body: r.json, headers: new Headers(r.headers) };
+      } finally {
+        clearInterval(timer);
+        conn.close();
+      }
+    }, 408, 'REQUEST_TIMEOUT');
+    expect(sent, 'the body was still arriving').toBeLessThan(body.length);
+    expect(elapsed).toBeGreaterThanOrEqual(29_900);
+    expect(elapsed).toBeLessThan(32_500);
+    expect(res.body.error.message).toMatch(/30 s/);
+  }, 60_000);
 });

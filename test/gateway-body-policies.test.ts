@@ -577,3 +577,70 @@ describe('deeply nested bodies', () => {
     expect((await gw(big, '/v1/events', { headers: { 'x-api-key': secret } })).status).toBe(200);
   });
 });
+
+describe('a request trickled in past gateway.requestTimeoutMs (slowloris)', () => {
+  /** Writes `head`, then one more byte of `rest` every 200 ms, until the answer comes; the answer and when it came. */
+  async function trickle(head: string, rest: string): Promise<{ res: RawHttpResponse; elapsed: number; sent: number }> {
+    const conn = await openRaw(kg.gatewayUrl!);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const t0 = Date.now();
+      conn.write(head);
+      let sent = 0;
+      timer = setInterval(() => {
+        if (sent < rest.length) conn.write(rest[sent++]!);
+      }, 200);
+      const res = await conn.response(TIMEOUT_MS + 5_000);
+      return { res, elapsed: Date.now() - t0, sent };
+    } finally {
+      clearInterval(timer);
+      conn.close();
+    }
+  }
+
+  it('answers request headers trickled past the timeout with 408 REQUEST_TIMEOUT, not 400, and closes the connection (regression)', async () => {
+    const headers = `Host: ${hostOf(kg.gatewayUrl!)}\r\nX-Api-Key: ${open.secret}\r\nX-Pad: ${'p'.repeat(100)}\r\n\r\n`;
+    const { res, elapsed, sent } = await trickle('GET /v1/events HTTP/1.1\r\n', headers);
+    expect(sent, 'the headers were still arriving').toBeLessThan(headers.length);
+    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+    expect(elapsed).toBeLessThan(TIMEOUT_MS + 2_000);
+    expect(res.status).toBe(408);
+    expect(res.json.error.code).toBe('REQUEST_TIMEOUT');
+    expect(res.json.error.requestId).toBe(res.headers['x-request-id']);
+    expect(res.headers.connection).toBe('close');
+    expect(events.started).toEqual([]);
+  });
+
+  it('answers a streamed body trickled past the timeout with 408 REQUEST_TIMEOUT and closes the connection (regression)', async () => {
+    const startedBefore = events.started.length;
+    const body = 'x'.repeat(200);
+    const head = buildRequest('PUT', '/v1/blobs/slow', [
+      ['Host', hostOf(kg.gatewayUrl!)], ['X-Api-Key', open.secret], ['Content-Type', 'application/octet-stream'], ['Content-Length', String(body.length)],
+    ]).toString('latin1');
+    const { res, elapsed, sent } = await trickle(head, body);
+    expect(sent, 'the body was still arriving').toBeLessThan(body.length);
+    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+    expect(elapsed).toBeLessThan(TIMEOUT_MS + 2_000);
+    expect(res.status).toBe(408);
+    expect(res.json.error.code).toBe('REQUEST_TIMEOUT');
+    expect(res.json.error.requestId).toBe(res.headers['x-request-id']);
+    expect(res.headers.connection).toBe('close');
+    // It had been forwarded (the route streams), and the upstream never answered it.
+    expect(events.started.length).toBe(startedBefore + 1);
+    expect(events.requests.filter((r) => r.url === '/v1/blobs/slow')).toEqual([]);
+  });
+
+  it('answers a POST /auth/token body trickled past the timeout with 408 REQUEST_TIMEOUT (regression)', async () => {
+    const body = JSON.stringify({ apiKey: open.secret });
+    const head = buildRequest('POST', '/auth/token', [
+      ['Host', hostOf(kg.gatewayUrl!)], ['Content-Type', 'application/json'], ['Content-Length', String(body.length)],
+    ]).toString('latin1');
+    const { res, elapsed, sent } = await trickle(head, body);
+    expect(sent, 'the body was still arriving').toBeLessThan(body.length);
+    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+    expect(elapsed).toBeLessThan(TIMEOUT_MS + 2_000);
+    expect(res.status).toBe(408);
+    expect(res.json.error.code).toBe('REQUEST_TIMEOUT');
+    expect(res.headers.connection).toBe('close');
+  });
+});

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, sleep, stopAndClean } from './helpers/admin.js';
-import { expectRefused, gatewayConfig } from './helpers/gateway.js';
+import { expectRefused, gatewayConfig, gw } from './helpers/gateway.js';
 import { startKeygate, type Keygate } from './helpers/keygate.js';
 import { buildRequest, hostOf, sendRaw, sendRawMany, type RawHttpResponse } from './helpers/raw-http.js';
 import { headerValues, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
@@ -106,6 +106,41 @@ describe('request paths', () => {
     expect(res.status, res.text).toBe(200);
     expect(res.json.name).toBe('events');
     expect(events.requests.map((r) => r.url)).toEqual(['/v1/files//evil.example/x']);
+  });
+});
+
+describe('HEAD requests', () => {
+  it('answers HEAD on a GET route through that route: checked like the GET, forwarded as HEAD, headers and no body back (regression)', async () => {
+    const res = await gw(kg, '/v1/events?x=1', { method: 'HEAD', headers: { 'x-api-key': secret } });
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('');
+    expect(res.headers.get('x-upstream-name')).toBe('events');
+    expect(res.headers.get('x-request-id')).toMatch(/.+/);
+    await events.waitFor(1);
+    expect(events.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['HEAD /v1/events?x=1']);
+    const one = await gw(kg, '/v1/profiles/42', { method: 'HEAD', headers: { 'x-api-key': secret } });
+    expect(one.status).toBe(200);
+    await events.waitFor(2);
+    expect(events.requests[1]!.method).toBe('HEAD');
+    expect(events.requests[1]!.url).toBe('/v1/profiles/42');
+  });
+
+  it('runs the GET route\'s pipeline for HEAD: no credential is 401, a key without the route\'s permission is 403, and nothing is forwarded', async () => {
+    const noKey = await gw(kg, '/v1/events', { method: 'HEAD' });
+    expect(noKey.status).toBe(401);
+    expect(noKey.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    const ws = await createWorkspace(kg, 'head');
+    const narrow = (await createKey(kg, { workspaceId: ws, name: 'narrow', permissions: ['events.create'] })).secret;
+    expect((await gw(kg, '/v1/events', { method: 'HEAD', headers: { 'x-api-key': narrow } })).status).toBe(403);
+    await sleep(20);
+    for (const up of ups) expect(up.started).toEqual([]);
+  });
+
+  it('answers HEAD on a path whose routes have no GET with 404, forwarding nothing', async () => {
+    const res = await gw(kg, '/v1/blobs/x', { method: 'HEAD', headers: { 'x-api-key': secret } });
+    expect(res.status).toBe(404);
+    await sleep(20);
+    for (const up of ups) expect(up.started).toEqual([]);
   });
 });
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, stopAndClean } from './helpers/admin.js';
 import { expectRefused, gatewayConfig, gw, metricSum, scrape } from './helpers/gateway.js';
 import { startKeygate, type Keygate } from './helpers/keygate.js';
+import { postToken } from './helpers/tokens.js';
 import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
 
 let events: RecordingUpstream;
@@ -52,6 +53,65 @@ for (const workers of [1, 2]) {
       expect(res.headers.get('ratelimit-limit')).toBe('25');
       expect(res.headers.get('ratelimit-remaining')).toBe('0');
       expect(Number(res.headers.get('ratelimit-reset'))).toBeGreaterThan(0);
+    });
+
+    it('sends RateLimit-* on every forwarded answer of a rate-limited key, remaining counting down, and none to a key without limits (regression)', async () => {
+      const { secret } = await createKey(kg, { workspaceId: ws, name: 'rl-headers', permissions: ['*'], rateLimit: { limit: 10, windowSeconds: 3600 } });
+      for (const left of [9, 8, 7]) {
+        const res = await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } });
+        expect(res.status).toBe(200);
+        expect(res.body.name).toBe('events');
+        expect(res.headers.get('ratelimit-limit')).toBe('10');
+        expect(res.headers.get('ratelimit-remaining')).toBe(String(left));
+        expect(Number(res.headers.get('ratelimit-reset'))).toBeGreaterThan(0);
+        expect(Number(res.headers.get('ratelimit-reset'))).toBeLessThanOrEqual(3600);
+        expect(res.headers.get('retry-after')).toBeNull();
+      }
+      // An answer the gateway makes for a forwarded request (the upstream is down) carries them too.
+      const down = await gw(kg, '/v1/down', { headers: { 'x-api-key': secret } });
+      expect(down.status).toBe(502);
+      expect(down.headers.get('ratelimit-remaining')).toBe('6');
+      const { secret: unlimited } = await createKey(kg, { workspaceId: ws, name: 'no-limits', permissions: ['*'] });
+      const res = await gw(kg, '/v1/events', { headers: { 'x-api-key': unlimited } });
+      expect(res.status).toBe(200);
+      expect([...res.headers.keys()].filter((n) => n.startsWith('ratelimit'))).toEqual([]);
+    });
+
+    it('sends the quota\'s RateLimit-* on forwarded answers of a key whose quota is nearer exhaustion', async () => {
+      const { secret } = await createKey(kg, { workspaceId: ws, name: 'q-headers', permissions: ['*'], rateLimit: { limit: 100, windowSeconds: 60 }, quota: { limit: 5, period: 'month' } });
+      const res = await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('ratelimit-limit')).toBe('5');
+      expect(res.headers.get('ratelimit-remaining')).toBe('4');
+      expect(Number(res.headers.get('ratelimit-reset'))).toBeGreaterThan(60);
+    });
+
+    it('counts POST /auth/token against the key\'s rate limit: RateLimit-* on each mint, 429 RATE_LIMITED past it, and the budget shared with its requests (regression)', async () => {
+      const { secret } = await createKey(kg, { workspaceId: ws, name: 'rl-mint', permissions: ['*'], rateLimit: { limit: 3, windowSeconds: 3600 } });
+      for (const left of [2, 1]) {
+        const minted = await postToken(kg, { apiKey: secret });
+        expect(minted.status, minted.text).toBe(200);
+        expect(minted.headers.get('ratelimit-limit')).toBe('3');
+        expect(minted.headers.get('ratelimit-remaining')).toBe(String(left));
+      }
+      expect((await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } })).status).toBe(200);
+      const refused = await postToken(kg, { apiKey: secret });
+      await expectRefused(refused, 429, 'RATE_LIMITED', []);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(refused.headers.get('ratelimit-limit')).toBe('3');
+      expect(refused.headers.get('ratelimit-remaining')).toBe('0');
+      events.reset();
+      await expectRefused(await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } }), 429, 'RATE_LIMITED', ups);
+    });
+
+    it('counts POST /auth/token against the key\'s quota: 429 QUOTA_EXCEEDED once it is used up (regression)', async () => {
+      const { secret } = await createKey(kg, { workspaceId: ws, name: 'q-mint', permissions: ['*'], quota: { limit: 1, period: 'day' } });
+      const minted = await postToken(kg, { apiKey: secret });
+      expect(minted.status, minted.text).toBe(200);
+      expect(minted.headers.get('ratelimit-remaining')).toBe('0');
+      await expectRefused(await postToken(kg, { apiKey: secret }), 429, 'QUOTA_EXCEEDED', []);
+      events.reset();
+      await expectRefused(await gw(kg, '/v1/events', { headers: { 'x-api-key': secret } }), 429, 'QUOTA_EXCEEDED', ups);
     });
 
     it('forwards nothing for a rate-limited request', async () => {

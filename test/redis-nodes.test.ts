@@ -196,6 +196,23 @@ describe.skipIf(!requireRedis())('two keygate nodes on one Redis', () => {
     }
   });
 
+  it('sends RateLimit-* on every answer of a limited key from the shared counters, alternating nodes, mints counted too (regression)', async () => {
+    const k = await createKey(a, { workspaceId: ws, name: 'shared-headers', permissions: ['*'], rateLimit: { limit: 10, windowSeconds: 3600 } });
+    const remaining: string[] = [];
+    for (const node of [a, b, a, b]) {
+      const res = await gw(node, '/v1/events', { headers: { 'x-api-key': k.secret } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('ratelimit-limit')).toBe('10');
+      expect(Number(res.headers.get('ratelimit-reset'))).toBeGreaterThan(0);
+      remaining.push(res.headers.get('ratelimit-remaining') ?? 'none');
+    }
+    expect(remaining).toEqual(['9', '8', '7', '6']);
+    const minted = await gw(b, '/auth/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiKey: k.secret }) });
+    expect(minted.status, minted.text).toBe(200);
+    expect(minted.headers.get('ratelimit-remaining')).toBe('5');
+    expect((await gw(a, '/v1/events', { headers: { 'x-api-key': k.secret } })).headers.get('ratelimit-remaining')).toBe('4');
+  });
+
   it('holds a daily quota across both nodes: 600 concurrent requests against quota 200 admit 200 ± 1%, the rest 429 QUOTA_EXCEEDED', async () => {
     const limit = 200;
     const k = await createKey(a, { workspaceId: ws, name: 'shared-quota', permissions: ['*'], quota: { limit, period: 'day' } });

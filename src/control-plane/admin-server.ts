@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Actor } from '../domain/entities.js';
 import { newRequestId } from '../domain/ids.js';
 import { safeEqual } from '../domain/secret.js';
-import { KeygateError } from '../errors.js';
+import { ERROR_CATALOGUE, KeygateError, renderError, type ErrorCode } from '../errors.js';
 import { queryObject, readJsonBody, sendError, sendJson } from './http.js';
 import { Router } from './router.js';
 import { directoryRoutes } from './routes/directory.js';
@@ -30,11 +31,14 @@ export function buildAdminRouter(deps: AdminDeps): Router<AdminHandler> {
   return router;
 }
 
+/** `Bearer <token>`; the scheme name is case-insensitive (RFC 9110 §11.1), as on the gateway. */
+const BEARER = /^bearer +([\x21-\x7e]+)$/i;
+
 /** Bearer admin tokens, compared in constant time against every configured token. */
 function authenticate(req: IncomingMessage, tokens: ReadonlyArray<{ name: string; token: string }>): Actor | null {
   const header = req.headers.authorization;
   if (header === undefined) return null;
-  const m = /^Bearer ([\x21-\x7e]+)$/.exec(header);
+  const m = BEARER.exec(header);
   if (!m) return null;
   let found: Actor | null = null;
   // No early exit: the time taken does not tell which token, if any, matched.
@@ -97,7 +101,8 @@ export function createAdminServer(deps: AdminServerDeps): Server {
     return { status: result.status, route: match.template };
   };
 
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => {
+  // How often Node looks for requests past these timeouts (its default is 30 s).
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024, connectionsCheckingInterval: 1_000 }, (req, res) => {
     const started = process.hrtime.bigint();
     const requestId = newRequestId();
     const trace = { route: 'unmatched' };
@@ -108,6 +113,8 @@ export function createAdminServer(deps: AdminServerDeps): Server {
     if (deps.drain?.draining) res.shouldKeepAlive = false;
     handle(req, res, requestId, trace)
       .catch((err: unknown) => {
+        // Answered 408 while its body was still arriving (see clientError below); reading it then failed.
+        if ((res as TimedOutResponse)[TIMED_OUT]) return { status: 408, route: trace.route };
         if (!(err instanceof KeygateError)) logger.error({ err, requestId }, 'admin request failed');
         if (err instanceof KeygateError && err.code === 'STORE_UNAVAILABLE') metrics.storeErrors.inc({ operation: 'admin' });
         if (res.headersSent) {
@@ -124,5 +131,37 @@ export function createAdminServer(deps: AdminServerDeps): Server {
       })
       .catch((err: unknown) => logger.error({ err }, 'admin request accounting failed'));
   });
+
+  // Requests the HTTP parser refuses, or that did not arrive in time, get a catalogued JSON answer.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const message = inFlight == null ? 'The request headers did not arrive within 10 s.' : 'The request body did not arrive within 30 s.';
+    // A request whose body is still arriving, not yet answered: it gets the 408 (and its handler,
+    // whose read then fails, is accounted as such).
+    if (timedOut && inFlight != null && socket.writable && !inFlight.headersSent && !inFlight.req.complete) {
+      (inFlight as TimedOutResponse)[TIMED_OUT] = true;
+      sendError(inFlight, new KeygateError('REQUEST_TIMEOUT', message), String(inFlight.getHeader('x-request-id') ?? newRequestId()));
+      return;
+    }
+    // Answer only on a connection that has not started another response (see the gateway's).
+    if (!socket.writable || inFlight != null || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const requestId = newRequestId();
+    const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : timedOut ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+    const { status, body } = renderError(new KeygateError(code, timedOut ? message : ERROR_CATALOGUE[code].message), requestId);
+    const text = JSON.stringify(body);
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(text)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${text}`,
+    );
+    metrics.adminRequests.inc({ route: 'unmatched', method: 'UNKNOWN', status: String(status) });
+  });
   return server;
 }
+
+const TIMED_OUT = Symbol('keygate.adminTimedOut');
+type TimedOutResponse = ServerResponse & { [TIMED_OUT]?: true };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };

@@ -40,7 +40,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 export function sendError(res: ServerResponse, err: unknown, requestId: string): number {
   const { status, body, headers } = renderError(err, requestId);
-  if (status === 413) headers.connection = 'close';
+  if (status === 413 || status === 408) headers.connection = 'close';
   if (status === 401) headers['www-authenticate'] = 'Bearer realm="keygate-admin"';
   sendJson(res, status, body, headers);
   return status;

@@ -190,10 +190,36 @@ describe('readCredential', () => {
     expect(readCredential(scan({ authorizations: ['Basic -_8='] }))).toEqual({ kind: 'invalid' });
   });
 
-  it('reads Basic with missing padding as invalid', () => {
-    const encoded = b64(`${WS}:${SECRET}x`);
+  it('reads Basic in unpadded base64 like the padded form, with one or two padding characters left out (regression)', () => {
+    for (const secret of [SECRET, `${SECRET}x`]) {
+      const encoded = b64(`${WS}:${secret}`);
+      expect(encoded).toMatch(/[^=]={1,2}$/);
+      expect(readCredential(scan({ authorizations: [`Basic ${encoded.replace(/=+$/, '')}`] }))).toEqual({ kind: 'basic', workspaceId: WS, secret });
+    }
+  });
+
+  it('reads Basic with partial padding, or a lone character after the last whole quantum, as invalid', () => {
+    const encoded = b64(`${WS}:${SECRET}`);
+    expect(encoded.endsWith('==')).toBe(true);
+    expect(readCredential(scan({ authorizations: [`Basic ${encoded.slice(0, -1)}`] }))).toEqual({ kind: 'invalid' });
+    const whole = b64(`${WS}:${SECRET}xy`);
+    expect(whole.length % 4).toBe(0);
+    expect(whole).not.toContain('=');
+    expect(readCredential(scan({ authorizations: [`Basic ${whole}Q`] }))).toEqual({ kind: 'invalid' });
+  });
+
+  it('reads unpadded Basic whose decoded bytes are not valid UTF-8 as invalid', () => {
+    const bytes = Buffer.concat([Buffer.from(`${WS}:`, 'utf8'), Buffer.from([0xff, 0xfe, 0x41, 0x42])]);
+    const encoded = bytes.toString('base64');
     expect(encoded.endsWith('=')).toBe(true);
     expect(readCredential(scan({ authorizations: [`Basic ${encoded.replace(/=+$/, '')}`] }))).toEqual({ kind: 'invalid' });
+  });
+
+  it('reads the Basic scheme name in any case, unpadded too', () => {
+    const encoded = b64(`${WS}:${SECRET}`).replace(/=+$/, '');
+    for (const scheme of ['basic', 'BASIC', 'bAsIc']) {
+      expect(readCredential(scan({ authorizations: [`${scheme} ${encoded}`] }))).toEqual({ kind: 'basic', workspaceId: WS, secret: SECRET });
+    }
   });
 
   it('reads Basic with too much padding as invalid', () => {

@@ -92,12 +92,17 @@ export function chunkedOnly(transferEncoding: string): boolean {
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.|$)/;
 /** Our tokens are well under 1 KiB; anything far longer is refused before any parsing or caching. */
 export const MAX_TOKEN_LENGTH = 4096;
-const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+/**
+ * Standard base64, padded or not (nginx and Kong accept both): whole quanta, then a tail of two
+ * or three characters with its padding complete or absent. A lone trailing character, partial
+ * padding, padding elsewhere and the URL-safe alphabet are refused.
+ */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function parseBasic(value: string): Credential {
   const encoded = value.trim();
-  if (encoded.length % 4 !== 0 || !BASE64.test(encoded)) return { kind: 'invalid' };
+  if (!BASE64.test(encoded)) return { kind: 'invalid' };
   let decoded: string;
   try {
     decoded = utf8.decode(Buffer.from(encoded, 'base64'));

@@ -24,6 +24,15 @@ describe('clientResponseHeaders', () => {
     expect(out).toEqual(['X-Kept', '3', 'x-request-id', 'req2']);
   });
 
+  it("adds the gateway's RateLimit-* fields after the request id, replacing any the upstream sent under those names in any case", () => {
+    const limits = { 'ratelimit-limit': '10', 'ratelimit-remaining': '9', 'ratelimit-reset': '60' };
+    const out = clientResponseHeaders(raw('RateLimit-Limit', '1000', 'Content-Type', 'text/plain', 'ratelimit-remaining', '999', 'RateLimit-Policy', '"p";q=1000'), 'r', limits);
+    expect(out).toEqual([
+      'Content-Type', 'text/plain', 'RateLimit-Policy', '"p";q=1000', 'x-request-id', 'r',
+      'ratelimit-limit', '10', 'ratelimit-remaining', '9', 'ratelimit-reset', '60',
+    ]);
+  });
+
   it("replaces the upstream's own X-Request-Id with the gateway's", () => {
     const out = clientResponseHeaders(raw('X-Request-Id', 'upstream-id', 'x-request-id', 'again', 'Content-Length', '2'), 'gw-id');
     expect(out).toEqual(['Content-Length', '2', 'x-request-id', 'gw-id']);
@@ -215,7 +224,7 @@ describe('Upstream.forward', () => {
     const drain = { draining: false } as DrainState;
     let result!: Promise<ForwardResult>;
     front = createServer((req, res) => {
-      result = new Promise((resolve) => upstream.forward(req, res, '/x', headers, 'rid', drain, null, false, (r) => {
+      result = new Promise((resolve) => upstream.forward(req, res, '/x', headers, 'rid', drain, null, false, null, (r) => {
         if (!res.headersSent) res.writeHead(599).end();
         resolve(r);
       }));

@@ -112,12 +112,13 @@ export function upstreamRequestHeaders(req: IncomingMessage, scan: HeaderScan, i
  * The upstream's raw response headers (undici's `Buffer[]`, names and values alternating)
  * as the flat `[name, value, …]` list `writeHead` takes: hop-by-hop fields and any the
  * Connection header names are dropped, repeated fields (Set-Cookie) kept in order, and the
- * upstream's own X-Request-Id replaced by the gateway's.
+ * upstream's own X-Request-Id replaced by the gateway's; so are any fields `extra` (the
+ * gateway's RateLimit-* for a key with limits, lower-case names) gives.
  */
 /** The lengths of the response header names always dropped: any other name needs no lower-casing. */
 const DROPPED_NAME_LENGTHS = new Set([...HOP_BY_HOP, 'x-request-id'].map((n) => n.length));
 
-export function clientResponseHeaders(raw: readonly Buffer[], requestId: string): string[] {
+export function clientResponseHeaders(raw: readonly Buffer[], requestId: string, extra: Readonly<Record<string, string>> | null = null): string[] {
   let named: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -129,19 +130,21 @@ export function clientResponseHeaders(raw: readonly Buffer[], requestId: string)
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
-    if (named !== null || DROPPED_NAME_LENGTHS.has(name.length)) {
+    if (named !== null || extra !== null || DROPPED_NAME_LENGTHS.has(name.length)) {
       const lower = name.toLowerCase();
       if (HOP_BY_HOP.has(lower) || lower === 'x-request-id' || (named !== null && named.has(lower))) continue;
+      if (extra !== null && Object.hasOwn(extra, lower)) continue;
     }
     out.push(name, raw[i + 1]!.toString('latin1'));
   }
   out.push('x-request-id', requestId);
+  if (extra !== null) for (const name in extra) out.push(name, extra[name]!);
   return out;
 }
 
 export type ForwardResult =
   | { ok: true; status: number }
-  | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT'> | 'CLIENT_GONE'; responded: boolean }
+  | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT' | 'REQUEST_TIMEOUT'> | 'CLIENT_GONE'; responded: boolean }
   /** The request could not be sent as built (undici refused an argument: a header, the path): the gateway's own fault. */
   | { ok: false; code: 'INTERNAL'; responded: false; err: Error };
 
@@ -151,6 +154,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT']);
 const INVALID_REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 const CLIENT_GONE = new Error('the client closed the connection');
 const TIMED_OUT = new Error('the upstream did not answer in time');
+const REQUEST_TIMED_OUT = new Error('the request did not arrive within the request timeout');
 
 /** An exchange on the upstream clocks. */
 export interface Clocked {
@@ -249,6 +253,17 @@ function onClientSocketClose(this: WatchedSocket): void {
 }
 
 /**
+ * The request in flight on `socket` did not arrive within the server's request timeout (its
+ * body still trickling in while it streams upstream): its exchange ends as REQUEST_TIMEOUT,
+ * for the caller to answer 408, and the upstream call is aborted once that answer is out.
+ * False when no exchange is in flight there or its answer has begun.
+ */
+export function requestTimedOut(socket: Socket): boolean {
+  const handler = (socket as WatchedSocket)[IN_FLIGHT];
+  return handler ? handler.requestTimedOut() : false;
+}
+
+/**
  * undici's own handler interface (the one its HTTP/1.1 client calls directly, so no adapter
  * sits between and response headers stay raw): response bytes go straight into the client's
  * response with back-pressure both ways, and a client that goes away aborts the upstream call.
@@ -278,6 +293,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     private readonly requestId: string,
     private readonly drain: DrainState,
     readonly timeoutMs: number,
+    private readonly extraHeaders: Readonly<Record<string, string>> | null,
     private readonly done: (result: ForwardResult) => void,
   ) {
     const socket = res.socket as WatchedSocket | null;
@@ -303,6 +319,20 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     if (!this.settled) this.abort(CLIENT_GONE);
   }
 
+  requestTimedOut(): boolean {
+    if (this.settled || this.res.headersSent) return false;
+    this.settle({ ok: false, code: 'REQUEST_TIMEOUT', responded: false });
+    // Aborting the upstream call destroys the request stream, and with it the connection: only
+    // once the 408 is out.
+    const abort = (): void => this.abort(REQUEST_TIMED_OUT);
+    if (this.res.writableFinished || this.res.destroyed) abort();
+    else {
+      this.res.once('finish', abort);
+      this.res.once('close', abort);
+    }
+    return true;
+  }
+
   private abort(reason: Error): void {
     if (this.abortWith !== null) return;
     this.abortWith = reason;
@@ -322,15 +352,17 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx informational: the client gets only the final answer
+    if (this.settled) return true; // already answered (the request timed out): the rest is dropped
     this.arm();
     this.status = statusCode;
     this.resume = resume;
     if (this.drain.draining) this.res.shouldKeepAlive = false;
-    this.res.writeHead(statusCode, clientResponseHeaders(rawHeaders, this.requestId));
+    this.res.writeHead(statusCode, clientResponseHeaders(rawHeaders, this.requestId, this.extraHeaders));
     return true;
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.settled) return true;
     this.arm();
     if (this.res.write(chunk)) return true;
     // A slow client pauses the upstream; the clock starts again when the client drains.
@@ -344,6 +376,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
   }
 
   onComplete(): void {
+    if (this.settled) return;
     this.res.end();
     this.settle({ ok: true, status: this.status });
   }
@@ -393,7 +426,7 @@ export class Upstream {
    * request stream when the pipeline already read it (inspected routes).
    */
   forward(req: IncomingMessage, res: ServerResponse, path: string, headers: string[], requestId: string, drain: DrainState,
-    body: Buffer | null, hasBody: boolean, done: (result: ForwardResult) => void): void {
+    body: Buffer | null, hasBody: boolean, extraHeaders: Readonly<Record<string, string>> | null, done: (result: ForwardResult) => void): void {
     this.pool.dispatch(
       {
         path: this.basePath + path,
@@ -404,7 +437,7 @@ export class Upstream {
         headersTimeout: 0,
         bodyTimeout: 0,
       },
-      new ProxyHandler(res, requestId, drain, this.timeoutMs, done),
+      new ProxyHandler(res, requestId, drain, this.timeoutMs, extraHeaders, done),
     );
   }
 

@@ -11,7 +11,7 @@ import type { DrainState } from '../runtime/drain.js';
 import { createClientIpResolver } from './client-ip.js';
 import type { CompiledRoute, RequestContext } from './context.js';
 import { chunkedOnly, scanHeaders, type HeaderScan } from './credentials.js';
-import { upstreamRequestHeaders } from './forwarder.js';
+import { requestTimedOut, upstreamRequestHeaders } from './forwarder.js';
 import { CredentialMemo } from './key-resolver.js';
 import { readBody } from './read-body.js';
 import { parseRequestTarget } from './request-target.js';
@@ -177,12 +177,13 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     }
     const peer = peerOf(req.socket as PeerSocket);
     const clientIp = peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip;
-    readBody(req, tokenBodyCap)
+    readBody(req, tokenBodyCap, config.gateway.requestTimeoutMs - (performance.now() - started))
       .then(async (body) => {
+        if (body === 'timeout') return refuse(res, requestId, 'REQUEST_TIMEOUT', null, 'auth-token', null, started);
         if (typeof body === 'string') return refuse(res, requestId, 'BODY_TOO_LARGE', `The body is over ${tokenBodyCap} bytes.`, 'auth-token', null, started);
         const out = await deps.exchange(scan, body, clientIp, Date.now());
-        if (!out.ok) return refuse(res, requestId, out.code, out.message ?? null, 'auth-token', out.keyId ?? null, started);
-        sendJson(res, requestId, 200, JSON.stringify(out.body), { 'cache-control': 'no-store' });
+        if (!out.ok) return refuse(res, requestId, out.code, out.message ?? null, 'auth-token', out.keyId ?? null, started, out.headers);
+        sendJson(res, requestId, 200, JSON.stringify(out.body), { ...out.headers, 'cache-control': 'no-store' });
         finish(requestId, 'auth-token', 200, 'OK', out.keyId, started, 0);
       })
       .catch((err: unknown) => {
@@ -255,7 +256,9 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     });
     const upstreamStarted = performance.now();
     const keyId = policy.keyId;
-    upstream.forward(req, res, ctx.path + ctx.search, headers, requestId, drain, ctx.body, scan.hasBody, (result) => {
+    // A key with limits gets its RateLimit-* headers on the forwarded answer too.
+    const limitHeaders = ctx.responseHeaders;
+    upstream.forward(req, res, ctx.path + ctx.search, headers, requestId, drain, ctx.body, scan.hasBody, limitHeaders, (result) => {
       const upstreamMs = performance.now() - upstreamStarted;
       upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
       if (result.ok) return finish(requestId, route.name, result.status, 'OK', keyId, started, upstreamMs);
@@ -268,7 +271,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
         res.destroy();
         return finish(requestId, route.name, 502, result.code, keyId, started, upstreamMs);
       }
-      refuse(res, requestId, result.code, null, route.name, keyId, started);
+      refuse(res, requestId, result.code, null, route.name, keyId, started, limitHeaders ?? undefined);
     });
   };
 
@@ -277,6 +280,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     requestTimeout: config.gateway.requestTimeoutMs,
     headersTimeout: Math.min(config.gateway.requestTimeoutMs, 60_000),
     keepAliveTimeout: 65_000,
+    // How often Node looks for requests past those timeouts (its default is 30 s).
+    connectionsCheckingInterval: Math.min(1_000, config.gateway.requestTimeoutMs),
   }, (req, res) => {
     const requestId = nextId();
     try {
@@ -290,20 +295,29 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // Answer only on a connection that has not started another response: a malformed request
     // pipelined behind a valid one must not write over that one's answer.
-    const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
     // The request was answered 400 already; that answer closes the connection once written.
-    if (busy && err.code === 'HPE_INVALID_TRANSFER_ENCODING' && (socket as Socket & { [BAD_FRAMING]?: true })[BAD_FRAMING]) return;
-    if (!socket.writable || busy || (err as { code?: string }).code === 'ECONNRESET') {
+    if (inFlight != null && err.code === 'HPE_INVALID_TRANSFER_ENCODING' && (socket as Socket & { [BAD_FRAMING]?: true })[BAD_FRAMING]) return;
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    // A request whose body is still arriving past requestTimeoutMs, not yet answered: a forwarded
+    // one's exchange ends and answers 408; one still in the pipeline is left to it (every body
+    // read there keeps the same time and answers 408 itself).
+    if (timedOut && inFlight != null && socket.writable && !inFlight.headersSent && !inFlight.req.complete) {
+      requestTimedOut(socket);
+      return;
+    }
+    if (!socket.writable || inFlight != null || (err as { code?: string }).code === 'ECONNRESET') {
       socket.destroy();
       return;
     }
     const requestId = nextId();
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    const code: ErrorCode = tooLarge ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
-    const status = tooLarge ? 431 : 400;
-    const body = errorBody(code, tooLarge ? 'The request headers are over 16 KiB.' : ERROR_CATALOGUE.BAD_REQUEST.message, requestId);
+    const code: ErrorCode = tooLarge ? 'HEADERS_TOO_LARGE' : timedOut ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+    const { status } = ERROR_CATALOGUE[code];
+    const message = tooLarge ? 'The request headers are over 16 KiB.' : timedOut ? `The request did not arrive within ${config.gateway.requestTimeoutMs} ms.` : ERROR_CATALOGUE.BAD_REQUEST.message;
+    const body = errorBody(code, message, requestId);
     socket.end(
-      `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : timedOut ? 'Request Timeout' : 'Bad Request'}\r\n` +
       `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
       `x-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
     );

@@ -92,6 +92,34 @@ describe('LocalRateLimiter', () => {
   });
 });
 
+describe('RateLimit-* headers on admissions', () => {
+  it('gives every admitted request of a rate-limited key the RateLimit-* trio, remaining counting down (regression)', () => {
+    const l = new LocalRateLimiter();
+    const rate = { limit: 3, windowSeconds: 10 };
+    const remaining = [0, 1, 2].map((i) => l.take('k', rate, null, T0 + 2_500 + i));
+    expect(remaining.map((d) => d.headers)).toEqual([
+      { 'ratelimit-limit': '3', 'ratelimit-remaining': '2', 'ratelimit-reset': '8' },
+      { 'ratelimit-limit': '3', 'ratelimit-remaining': '1', 'ratelimit-reset': '8' },
+      { 'ratelimit-limit': '3', 'ratelimit-remaining': '0', 'ratelimit-reset': '8' },
+    ]);
+    expect(remaining.every((d) => d.ok && !('retry-after' in d.headers!))).toBe(true);
+  });
+
+  it('gives the quota\'s trio when the quota has fewer requests left than the rate window, reset at the period\'s end', () => {
+    const l = new LocalRateLimiter();
+    const d = l.take('k', { limit: 100, windowSeconds: 60 }, { limit: 5, period: 'day' }, T0);
+    // T0 is 12:00 UTC: 12 hours to the end of the day.
+    expect(d).toEqual({ ok: true, headers: { 'ratelimit-limit': '5', 'ratelimit-remaining': '4', 'ratelimit-reset': String(12 * 3600) } });
+    const r = l.take('q', { limit: 2, windowSeconds: 60 }, { limit: 1_000, period: 'month' }, T0);
+    expect(r.headers).toEqual({ 'ratelimit-limit': '2', 'ratelimit-remaining': '1', 'ratelimit-reset': '60' });
+  });
+
+  it('gives the headers under the local fallback too, for this process\'s share', () => {
+    const f = new StoreErrorFallback('local', () => 2, () => {});
+    expect(f.take('k', { limit: 10, windowSeconds: 10 }, null, T0).headers).toEqual({ 'ratelimit-limit': '5', 'ratelimit-remaining': '4', 'ratelimit-reset': '10' });
+  });
+});
+
 describe('LocalRateLimiter.peek', () => {
   it('reports what is left of each budget without consuming any', () => {
     const l = new LocalRateLimiter();

@@ -3,7 +3,11 @@ import type { Quota, RateLimit } from '../domain/api-key.js';
 export interface LimitDecision {
   ok: boolean;
   code?: 'RATE_LIMITED' | 'QUOTA_EXCEEDED';
-  /** Headers for a refusal: Retry-After and the RateLimit-* trio. */
+  /**
+   * Headers for the answer: on a refusal Retry-After and the RateLimit-* trio; on an admission
+   * the trio for the budget nearer exhaustion, so clients can pace themselves. Absent when the
+   * budgets are not known (the `allow` fallback).
+   */
   headers?: Record<string, string>;
 }
 
@@ -92,6 +96,32 @@ export function budgets(w: Window | null, p: Period | null, rate: RateLimit | nu
   };
 }
 
+/**
+ * An admission, with the RateLimit-* trio of whichever budget has fewer requests left (the rate
+ * window's reset is the end of its current fixed window, as the usage endpoint shows it). The
+ * counts are those after this request.
+ */
+export function admission(rate: RateLimit | null, w: Window | null, quota: Quota | null, p: Period | null, now: number): LimitDecision {
+  let limit = 0;
+  let remaining = Infinity;
+  let resetMs = 0;
+  if (rate !== null && w !== null) {
+    limit = rate.limit;
+    remaining = Math.max(0, Math.floor(rate.limit - estimateAt(w, now)));
+    resetMs = w.start + w.size - now;
+  }
+  if (quota !== null && p !== null && quota.limit - p.count < remaining) {
+    limit = quota.limit;
+    remaining = Math.max(0, quota.limit - p.count);
+    resetMs = periodEnd(quota.period, p.start) - now;
+  }
+  if (remaining === Infinity) return OK;
+  return {
+    ok: true,
+    headers: { 'ratelimit-limit': String(limit), 'ratelimit-remaining': String(remaining), 'ratelimit-reset': String(Math.max(1, Math.ceil(resetMs / 1000))) },
+  };
+}
+
 export function refusal(code: 'RATE_LIMITED' | 'QUOTA_EXCEEDED', limit: number, remaining: number, resetMs: number): LimitDecision {
   const reset = String(Math.max(1, Math.ceil(resetMs / 1000)));
   return {
@@ -137,7 +167,7 @@ export class LocalRateLimiter implements CounterStore {
     }
     if (window) window.current++;
     if (period) period.count++;
-    return OK;
+    return admission(rate, window ?? null, quota, period ?? null, now);
   }
 
   /** Counts `n` requests admitted elsewhere (no decision: they have passed). */

@@ -35,6 +35,28 @@ describe('RouteTable', () => {
     expect(table.match('GET', '/v1/events')).toBeNull();
   });
 
+  it('matches a HEAD request to the GET route of the same path, literal, parameterised or wildcard (regression)', () => {
+    const list = route('list', 'GET', '/v1/events');
+    const one = route('one', 'GET', '/v1/profiles/{id}');
+    const files = route('files', 'GET', '/v1/files/*');
+    const table = new RouteTable([route('send', 'POST', '/v1/events'), list, one, files]);
+    expect(table.match('HEAD', '/v1/events')).toEqual({ route: list, params: {} });
+    expect(table.match('HEAD', '/v1/profiles/42')).toEqual({ route: one, params: { id: '42' } });
+    expect(table.match('HEAD', '/v1/files/a/b')).toEqual({ route: files, params: {} });
+  });
+
+  it('matches a HEAD request to a declared HEAD route before the GET one, and to nothing where no GET route matches', () => {
+    const get = route('get', 'GET', '/v1/events');
+    const head = route('head', 'HEAD', '/v1/events');
+    const headParam = route('head-one', 'HEAD', '/v1/profiles/{id}');
+    const getParam = route('get-one', 'GET', '/v1/profiles/{id}');
+    const table = new RouteTable([get, head, getParam, headParam, route('send', 'POST', '/v1/send')]);
+    expect(table.match('HEAD', '/v1/events')?.route).toBe(head);
+    expect(table.match('HEAD', '/v1/profiles/7')?.route).toBe(headParam);
+    expect(table.match('HEAD', '/v1/send')).toBeNull();
+    expect(table.match('HEAD', '/v1/other')).toBeNull();
+  });
+
   it('answers null for a param route when the method differs', () => {
     const table = new RouteTable([route('profile', 'GET', '/v1/profiles/{id}')]);
     expect(table.match('DELETE', '/v1/profiles/42')).toBeNull();

@@ -40,7 +40,16 @@ export class RouteTable<R extends { config: RouteConfig }> {
     }
   }
 
+  /**
+   * The route for `method` and `path`. A HEAD request with no HEAD route of its own takes the
+   * GET route of the same path (RFC 9110 §9.3.2: HEAD is GET without the body).
+   */
   match(method: string, path: string): RouteMatch<R> | null {
+    const found = this.matchMethod(method, path);
+    return found === null && method === 'HEAD' ? this.matchMethod('GET', path) : found;
+  }
+
+  private matchMethod(method: string, path: string): RouteMatch<R> | null {
     const exact = this.exact.get(method)?.get(path);
     if (exact) return { route: exact, params: {} };
     const candidates = this.byMethod.get(method);

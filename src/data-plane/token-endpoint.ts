@@ -8,6 +8,7 @@ import type { ErrorCode } from '../errors.js';
 import { readCredential, type HeaderScan } from './credentials.js';
 import type { KeyResolver } from './key-resolver.js';
 import { STATUS_REFUSAL } from './stages/key-status.js';
+import type { LimitCheck } from './stages/rate-limit.js';
 import type { TokenService } from './token-service.js';
 
 const identity = z.union([
@@ -32,9 +33,10 @@ function identityProblem(field: string, value: string): string | null {
   return null;
 }
 
+/** `headers`: the RateLimit-* (and on a 429 Retry-After) headers of a key with limits. */
 export type Exchange =
-  | { ok: true; body: { token: string; tokenType: 'Bearer'; expiresIn: number }; keyId: string }
-  | { ok: false; code: ErrorCode; message?: string; keyId?: string };
+  | { ok: true; body: { token: string; tokenType: 'Bearer'; expiresIn: number }; keyId: string; headers?: Record<string, string> }
+  | { ok: false; code: ErrorCode; message?: string; keyId?: string; headers?: Record<string, string> };
 
 /** `hex(HMAC-SHA256(key = the salt's UTF-8 bytes, message = the identity value))`, compared in constant time. */
 function signatureMatches(salt: string, value: string, signature: string): boolean {
@@ -47,9 +49,10 @@ function signatureMatches(salt: string, value: string, signature: string): boole
  * `POST /auth/token`: an API key (in the body as `apiKey`, or in the usual headers) for a
  * short-lived JWT. The key passes the same checks as on any route (status, IP allowlist). A
  * profile key with simple authentication may add a signed `identity` and gets a token that
- * speaks for that profile; a workspace key never can.
+ * speaks for that profile; a workspace key never can. A mint counts against the key's rate
+ * limit and quota like any of its requests.
  */
-export function createTokenExchange(resolver: KeyResolver, tokens: TokenService) {
+export function createTokenExchange(resolver: KeyResolver, tokens: TokenService, limits: LimitCheck) {
   return async (scan: HeaderScan, rawBody: Buffer, clientIp: ParsedIp | null, now: number): Promise<Exchange> => {
     let parsed: unknown = {};
     if (rawBody.length > 0) {
@@ -90,6 +93,10 @@ export function createTokenExchange(resolver: KeyResolver, tokens: TokenService)
       if (policy.simpleAuthSalt === null || !signatureMatches(policy.simpleAuthSalt, value, signature!)) return { ok: false, code: 'UNAUTHENTICATED', keyId };
       profile = value;
     }
+    // A mint is a request of the key: it counts against the key's rate limit and quota.
+    const limited = limits(policy, now);
+    const decision = limited instanceof Promise ? await limited : limited;
+    if (decision !== null && !decision.ok) return { ok: false, code: decision.code ?? 'RATE_LIMITED', keyId, ...(decision.headers ? { headers: decision.headers } : {}) };
     // Names the secret presented (current, or retired and still in grace) without any of its hash.
     const minted = await tokens.mint({
       key: keyId,
@@ -100,6 +107,6 @@ export function createTokenExchange(resolver: KeyResolver, tokens: TokenService)
       kv: policy.version,
       sfp: secretFingerprint(resolved.hash),
     }, now);
-    return { ok: true, body: { token: minted.token, tokenType: 'Bearer', expiresIn: minted.expiresIn }, keyId };
+    return { ok: true, body: { token: minted.token, tokenType: 'Bearer', expiresIn: minted.expiresIn }, keyId, ...(decision?.headers ? { headers: decision.headers } : {}) };
   };
 }

@@ -1,4 +1,7 @@
-// JSON request bodies, as both ports read them: the media type, and strict UTF-8 then JSON.
+// JSON request bodies, as both ports read them: the media type, and strict UTF-8 then strict
+// JSON (a duplicate key, compared after unescaping, is refused rather than the last one kept).
+
+import { parseStrictJson } from './strict-json.js';
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -53,7 +56,7 @@ export function isJsonWithForeignCharset(type: string | undefined): boolean {
 
 export type ParsedBody = { ok: true; value: unknown } | { ok: false; message: string };
 
-/** Invalid UTF-8 is refused rather than replaced, so what is checked is what was sent. */
+/** Invalid UTF-8 is refused rather than replaced, and duplicate keys too, so what is checked is what was sent. */
 export function parseJsonBody(bytes: Uint8Array): ParsedBody {
   let text: string;
   try {
@@ -61,9 +64,5 @@ export function parseJsonBody(bytes: Uint8Array): ParsedBody {
   } catch {
     return { ok: false, message: 'The body is not valid UTF-8.' };
   }
-  try {
-    return { ok: true, value: JSON.parse(text) as unknown };
-  } catch (err) {
-    return { ok: false, message: `The body is not valid JSON: ${(err as Error).message}` };
-  }
+  return parseStrictJson(text);
 }

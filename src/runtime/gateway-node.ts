@@ -10,6 +10,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { RateLimiter } from '../data-plane/rate-limiter.js';
 import type { Change } from '../store/types.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
+import { limitCheck } from '../data-plane/stages/rate-limit.js';
 import { SigningKeyCipher } from '../domain/signing-key-cipher.js';
 import { createTokenExchange } from '../data-plane/token-endpoint.js';
 import { TokenService } from '../data-plane/token-service.js';
@@ -64,7 +65,7 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
   });
   const drain = drainState();
   const server = createGatewayServer({
-    config, routes, metrics, logger: deps.logger, usage, drain, tokens, exchange: createTokenExchange(resolver, tokens),
+    config, routes, metrics, logger: deps.logger, usage, drain, tokens, exchange: createTokenExchange(resolver, tokens, limitCheck(deps.limiter, metrics.rateLimited)),
   });
   return {
     server,

@@ -36,6 +36,16 @@ describe('rate-limit stage', () => {
     expect(rateLimited.n).toBe(1);
   });
 
+  it('sets the RateLimit-* headers on the context for an admitted request too, and leaves them null for a key without limits (regression)', () => {
+    const stage = rateLimitStage(new LocalRateLimiter(), counter());
+    const admitted = ctxFor({ rateLimit: { limit: 5, windowSeconds: 60 } });
+    expect(stage(admitted)).toBeNull();
+    expect(admitted.responseHeaders).toEqual({ 'ratelimit-limit': '5', 'ratelimit-remaining': '4', 'ratelimit-reset': '60' });
+    const unlimited = ctxFor({});
+    expect(stage(unlimited)).toBeNull();
+    expect(unlimited.responseHeaders).toBeNull();
+  });
+
   it('answers QUOTA_EXCEEDED when the quota is what ran out', () => {
     const stage = rateLimitStage(new LocalRateLimiter(), counter());
     expect(stage(ctxFor({ quota: { limit: 1, period: 'day' } }))).toBeNull();

@@ -1,19 +1,39 @@
+import type { CompiledPolicy } from '../../domain/compiled-policy.js';
 import type { CounterChild } from '../../observability/hot-metrics.js';
-import type { Stage } from '../context.js';
-import type { RateLimiter } from '../rate-limiter.js';
+import type { RequestContext, Stage, StageResult } from '../context.js';
+import type { LimitDecision, RateLimiter } from '../rate-limiter.js';
+
+/**
+ * One request of a key against its rate limit and quota: null for a key with neither (nothing
+ * counted, no headers), else the limiter's decision; each refusal is counted in `rateLimited`.
+ * The routes' stage and `POST /auth/token` both take this check.
+ */
+export type LimitCheck = (policy: CompiledPolicy, now: number) => LimitDecision | Promise<LimitDecision> | null;
+
+export function limitCheck(limiter: RateLimiter, rateLimited: CounterChild): LimitCheck {
+  const counted = (d: LimitDecision): LimitDecision => {
+    if (!d.ok) rateLimited.inc();
+    return d;
+  };
+  return (policy, now) => {
+    if (policy.rateLimit === null && policy.quota === null) return null;
+    const decision = limiter.take(policy.keyId, policy.rateLimit, policy.quota, now);
+    return decision instanceof Promise ? decision.then(counted) : counted(decision);
+  };
+}
+
+/** The decision's headers go on the answer, admitted (forwarded) or refused. */
+function apply(ctx: RequestContext, d: LimitDecision): StageResult {
+  ctx.responseHeaders = d.headers ?? null;
+  return d.ok ? null : (d.code ?? 'RATE_LIMITED');
+}
 
 /** Per-key rate limit and quota; keys with neither pass untouched. */
 export function rateLimitStage(limiter: RateLimiter, rateLimited: CounterChild): Stage {
+  const check = limitCheck(limiter, rateLimited);
   return (ctx) => {
-    const policy = ctx.policy!;
-    if (policy.rateLimit === null && policy.quota === null) return null;
-    const decision = limiter.take(policy.keyId, policy.rateLimit, policy.quota, ctx.now);
-    const apply = (d: Awaited<typeof decision>) => {
-      if (d.ok) return null;
-      rateLimited.inc();
-      ctx.responseHeaders = d.headers ?? null;
-      return d.code ?? 'RATE_LIMITED';
-    };
-    return decision instanceof Promise ? decision.then(apply) : apply(decision);
+    const decision = check(ctx.policy!, ctx.now);
+    if (decision === null) return null;
+    return decision instanceof Promise ? decision.then((d) => apply(ctx, d)) : apply(ctx, decision);
   };
 }

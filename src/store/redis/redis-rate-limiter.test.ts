@@ -80,6 +80,24 @@ describe.skipIf(!requireRedis())('RedisRateLimiter', () => {
       });
     });
 
+    it('gives every admitted request the RateLimit-* trio, remaining counting down, decided in Redis or on headroom (regression)', async () => {
+      const { limiter: l } = await limiter({ conn: { fastTimeoutMs: 5_000 } });
+      const id = keyId();
+      const rate = { limit: 3, windowSeconds: 60 };
+      const now = windowStart(60_000, 0) + 1_000;
+      const decisions = await takeN(l, id, 3, rate, null, now);
+      expect(decisions.map((d) => d.headers)).toEqual([2, 1, 0].map((left) => ({ 'ratelimit-limit': '3', 'ratelimit-remaining': String(left), 'ratelimit-reset': '59' })));
+      // Far from the limits the answer comes at once (headroom), with the headers all the same.
+      const big = { limit: 100_000, windowSeconds: 60 };
+      const quota = { limit: 5_000, period: 'day' as const };
+      const other = keyId();
+      const at = Date.now();
+      expect((await l.take(other, big, quota, at)).headers).toMatchObject({ 'ratelimit-limit': '5000', 'ratelimit-remaining': '4999' });
+      const fast = l.take(other, big, quota, at);
+      expect(fast).not.toBeInstanceOf(Promise);
+      expect((fast as LimitDecision).headers).toMatchObject({ 'ratelimit-limit': '5000', 'ratelimit-remaining': '4998' });
+    });
+
     it('refuses every request under a limit of 0', async () => {
       const { limiter: l } = await limiter();
       const decision = await l.take(keyId(), { limit: 0, windowSeconds: 5 }, null, Date.now());

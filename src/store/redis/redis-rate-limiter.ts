@@ -1,6 +1,6 @@
 import type { Quota, RateLimit } from '../../domain/api-key.js';
 import {
-  StoreErrorFallback, budgets, estimateAt, periodEnd, periodStart, quotaRefusal, rateRefusal,
+  StoreErrorFallback, admission, budgets, estimateAt, periodEnd, periodStart, quotaRefusal, rateRefusal,
   type Budgets, type CounterStore, type LimitDecision, type Window,
 } from '../../data-plane/rate-limiter.js';
 import type { RedisConnection } from './connection.js';
@@ -29,6 +29,22 @@ const marginOf = (limit: number, nodes: number): number => Math.max(limit * (1 -
 
 /** Whether `now` lies in the window and quota period a headroom was learned in. */
 const within = (h: Headroom, now: number): boolean => now >= h.windowStart && now < h.windowEnd && now >= h.quotaStart && now < h.quotaEnd;
+
+/** An admission on headroom: the RateLimit-* trio of what the last reply left, less what this node admitted since. */
+function headroomAdmission(h: Headroom, rate: RateLimit | null, quota: Quota | null, now: number): LimitDecision {
+  const rateLeft = rate === null ? Infinity : Math.max(0, Math.floor(h.rateRoom - h.since));
+  const quotaLeft = quota === null ? Infinity : Math.max(0, h.quotaRoom - h.since);
+  const byQuota = quotaLeft < rateLeft;
+  const reset = Math.max(1, Math.ceil(((byQuota ? h.quotaEnd : h.windowEnd) - now) / 1000));
+  return {
+    ok: true,
+    headers: {
+      'ratelimit-limit': String(byQuota ? quota!.limit : rate!.limit),
+      'ratelimit-remaining': String(byQuota ? quotaLeft : rateLeft),
+      'ratelimit-reset': String(reset),
+    },
+  };
+}
 
 /** Requests of one key (with one set of limits) for the next script call. */
 interface Batch {
@@ -123,7 +139,7 @@ export class RedisRateLimiter implements CounterStore {
       }
       batch.counted++;
       if (!this.scheduled && this.timer === null) this.timer = setTimeout(this.flush, COUNT_WITHIN_MS);
-      return OK;
+      return headroomAdmission(h, rate, quota, now);
     }
     let batch = this.batchFor(keyId, rate, quota, now);
     if (batch.counted > 0 && batch.now !== now) {
@@ -213,9 +229,13 @@ export class RedisRateLimiter implements CounterStore {
           this.learn(batch, start, size, qStart, r[b * 5 + 2]!, r[b * 5 + 3]!, r[b * 5 + 4]!);
         }
         let refused: LimitDecision | null = null;
+        // The batch's admissions share one answer: the budgets as this reply leaves them.
+        const ok = admitted > 0
+          ? admission(rate, { start, size, current: r[b * 5 + 2]!, previous: r[b * 5 + 3]! }, quota, { start: qStart, count: r[b * 5 + 4]! }, now)
+          : OK;
         for (let i = 0; i < waiters.length; i++) {
           if (i < admitted) {
-            waiters[i]!(OK);
+            waiters[i]!(ok);
             continue;
           }
           refused ??= why === 2 ? quotaRefusal(quota!, qStart, now) : rateRefusal({ start, size, current: r[b * 5 + 2]!, previous: r[b * 5 + 3]! }, rate!.limit, now);
