@@ -26,7 +26,7 @@ describe('credentials (property-based)', () => {
     fc.assert(fc.property(rawHeaders, (raw) => {
       const credential = readCredential(scanHeaders(raw));
       expect(KINDS).toContain(credential.kind);
-    }), fuzz(2000));
+    }), fuzz(1000));
   });
 
   it('finds every X-Api-Key and Authorization header whatever the case of its name, and calls two or more ambiguous', () => {
@@ -39,7 +39,7 @@ describe('credentials (property-based)', () => {
       const kind = readCredential(scan).kind;
       expect(kind === 'none').toBe(count === 0);
       expect(kind === 'ambiguous').toBe(count > 1);
-    }), fuzz(2000));
+    }), fuzz(1000));
   });
 
   it('reads an X-Api-Key value as its secret, trimmed, and an empty one as invalid', () => {

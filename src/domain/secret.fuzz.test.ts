@@ -15,7 +15,7 @@ describe('secret format (property-based)', () => {
     );
     fc.assert(fc.property(candidate, (s) => {
       expect([null, 'live', 'test']).toContain(checkSecretFormat(s));
-    }), fuzz(3000));
+    }), fuzz(1000));
   });
 
   it('accepts every generated secret with its environment, and refuses it after any one-character change', () => {
@@ -26,7 +26,7 @@ describe('secret format (property-based)', () => {
       fc.pre(secret[i] !== replacement);
       const changed = secret.slice(0, i) + replacement + secret.slice(i + 1);
       expect(checkSecretFormat(changed)).toBeNull();
-    }), fuzz(2000));
+    }), fuzz(1000));
   });
 
   it('compares any two strings exactly as === does, lone surrogates and U+FFFD included (regression)', () => {
@@ -36,6 +36,6 @@ describe('secret format (property-based)', () => {
     fc.assert(fc.property(text, text, fc.boolean(), (a, b, same) => {
       const other = same ? a : b;
       expect(safeEqual(a, other)).toBe(a === other);
-    }), fuzz(2000));
+    }), fuzz(1000));
   });
 });
