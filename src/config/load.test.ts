@@ -193,6 +193,12 @@ describe('validation messages name the path in the file', () => {
     expect(errs).toContain('gatway: unknown field');
   });
 
+  it('names a "__proto__" key as an unknown field instead of reading the route through it (regression)', () => {
+    const routes = '  - { name: a, method: GET, path: /a, upstream: events, __proto__: { permission: a.read } }';
+    const errs = errors(parseConfigText(yaml({ routes }), {}));
+    expect(errs).toContain('routes[0].__proto__: unknown field');
+  });
+
   it('names an unknown key inside a route by its index', () => {
     const routes = '  - { name: a, method: GET, path: /a, upstream: events, permission: a.read }\n  - { name: b, method: GET, path: /b, upstream: events, permission: b.read, timeout: 5 }';
     const errs = errors(parseConfigText(yaml({ routes }), {}));
