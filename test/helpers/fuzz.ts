@@ -42,3 +42,8 @@ export function hostileString(special: string, maxLength = 40): fc.Arbitrary<str
     maxLength,
   });
 }
+
+/** A test's time limit: `ms` under `npm test`, and room for the long run under `npm run fuzz`. */
+export function fuzzTimeout(ms: number): number {
+  return FUZZ_RUNS === null ? ms : 30 * 60_000;
+}

@@ -69,7 +69,7 @@ describe('body policy (property-based)', () => {
   });
 
   it('admits an event body or batch exactly when every event passes the denylist and the allowlist, and names the first refused one', async () => {
-    const item = fc.tuple(name, fc.array(fc.tuple(name.filter((k) => k !== 'action'), fc.jsonValue({ maxDepth: 1, size: 'xsmall' })), { maxLength: 2 }))
+    const item = fc.tuple(name, fc.array(fc.tuple(name.filter((k) => k !== 'action'), fc.jsonValue({ maxDepth: 1, depthSize: 'xsmall' })), { maxLength: 2 }))
       .map(([action, extra]) => ({ action, text: objectText([['action', action], ...extra]) }));
     const body = fc.oneof(item.map((i) => ({ actions: [i.action], text: i.text })), fc.array(item, { maxLength: 4 }).map((is) => ({ actions: is.map((i) => i.action), text: `[${is.map((i) => i.text).join(',')}]` })));
     await fc.assert(fc.asyncProperty(body, lists, async ({ actions, text }, l) => {
@@ -99,7 +99,7 @@ describe('body policy (property-based)', () => {
   });
 
   it('admits a profile body exactly when every top-level key is on the attribute allowlist (or it is empty)', async () => {
-    const body = fc.array(fc.tuple(name, fc.jsonValue({ maxDepth: 1, size: 'xsmall' })), { maxLength: 4 });
+    const body = fc.array(fc.tuple(name, fc.jsonValue({ maxDepth: 1, depthSize: 'xsmall' })), { maxLength: 4 });
     await fc.assert(fc.asyncProperty(body, lists, async (entries, l) => {
       const text = objectText(entries);
       const bytes = Buffer.from(text);
