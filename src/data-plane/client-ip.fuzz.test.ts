@@ -37,7 +37,7 @@ describe('client IP (property-based)', () => {
     fc.assert(fc.property(peer, forwardedFor, (p, xff) => {
       resolve(p, xff);
       resolveUntrusting(p, xff);
-    }), fuzz(800));
+    }), fuzz(500));
   });
 
   it('never believes X-Forwarded-For from a peer that is not a trusted proxy', () => {
@@ -46,14 +46,14 @@ describe('client IP (property-based)', () => {
       expect(text(resolveUntrusting(p, xff))).toBe(text(peerIp));
       const peerTrusted = peerIp !== null && peerIp.toByteArray()[0] === (peerIp.kind() === 'ipv4' ? 10 : 0xfd);
       if (!peerTrusted) expect(text(resolve(p, xff))).toBe(text(peerIp));
-    }), fuzz(800));
+    }), fuzz(500));
   });
 
   it('takes the rightmost untrusted X-Forwarded-For entry behind trusted proxies, whatever is left of it', () => {
     fc.assert(fc.property(trustedIp, fc.array(entry, { maxLength: 4 }), untrustedIp, fc.array(trustedIp, { maxLength: 4 }), (p, left, client, hops) => {
       const xff = [...left, client, ...hops].join(', ');
       expect(text(resolve(p, xff))).toBe(text(parseIp(client)));
-    }), fuzz(800));
+    }), fuzz(500));
   });
 
   it('answers with the peer or an address read from X-Forwarded-For, never anything else', () => {
@@ -63,6 +63,6 @@ describe('client IP (property-based)', () => {
       const entries = xff === undefined ? [] : (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((e) => e.trim());
       const candidates = [p, ...entries].map((e) => (e === undefined ? null : text(parseIp(e))));
       expect(candidates).toContain(got);
-    }), fuzz(800));
+    }), fuzz(500));
   });
 });

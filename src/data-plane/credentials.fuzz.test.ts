@@ -26,7 +26,7 @@ describe('credentials (property-based)', () => {
     fc.assert(fc.property(rawHeaders, (raw) => {
       const credential = readCredential(scanHeaders(raw));
       expect(KINDS).toContain(credential.kind);
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 
   it('finds every X-Api-Key and Authorization header whatever the case of its name, and calls two or more ambiguous', () => {
@@ -39,7 +39,7 @@ describe('credentials (property-based)', () => {
       const kind = readCredential(scan).kind;
       expect(kind === 'none').toBe(count === 0);
       expect(kind === 'ambiguous').toBe(count > 1);
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 
   it('reads an X-Api-Key value as its secret, trimmed, and an empty one as invalid', () => {
@@ -47,7 +47,7 @@ describe('credentials (property-based)', () => {
       const credential = readCredential(scanHeaders(['X-Api-Key', value]));
       if (value.trim() === '') expect(credential).toEqual({ kind: 'invalid' });
       else expect(credential).toEqual({ kind: 'secret', secret: value.trim(), via: 'x-api-key' });
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 
   it('reads a Bearer secret whatever the case of the scheme (RFC 9110 §11.1)', () => {
@@ -73,7 +73,7 @@ describe('credentials (property-based)', () => {
       const encoded = Buffer.from(`${ws}:${secret}`, 'utf8').toString('base64');
       expect(readCredential(scanHeaders(['Authorization', `${scheme} ${encoded}`])))
         .toEqual({ kind: 'basic', workspaceId: ws.toLowerCase(), secret });
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 
   it('refuses as invalid any Basic credential whose user is not a GUID or whose secret is empty', () => {
@@ -82,7 +82,7 @@ describe('credentials (property-based)', () => {
       fc.pre(secret === '' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name));
       const encoded = Buffer.from(`${name}:${secret}`, 'utf8').toString('base64');
       expect(readCredential(scanHeaders(['Authorization', `Basic ${encoded}`]))).toEqual({ kind: 'invalid' });
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 
   it('never reads a Basic credential out of bytes that are not UTF-8', () => {
@@ -92,6 +92,6 @@ describe('credentials (property-based)', () => {
       const valid = Buffer.from(raw.toString('utf8'), 'utf8').equals(raw);
       if (!valid) expect(credential).toEqual({ kind: 'invalid' });
       else expect(credential.kind).toBe('basic');
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 });

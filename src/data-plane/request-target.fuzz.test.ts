@@ -24,7 +24,7 @@ describe('request target (property-based)', () => {
     fc.assert(fc.property(fc.oneof(target, originTarget), (raw) => {
       const parsed = parseRequestTarget(raw);
       expect(parsed === null || typeof parsed.path === 'string').toBe(true);
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 
   it('keeps an accepted target byte for byte: path + query is the target, and parsing it again gives the same', () => {
@@ -35,7 +35,7 @@ describe('request target (property-based)', () => {
       expect(parseRequestTarget(parsed.path + parsed.search)).toEqual(parsed);
       expect(parsed.path.startsWith('/')).toBe(true);
       expect(parsed.path.includes('?')).toBe(false);
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 
   it('accepts no path an upstream could decode into a dot segment, a different segmentation, a backslash or NUL', () => {
@@ -49,7 +49,7 @@ describe('request target (property-based)', () => {
         expect(segment.includes(';')).toBe(false);
       }
       expect(raw.includes('#') || raw.includes('\0')).toBe(false);
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 
   it('accepts every path made of ordinary segments, with any query without NUL or "#"', () => {
@@ -62,7 +62,7 @@ describe('request target (property-based)', () => {
       const path = `/${segments.join('/')}`;
       const raw = q === null ? path : `${path}?${q}`;
       expect(parseRequestTarget(raw)).toEqual({ path, search: q === null ? '' : `?${q}` });
-    }), fuzz(800));
+    }), fuzz(500));
   });
 });
 
@@ -86,7 +86,7 @@ describe('route table (property-based)', () => {
     fc.assert(fc.property(method, fc.oneof(path, originTarget), (m, p) => {
       const match = table.match(m, p);
       if (match !== null) expect(match.route.config.method).toBe(m);
-    }), fuzz(800));
+    }), fuzz(500));
   });
 
   it('prints a matched path back from its route pattern and parameters (parse → print → parse is stable)', () => {
@@ -106,6 +106,6 @@ describe('route table (property-based)', () => {
         expect(printed).toBe(p);
         expect(table.match(m, printed)).toEqual(match);
       }
-    }), fuzz(800));
+    }), fuzz(500));
   });
 });

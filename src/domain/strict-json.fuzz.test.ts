@@ -60,7 +60,7 @@ describe('strict JSON reader (property-based)', () => {
       const got = parseStrictJson(text);
       expect(got.ok, text).toBe(true);
       if (got.ok) expect(canonical(got.value)).toBe(canonical(expected));
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 
   it('refuses every text JSON.parse refuses, and agrees with it on every text it accepts', () => {
@@ -87,7 +87,7 @@ describe('strict JSON reader (property-based)', () => {
       } else {
         expect(got.message).toMatch(/^The body is not valid JSON: /);
       }
-    }), fuzz(2000));
+    }), fuzz(1000));
   });
 
   it('refuses an object with two equal keys however they are spelt (escapes included), at any depth', () => {
@@ -133,6 +133,6 @@ describe('JSON bodies as bytes (property-based)', () => {
       let parses = true;
       try { JSON.parse(text); } catch { parses = false; }
       expect(parseJsonBody(b).ok).toBe(isUtf8 && parses);
-    }), fuzz(1000));
+    }), fuzz(600));
   });
 });
