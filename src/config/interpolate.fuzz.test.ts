@@ -44,7 +44,7 @@ describe('config interpolation (property-based)', () => {
     }), fuzz(1000));
   });
 
-  it('round-trips any text whose "${" are written "$${"', () => {
+  it('round-trips any text whose "${" are written "$${" (regression)', () => {
     fc.assert(fc.property(text, (s) => {
       const { value, errors } = interpolate(s.split('${').join('$${'), ENV);
       expect(errors).toEqual([]);

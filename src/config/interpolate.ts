@@ -24,7 +24,8 @@ export function interpolate(value: unknown, env: NodeJS.ProcessEnv): Interpolate
 // Results stay strings; numeric and boolean fields accept their text form in the schema.
 function interpolateString(s: string, env: NodeJS.ProcessEnv, path: PropertyKey[], errors: string[]): string {
   if (!s.includes('${')) return s;
-  if (s.replace(PLACEHOLDER, '').includes('${')) {
+  // Each placeholder leaves a NUL, so a "$" before a "$${" and a "{" after it do not join into a "${".
+  if (s.replace(PLACEHOLDER, '\0').includes('${')) {
     errors.push(`${formatPath(path)}: malformed \${...} placeholder`);
     return s;
   }

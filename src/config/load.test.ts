@@ -125,6 +125,10 @@ describe('interpolation', () => {
     expect(config.secrets.pepper).toBe('${NOT_A_VAR}-literal-pepper');
   });
 
+  it('reads "$$${{" as the literal "$${{" instead of calling it a malformed placeholder (regression)', () => {
+    expect(interpolate({ v: '$$${{', w: 'a$$${}' }, {})).toEqual({ value: { v: '$${{', w: 'a$${}' }, errors: [] });
+  });
+
   it('does not interpolate a ${ that arrives inside a variable value', () => {
     const config = ok(parseConfigText(yaml({ secrets: '  pepper: "${PEP}"' }), { PEP: '${OTHER}-long-enough-value', OTHER: 'boom' }));
     expect(config.secrets.pepper).toBe('${OTHER}-long-enough-value');
