@@ -257,13 +257,10 @@ describe('the gateway under generated requests (property-based)', () => {
 
   it('forwards no client credential and no client-sent X-Keygate-* header, only the key it authenticated', async () => {
     await fc.assert(fc.asyncProperty(request, async (r) => {
-      const seen = ups.reduce((n, u) => n + u.requests.length, 0);
       const { answer } = await send(r);
       if (answer.headers['x-upstream-name'] === undefined) return;
-      const upstream = ups.find((u) => u.name === answer.headers['x-upstream-name'])!;
-      await upstream.waitFor(1);
-      const all = ups.flatMap((u) => u.requests);
-      const got = all.slice(seen).find((q) => headerValues(q.rawHeaders, 'x-fuzz-seq')[0] === String(seq))!;
+      // The upstream records a request before it answers it, so the forwarded one is there.
+      const got = ups.flatMap((u) => u.requests).find((q) => headerValues(q.rawHeaders, 'x-fuzz-seq')[0] === String(seq))!;
       expect(got, 'the forwarded request was recorded').toBeDefined();
       for (const name of ['x-api-key', 'authorization', 'proxy-authorization', 'x-keygate-profile']) {
         expect(headerValues(got.rawHeaders, name), name).toEqual([]);
