@@ -155,6 +155,17 @@ describe('request framing and headers', () => {
     await expectRefused(asRes(res), 400, 'BAD_REQUEST', ups);
   });
 
+  it('refuses an HTTP/1.1 request without Host with 400 BAD_REQUEST in the catalogued error shape and forwards nothing (regression)', async () => {
+    const res = await sendRaw(kg.gatewayUrl!, buildRequest('GET', '/v1/events', [['X-Api-Key', secret]]));
+    await expectRefused(asRes(res), 400, 'BAD_REQUEST', ups);
+  });
+
+  it('forwards an HTTP/1.0 request without Host, which needs none', async () => {
+    const res = await sendRaw(kg.gatewayUrl!, `GET /v1/events HTTP/1.0\r\nX-Api-Key: ${secret}\r\n\r\n`);
+    expect(res.status, res.text).toBe(200);
+    expect(events.requests.map((r) => r.url)).toEqual(['/v1/events']);
+  });
+
   it('refuses Content-Length together with Transfer-Encoding: chunked with 400 and forwards nothing (not even a smuggled request)', async () => {
     const smuggled = `0\r\n\r\nGET /v1/files/smuggled HTTP/1.1\r\nHost: ${host}\r\nX-Api-Key: ${secret}\r\n\r\n`;
     const res = await send('PUT', '/v1/blobs/x', [['Content-Type', 'application/octet-stream'], ['Content-Length', '4'], ['Transfer-Encoding', 'chunked']], smuggled);

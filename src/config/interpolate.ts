@@ -12,9 +12,9 @@ export function interpolate(value: unknown, env: NodeJS.ProcessEnv): Interpolate
     if (typeof v === 'string') return interpolateString(v, env, path, errors);
     if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]));
     if (v !== null && typeof v === 'object') {
-      const out: Record<string, unknown> = {};
-      for (const [k, item] of Object.entries(v)) out[k] = walk(item, [...path, k]);
-      return out;
+      // Built from entries (defined, never assigned), so a "__proto__" key in the file stays an
+      // own key the schema refuses, instead of becoming the prototype a field is read through.
+      return Object.fromEntries(Object.entries(v).map(([k, item]) => [k, walk(item, [...path, k])]));
     }
     return v;
   };
@@ -24,7 +24,8 @@ export function interpolate(value: unknown, env: NodeJS.ProcessEnv): Interpolate
 // Results stay strings; numeric and boolean fields accept their text form in the schema.
 function interpolateString(s: string, env: NodeJS.ProcessEnv, path: PropertyKey[], errors: string[]): string {
   if (!s.includes('${')) return s;
-  if (s.replace(PLACEHOLDER, '').includes('${')) {
+  // Each placeholder leaves a NUL, so a "$" before a "$${" and a "{" after it do not join into a "${".
+  if (s.replace(PLACEHOLDER, '\0').includes('${')) {
     errors.push(`${formatPath(path)}: malformed \${...} placeholder`);
     return s;
   }

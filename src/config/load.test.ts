@@ -125,6 +125,10 @@ describe('interpolation', () => {
     expect(config.secrets.pepper).toBe('${NOT_A_VAR}-literal-pepper');
   });
 
+  it('reads "$$${{" as the literal "$${{" instead of calling it a malformed placeholder (regression)', () => {
+    expect(interpolate({ v: '$$${{', w: 'a$$${}' }, {})).toEqual({ value: { v: '$${{', w: 'a$${}' }, errors: [] });
+  });
+
   it('does not interpolate a ${ that arrives inside a variable value', () => {
     const config = ok(parseConfigText(yaml({ secrets: '  pepper: "${PEP}"' }), { PEP: '${OTHER}-long-enough-value', OTHER: 'boom' }));
     expect(config.secrets.pepper).toBe('${OTHER}-long-enough-value');
@@ -191,6 +195,12 @@ describe('validation messages name the path in the file', () => {
   it('names an unknown top-level key', () => {
     const errs = errors(parseConfigText(yaml({ extra: 'gatway: {}' }), {}));
     expect(errs).toContain('gatway: unknown field');
+  });
+
+  it('names a "__proto__" key as an unknown field instead of reading the route through it (regression)', () => {
+    const routes = '  - { name: a, method: GET, path: /a, upstream: events, __proto__: { permission: a.read } }';
+    const errs = errors(parseConfigText(yaml({ routes }), {}));
+    expect(errs).toContain('routes[0].__proto__: unknown field');
   });
 
   it('names an unknown key inside a route by its index', () => {

@@ -206,6 +206,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     const target = parseRequestTarget(req.url ?? '');
     if (target === null) return refuse(res, requestId, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', 'unmatched', null, started);
     if (scan.hosts > 1) return refuse(res, requestId, 'BAD_REQUEST', 'The request has more than one Host header.', 'unmatched', null, started);
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (Node's own answer has no error body).
+    if (scan.hosts === 0 && req.httpVersionMinor !== 0) return refuse(res, requestId, 'BAD_REQUEST', 'The request has no Host header.', 'unmatched', null, started);
     if ((target.path === '/auth/token' || target.path === '/.well-known/jwks.json') && ownEndpoint(req, res, requestId, target.path, scan, started)) return;
     const match = table.match(req.method ?? '', target.path);
     if (match === null) return refuse(res, requestId, 'ROUTE_NOT_FOUND', null, 'unmatched', null, started);
@@ -277,6 +279,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
 
   const server = createServer({
     maxHeaderSize: 16 * 1024,
+    // A missing Host is refused in the handler, with the catalogued error body.
+    requireHostHeader: false,
     requestTimeout: config.gateway.requestTimeoutMs,
     headersTimeout: Math.min(config.gateway.requestTimeoutMs, 60_000),
     keepAliveTimeout: 65_000,

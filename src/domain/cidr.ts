@@ -14,6 +14,18 @@ function isStrictIpv6(text: string): boolean {
   return quad === null || !quad[1]!.includes('.') || IPV4_DOTTED.test(quad[1]!);
 }
 
+/**
+ * ipaddr.js reads `::a.b.c.d` (and `::0.0.0.0`) as the mapped `::ffff:a.b.c.d`, so one address
+ * would read two ways (`::10.0.0.1` as 10.0.0.1, `::a00:1` as IPv6). An embedded dotted quad
+ * is rewritten as its two hex groups first.
+ */
+function parseIpv6(text: string): ipaddr.IPv6 {
+  const quad = TRAILING_QUAD.exec(text);
+  if (quad === null || !quad[1]!.includes('.')) return ipaddr.IPv6.parse(text);
+  const [a, b, c, d] = quad[1]!.split('.').map(Number) as [number, number, number, number];
+  return ipaddr.IPv6.parse(`${text.slice(0, quad.index + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`);
+}
+
 export type ParsedIp = ipaddr.IPv4 | ipaddr.IPv6;
 
 export interface Cidr {
@@ -26,7 +38,7 @@ export interface Cidr {
 export function parseIp(text: string): ParsedIp | null {
   if (IPV4_DOTTED.test(text)) return ipaddr.IPv4.parse(text);
   if (!isStrictIpv6(text)) return null;
-  const v6 = ipaddr.IPv6.parse(text);
+  const v6 = parseIpv6(text);
   return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
 }
 
@@ -40,7 +52,7 @@ export function parseCidr(text: string): Cidr | string {
   if (IPV4_DOTTED.test(addrText)) {
     address = ipaddr.IPv4.parse(addrText);
   } else if (isStrictIpv6(addrText)) {
-    address = ipaddr.IPv6.parse(addrText);
+    address = parseIpv6(addrText);
   } else {
     return `"${text}" is not a valid IP address or CIDR (IPv4 needs four decimal octets without leading zeros)`;
   }

@@ -71,10 +71,12 @@ export function secretFingerprint(secretHash: string): string {
 
 /**
  * Constant-time equality of two strings. Both sides are digested first so neither the
- * content nor the length of the expected value shows in the timing.
+ * content nor the length of the expected value shows in the timing. The digest is of the
+ * UTF-16 code units: as UTF-8, every lone surrogate and U+FFFD encode alike, so "\ud800"
+ * would equal "\ufffd".
  */
 export function safeEqual(a: string, b: string): boolean {
-  const da = createHash('sha256').update(a).digest();
-  const db = createHash('sha256').update(b).digest();
+  const da = createHash('sha256').update(a, 'utf16le').digest();
+  const db = createHash('sha256').update(b, 'utf16le').digest();
   return timingSafeEqual(da, db);
 }
