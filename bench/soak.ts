@@ -5,7 +5,9 @@
 //      recover after it returns) a request may be 503 STORE_UNAVAILABLE; at any other time, and
 //      any other 5xx at any time, is a failure. A 429 only for a rate-limited key, a 401/403
 //      only for a secret that was revoked or rotated away; a 200 past the staleness bound while
-//      Redis is down is a failure too (a node must stop trusting its cache);
+//      Redis is down is a failure too (a node must stop trusting its cache); and 1 s into each
+//      outage a key neither node has seen and an admin write must both be 503 STORE_UNAVAILABLE
+//      on each node (the key then 200 after recovery);
 //   2. no request waits past its bound (BOUND_MS, below);
 //   3. each gateway's RSS is flat after warm-up;
 //   4. every revocation (disable or delete) is enforced within maxStalenessMs on both nodes;
@@ -28,7 +30,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Client, Pool } from 'undici';
 import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
 import {
-  CORES, ROOT, adminCall, round3, runMain, startKeygate, startUpstream, stop, writeResults, type Keygate,
+  ADMIN_TOKEN, CORES, ROOT, adminCall, round3, runMain, startKeygate, startUpstream, stop, writeResults, type Keygate,
 } from './lib.js';
 
 const num = (name: string, fallback: number): number => {
@@ -270,8 +272,11 @@ async function main(): Promise<void> {
     // ---------------------------------------------------------------------------------------
     // RSS
     const rss: Array<Array<{ t: number; v: number }>> = [[], []];
+    /** The machine's 1-minute load average every 5 s: other work on a shared machine shows here. */
+    const load1: number[] = [];
     const rssDone = (async () => {
       while (t() < end) {
+        load1.push(loadavg()[0]!);
         await Promise.all(nodes.map(async (n, i) => {
           try {
             const text = await (await fetch(`${n.admin}/metrics`)).text();
@@ -286,15 +291,43 @@ async function main(): Promise<void> {
     })();
 
     // ---------------------------------------------------------------------------------------
+    // Probes (one keep-alive connection per node, apart from the load)
+    const clients = nodes.map((n) => new Client(n.gateway, { pipelining: 1 }));
+    const probe = async (node: number, secret: string): Promise<{ status: number; code: string }> => {
+      const res = await clients[node]!.request({ path: '/v1/events', method: 'GET', headers: { 'x-api-key': secret } });
+      const text = await res.body.text();
+      return { status: res.statusCode, code: res.statusCode === 200 ? '' : errorCode(text) };
+    };
+
+    // ---------------------------------------------------------------------------------------
     // Outages
     const durability: Array<{ outage: number; checked: number; missing: string[] }> = [];
+    /** While Redis is down, 1 s after the kill: a key neither node has seen, and an admin write, on each node. */
+    const duringOutage: Array<{ outage: number; unseenKey: string[]; adminWrite: string[]; unseenAfterRecovery: string[] }> = [];
     const outagesDone = (async () => {
       for (const [k, o] of outages.entries()) {
+        while (t() < o.planned - 1_000) await sleep(Math.min(100, o.planned - 1_000 - t()));
+        // Created just before the kill and never presented: an unknown credential to both nodes.
+        const unseen = await createKey(1_000 + k, false);
+        created.push(unseen.id);
         while (t() < o.planned) await sleep(Math.min(100, o.planned - t()));
         await redis!.kill();
         o.killAt = t();
         log(`Redis killed (SIGKILL), down for ${o.lengthMs} ms`);
-        await sleep(o.lengthMs);
+        await sleep(1_000);
+        const seen = await Promise.all([0, 1].map((n) => probe(n, unseen.secret)));
+        const writes = await Promise.all([0, 1].map(async (n) => {
+          const res = await fetch(`${admin(n)}/v1/workspaces`, {
+            method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'while-redis-is-down' }),
+          });
+          return { status: res.status, code: errorCode(await res.text()) };
+        }));
+        const record = { outage: k + 1, unseenKey: seen.map((r) => `${r.status} ${r.code}`.trim()), adminWrite: writes.map((r) => `${r.status} ${r.code}`.trim()), unseenAfterRecovery: [] as string[] };
+        duringOutage.push(record);
+        [...seen, ...writes].forEach((r, i) => {
+          if (r.status !== 503 || r.code !== 'STORE_UNAVAILABLE') violate('fail mode', t(), `outage ${k + 1}: ${i < 2 ? 'a key it has never seen' : 'an admin write'} on node ${nodeName(i % 2)} answered ${r.status} ${r.code} while Redis was down`);
+        });
+        await sleep(Math.max(0, o.killAt + o.lengthMs - t()));
         await redis!.restart();
         o.upAt = t();
         log(`Redis restarted (answers PING after ${Math.round(o.upAt - o.killAt)} ms)`);
@@ -306,18 +339,15 @@ async function main(): Promise<void> {
           try { await adminCall(admin(k + 1), 'GET', `/v1/keys/${id}`); } catch (err) { missing.push(`${id}: ${(err as Error).message}`); }
         }
         durability.push({ outage: k + 1, checked: sample.length, missing });
+        const after = await Promise.all([0, 1].map((n) => probe(n, unseen.secret)));
+        record.unseenAfterRecovery = after.map((r) => `${r.status} ${r.code}`.trim());
+        after.forEach((r, n) => { if (r.status !== 200) violate('fail mode', t(), `outage ${k + 1}: the key created before the kill answered ${r.status} ${r.code} on node ${nodeName(n)} after recovery`); });
         for (const m of missing) violate('durability', t(), `after restart ${k + 1}: ${m}`);
       }
     })();
 
     // ---------------------------------------------------------------------------------------
     // Key changes and their checks
-    const clients = nodes.map((n) => new Client(n.gateway, { pipelining: 1 }));
-    const probe = async (node: number, secret: string): Promise<{ status: number; code: string }> => {
-      const res = await clients[node]!.request({ path: '/v1/events', method: 'GET', headers: { 'x-api-key': secret } });
-      const text = await res.body.text();
-      return { status: res.statusCode, code: res.statusCode === 200 ? '' : errorCode(text) };
-    };
     /**
      * Probes `secret` on `node` every PROBE_EVERY_MS from `from` until `done` says so (then
      * three more probes must agree) or until `limitMs` after `from`; the time from `from` to
@@ -443,7 +473,7 @@ async function main(): Promise<void> {
       st.latencies.push(ms);
       const label = s.status === 0 ? 'no answer' : s.code === '' ? String(s.status) : `${s.status} ${s.code}`;
       st.byStatus[label] = (st.byStatus[label] ?? 0) + 1;
-      const where = `${phase}, node ${nodeName(s.node)}, t=${Math.round(s.t0)} ms`;
+      const where = `${phase}, node ${nodeName(s.node)}, t=${Math.round(s.t0)} ms, answered in ${Math.round(ms)} ms`;
       if (ms > BOUND_MS) violate('latency bound', s.t0, `${label} after ${Math.round(ms)} ms (${where})`);
       const outageIndex = outages.findIndex((o) => o.killAt !== undefined && s.t1 >= o.killAt && s.t0 < (o.upAt ?? Infinity));
       if (s.status === 503 && s.code === 'STORE_UNAVAILABLE') {
@@ -510,7 +540,7 @@ async function main(): Promise<void> {
       return { phase: p, requests: st.requests, byStatus: st.byStatus, p50Ms: round3(quantile(sorted, 0.5)), p99Ms: round3(quantile(sorted, 0.99)), maxMs: round3(sorted.at(-1) ?? 0) };
     });
     const maxOf = (xs: number[]): number => (xs.length === 0 ? 0 : Math.max(...xs));
-    const checkNames = ['5xx', 'staleness bound', 'unexpected refusal', 'latency bound', 'rss', 'revocation bound', 'rotation: new secret', 'rotation: old secret within grace', 'rotation: old secret after grace', 'revocation (disable)', 'revocation (delete)', 'rotation (new secret)', 'rotation (old secret)', 'durability', 'admin', 'metrics', 'process'];
+    const checkNames = ['5xx', 'fail mode', 'staleness bound', 'unexpected refusal', 'latency bound', 'rss', 'revocation bound', 'rotation: new secret', 'rotation: old secret within grace', 'rotation: old secret after grace', 'revocation (disable)', 'revocation (delete)', 'rotation (new secret)', 'rotation (old secret)', 'durability', 'admin', 'metrics', 'process'];
     const checks = checkNames.map((name) => ({ name, violations: violations.filter((v) => v.check === name).length }));
     for (const name of new Set(violations.map((v) => v.check))) {
       if (!checkNames.includes(name)) checks.push({ name, violations: violations.filter((v) => v.check === name).length });
@@ -519,7 +549,7 @@ async function main(): Promise<void> {
     const result = {
       passed,
       at: new Date().toISOString(),
-      machine: { cores: CORES, cpu: cpus()[0]?.model, node: process.version, loadavg: loadavg().map((x) => round3(x)) },
+      machine: { cores: CORES, cpu: cpus()[0]?.model, node: process.version, load1Max: round3(Math.max(...load1)), load1Median: round3(quantile([...load1].sort((a, b) => a - b), 0.5)) },
       config: {
         seconds: SECONDS, rate: RATE, keys: KEYS, limitedKeys: slots.filter((s) => s.limited).length, tightLimit: TIGHT_LIMIT,
         maxStalenessMs: MAX_STALENESS_MS, storeTimeoutMs: STORE_TIMEOUT_MS, upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS, boundMs: BOUND_MS,
@@ -550,6 +580,7 @@ async function main(): Promise<void> {
         items: rotations,
       },
       durability,
+      duringOutage,
       rss: rssReport,
       rssReadings: rss.map((points) => points.map((p) => ({ s: round3(p.t / 1000), mib: round3(p.v) }))),
       adminErrors,
@@ -562,6 +593,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push('', `keygate soak: ${SECONDS} s, ${RATE} req/s over ${KEYS} keys (${result.config.limitedKeys} limited), 2 nodes on one Redis (appendonly, appendfsync always)`);
     out.push(`config: maxStalenessMs ${MAX_STALENESS_MS}, store.timeoutMs ${STORE_TIMEOUT_MS}, onStoreError local, rotation grace ${GRACE_S} s; request bound ${BOUND_MS} ms (2 × store.timeoutMs + ${MARGIN_MS} ms margin)`);
+    out.push(`machine: ${CORES} cores, 1-minute load average median ${result.machine.load1Median}, max ${result.machine.load1Max}${result.machine.load1Max > 3 * CORES ? ' — heavily loaded by other work: the latency readings are the machine\'s as much as keygate\'s' : ''}`);
     out.push(`load: ${sent} sent, ${samples.length} answered, max ${maxInFlight} in flight, generator event-loop delay p99 ${result.load.generatorLoopDelayP99Ms} ms`);
     out.push('', 'phase       requests   p50 ms   p99 ms   max ms   answers');
     for (const p of phaseReport) {
@@ -573,6 +605,7 @@ async function main(): Promise<void> {
     result.outages.forEach((o, k) => out.push(`${String(k + 1).padEnd(7)} ${`${o.lengthMs} ms`.padEnd(8)} ${String(o.downMs).padStart(7)}  ${`${o.last200AfterKillMs ?? '-'} ms`.padStart(19)}  ${o.last503AfterRestartMs.map((x) => (x === null ? '-' : `${x} ms`)).join(' / ')}`));
     out.push('', `revocations: ${revocations.length} (${revocations.filter((r) => r.kind === 'disable').length} disabled, ${revocations.filter((r) => r.kind === 'delete').length} deleted); refused on A within max ${result.revocations.maxDelayMs[0]} ms, on B within max ${result.revocations.maxDelayMs[1]} ms of the admin answer (bound ${MAX_STALENESS_MS} ms)`);
     out.push(`rotations: ${rotations.length} (${result.rotations.withGrace} with ${GRACE_S} s grace, old secret worked through it in ${result.rotations.oldWorkedThroughGrace}); new secret accepted within max ${result.rotations.newSecretMaxMs.join(' / ')} ms (A / B); old secret refused within max ${result.rotations.oldRefusedAfterGraceMaxMs.join(' / ')} ms of its grace ending`);
+    out.push(`while Redis was down: a never-seen key answered ${[...new Set(duringOutage.flatMap((d) => d.unseenKey))].join(', ')}; admin writes ${[...new Set(duringOutage.flatMap((d) => d.adminWrite))].join(', ')}; after recovery the key answered ${[...new Set(duringOutage.flatMap((d) => d.unseenAfterRecovery))].join(', ')}`);
     out.push(`durability: ${durability.map((d) => `${d.checked - d.missing.length}/${d.checked}`).join(', ')} recent keys found after each restart`);
     out.push('', 'RSS after warm-up  first MiB  last MiB  max MiB  slope MiB/min');
     for (const r of rssReport) out.push(`node ${r.node.padEnd(13)} ${r.firstMiB.toFixed(1).padStart(9)} ${r.lastMiB.toFixed(1).padStart(9)} ${r.maxMiB.toFixed(1).padStart(8)} ${r.slopeMiBPerMin.toFixed(2).padStart(14)}`);
