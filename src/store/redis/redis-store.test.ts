@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireRedis, startRedis, startTcpProxy, type RedisServer, type TcpProxy } from '../../testing/redis-server.js';
-import { deleteKey, keyRecord, owner, putKey, T0, timeless, waitFor, withoutSeq } from '../../testing/store-contract.js';
+import { deleteKey, keyRecord, owner, putKey, T0, timeless, waitFor, withoutSeq, workspace } from '../../testing/store-contract.js';
 import type { Change, NodeReport } from '../types.js';
 import { RedisConnection } from './connection.js';
 import { RedisStore, type RedisStoreOptions } from './redis-store.js';
@@ -272,6 +272,27 @@ describe.skipIf(!requireRedis())('RedisStore', () => {
       } finally {
         for (const s of stores.splice(0)) await s.close().catch(() => undefined);
         await durable.cleanup();
+      }
+    });
+  });
+
+  describe('a slow Redis', () => {
+    it('gives admin reads by id (a key, a workspace) the admin bound, not the request path\'s store.timeoutMs (regression: a create behind a 260 ms stall answered 503)', async () => {
+      const connection = new RedisConnection({ url: server.url, keyPrefix: newPrefix(), logger, fastTimeoutMs: 200 });
+      const store = new RedisStore({ connection, logger, feedBlockMs: BLOCK_MS });
+      stores.push(store);
+      await store.open();
+      const ws = workspace();
+      const rec = keyRecord({ workspaceId: ws.id });
+      await store.commit({ ops: [{ op: 'put', entity: { type: 'workspace', value: ws } }, { op: 'put', entity: { type: 'key', value: rec } }], audit: [] });
+      server.pause();
+      const resume = sleep(600).then(() => server.resume());
+      try {
+        const [gotWs, gotKey] = await Promise.all([store.getWorkspace(ws.id), store.getKey(rec.id)]);
+        expect(gotWs?.id).toBe(ws.id);
+        expect(gotKey?.id).toBe(rec.id);
+      } finally {
+        await resume;
       }
     });
   });

@@ -99,8 +99,9 @@ export class RedisStore implements KeyStore {
     return v === null ? 0 : Number(v);
   }
 
+  /** An admin read by id (the data plane reads keys through lookupKey): the admin bound, as for writes. */
   private async getRecord<T>(type: EntityType, id: string): Promise<T | null> {
-    const raw = await this.conn.fastCall((c) => c.hget(this.k(`e:${type}`), id));
+    const raw = await this.conn.slowCall((c) => c.hget(this.k(`e:${type}`), id));
     return raw === null ? null : (JSON.parse(raw) as T);
   }
 
