@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, expectError, listAllKeys, rawRequest, stopAndClean } from './helpers/admin.js';
 import { ADMIN_TOKEN, startKeygate, type Keygate } from './helpers/keygate.js';
-import { hostOf, openRaw } from './helpers/raw-http.js';
+import { hostOf, openRaw, sendRaw } from './helpers/raw-http.js';
 
 // Every bad admin request is refused with the uniform error body and changes nothing: no
 // journal bytes, no audit entry, no new record.
@@ -553,6 +553,27 @@ describe('boundaries that are accepted', () => {
   it('rateLimit and quota limits of 0 are accepted', async () => {
     const res = await kg.admin('POST', '/v1/keys', { workspaceId: ws, name: 'zero', rateLimit: { limit: 0, windowSeconds: 1 }, quota: { limit: 0, period: 'day' } });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
+  });
+});
+
+describe('the Host header', () => {
+  it('an HTTP/1.1 request without Host is 400 BAD_REQUEST with the error body and X-Request-Id, as on the gateway, and nothing is written (regression)', async () => {
+    const body = JSON.stringify({ name: 'no-host-workspace' });
+    for (const head of [
+      `POST /v1/workspaces HTTP/1.1\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      'GET /healthz HTTP/1.1\r\n\r\n',
+    ]) {
+      const res = await expectRejected(async () => {
+        const r = await sendRaw(kg.adminUrl, head);
+        return { status: r.status, body: r.json, headers: new Headers(r.headers) };
+      }, 400, 'BAD_REQUEST', ['Host']);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    }
+  });
+
+  it('an HTTP/1.0 request needs no Host', async () => {
+    const res = await sendRaw(kg.adminUrl, 'GET /healthz HTTP/1.0\r\n\r\n');
+    expect(res.status, res.text).toBe(200);
   });
 });
 

@@ -52,6 +52,8 @@ export function createAdminServer(deps: AdminServerDeps): Server {
 
   // `trace.route` is the matched template, so errors on a route are counted under it too.
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, trace: { route: string }): Promise<{ status: number; route: string }> => {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (Node's own answer has no error body).
+    if (req.headers.host === undefined && req.httpVersionMinor !== 0) throw new KeygateError('BAD_REQUEST', 'The request has no Host header.');
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
     if (path === '/healthz' || path === '/readyz' || path === '/metrics') {
@@ -102,7 +104,8 @@ export function createAdminServer(deps: AdminServerDeps): Server {
   };
 
   // How often Node looks for requests past these timeouts (its default is 30 s).
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024, connectionsCheckingInterval: 1_000 }, (req, res) => {
+  // A missing Host is refused in the handler, with the catalogued error body (as on the gateway).
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024, connectionsCheckingInterval: 1_000, requireHostHeader: false }, (req, res) => {
     const started = process.hrtime.bigint();
     const requestId = newRequestId();
     const trace = { route: 'unmatched' };

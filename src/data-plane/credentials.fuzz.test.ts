@@ -18,6 +18,8 @@ const headerName = fc.oneof(fc.constantFrom(...CREDENTIAL_NAMES), fc.constantFro
 const rawHeaders = fc.array(fc.tuple(headerName, fc.oneof(headerValue, authorization)), { maxLength: 6 }).map((pairs) => pairs.flat());
 
 const guid = fc.uuid();
+/** Standard base64, with its padding or without (both are read alike). */
+const base64 = (bytes: Buffer, padded: boolean): string => (padded ? bytes.toString('base64') : bytes.toString('base64').replace(/=+$/, ''));
 /** Secrets as an admin might have them: any text without leading/trailing whitespace. */
 const secretText = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }).filter((s) => s.trim() === s && s !== '');
 
@@ -66,29 +68,44 @@ describe('credentials (property-based)', () => {
     }), fuzz(300));
   });
 
-  it('reads back the workspace GUID and secret of any Basic credential, whatever the case of the scheme and the GUID', () => {
-    // Padded base64 only: unpadded base64 (which nginx and Kong accept) is refused today, a known
-    // defect (unpadded Basic credentials refused) fixed separately; widen to both once it is.
-    fc.assert(fc.property(fc.mixedCase(fc.constant('basic')), fc.mixedCase(guid), secretText, (scheme, ws, secret) => {
-      const encoded = Buffer.from(`${ws}:${secret}`, 'utf8').toString('base64');
+  it('reads back the workspace GUID and secret of any Basic credential, padded or not, whatever the case of the scheme and the GUID', () => {
+    fc.assert(fc.property(fc.mixedCase(fc.constant('basic')), fc.mixedCase(guid), secretText, fc.boolean(), (scheme, ws, secret, padded) => {
+      const encoded = base64(Buffer.from(`${ws}:${secret}`, 'utf8'), padded);
       expect(readCredential(scanHeaders(['Authorization', `${scheme} ${encoded}`])))
         .toEqual({ kind: 'basic', workspaceId: ws.toLowerCase(), secret });
     }), fuzz(600));
   });
 
-  it('refuses as invalid any Basic credential whose user is not a GUID or whose secret is empty', () => {
+  it('refuses as invalid a Basic credential with partial padding, padding inside, a lone trailing character or the URL-safe alphabet', () => {
+    const spoil = fc.constantFrom('partial-padding', 'padding-inside', 'lone-character', 'url-safe');
+    fc.assert(fc.property(guid, secretText, spoil, (ws, secret, how) => {
+      const encoded = base64(Buffer.from(`${ws}:${secret}`, 'utf8'), true);
+      const bare = encoded.replace(/=+$/, '');
+      let spoiled: string;
+      switch (how) {
+        case 'partial-padding': fc.pre(encoded.endsWith('==')); spoiled = encoded.slice(0, -1); break;
+        case 'padding-inside': spoiled = `${encoded.slice(0, 4)}=${encoded.slice(4)}`; break;
+        // Whole quanta and one character more: no base64 text is that long.
+        case 'lone-character': spoiled = `${bare.padEnd(Math.ceil(bare.length / 4) * 4, 'A')}A`; break;
+        case 'url-safe': fc.pre(/[+/]/.test(encoded)); spoiled = encoded.replace(/\+/g, '-').replace(/\//g, '_'); break;
+      }
+      expect(readCredential(scanHeaders(['Authorization', `Basic ${spoiled}`])), spoiled).toEqual({ kind: 'invalid' });
+    }), fuzz(600));
+  });
+
+  it('refuses as invalid any Basic credential, padded or not, whose user is not a GUID or whose secret is empty', () => {
     const user = fc.string({ unit: 'grapheme', maxLength: 40 }).filter((u) => !u.includes(':'));
-    fc.assert(fc.property(user, fc.oneof(secretText, fc.constant('')), (name, secret) => {
+    fc.assert(fc.property(user, fc.oneof(secretText, fc.constant('')), fc.boolean(), (name, secret, padded) => {
       fc.pre(secret === '' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name));
-      const encoded = Buffer.from(`${name}:${secret}`, 'utf8').toString('base64');
+      const encoded = base64(Buffer.from(`${name}:${secret}`, 'utf8'), padded);
       expect(readCredential(scanHeaders(['Authorization', `Basic ${encoded}`]))).toEqual({ kind: 'invalid' });
     }), fuzz(600));
   });
 
-  it('never reads a Basic credential out of bytes that are not UTF-8', () => {
-    fc.assert(fc.property(guid, fc.uint8Array({ minLength: 1, maxLength: 40 }), (ws, bytes) => {
+  it('never reads a Basic credential, padded or not, out of bytes that are not UTF-8', () => {
+    fc.assert(fc.property(guid, fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.boolean(), (ws, bytes, padded) => {
       const raw = Buffer.concat([Buffer.from(`${ws}:`), bytes]);
-      const credential = readCredential(scanHeaders(['Authorization', `Basic ${raw.toString('base64')}`]));
+      const credential = readCredential(scanHeaders(['Authorization', `Basic ${base64(raw, padded)}`]));
       const valid = Buffer.from(raw.toString('utf8'), 'utf8').equals(raw);
       if (!valid) expect(credential).toEqual({ kind: 'invalid' });
       else expect(credential.kind).toBe('basic');

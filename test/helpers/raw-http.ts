@@ -170,6 +170,8 @@ export interface RawConnection {
   response(timeoutMs?: number): Promise<RawHttpResponse>;
   /** Bytes received so far. */
   received(): Buffer;
+  /** Resolves true once the server has closed the connection, false if it is still open after `timeoutMs`. */
+  whenClosed(timeoutMs?: number): Promise<boolean>;
   close(): void;
 }
 
@@ -199,6 +201,22 @@ export async function openRaw(url: string): Promise<RawConnection> {
       socket.write(bytes);
     },
     received: () => buf,
+    whenClosed(timeoutMs = 5_000) {
+      return new Promise((resolve) => {
+        const check = (): void => {
+          if (!closed) return;
+          clearTimeout(timer);
+          listeners.delete(check);
+          resolve(true);
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          resolve(false);
+        }, timeoutMs);
+        listeners.add(check);
+        check();
+      });
+    },
     close() {
       socket.destroy();
     },

@@ -54,7 +54,8 @@ const objectText = (entries: Array<[string, unknown]>): string => {
 
 describe('body policy (property-based)', () => {
   it('answers any headers and body with a continue or a catalogued refusal, never an exception', async () => {
-    const contentType = fc.constantFrom('application/json', 'APPLICATION/JSON', 'application/vnd.x+json', 'application/json; charset=utf-8', 'text/plain', 'application/jsonx', 'application/json ;', '');
+    const contentType = fc.constantFrom('application/json', 'APPLICATION/JSON', 'application/vnd.x+json', 'application/json; charset=utf-8', 'text/plain', 'application/jsonx', 'application/json ;', '',
+      'application/json; charset=utf-7', 'application/json; charset="UTF-16"', 'application/json;charset=ibm037', 'application/json; x="charset=utf-7"');
     const header = fc.oneof(
       contentType.map((v): [string, string] => ['Content-Type', v]),
       fc.constantFrom<[string, string]>(['Content-Encoding', 'gzip'], ['Content-Encoding', 'identity'], ['Content-Encoding', ' Identity '], ['Transfer-Encoding', 'chunked'], ['Content-Length', '0']),
@@ -111,8 +112,6 @@ describe('body policy (property-based)', () => {
   });
 
   it('refuses with 415 every Content-Type that is not JSON on an inspected route', async () => {
-    // Only types without a charset parameter: a charset other than utf-8 (utf-7, utf-16) is
-    // accepted today, a known defect (charset other than utf-8 on inspected routes) fixed separately.
     const notJson = fc.oneof(fc.constantFrom('text/plain', 'application/xml', 'application/jsonp', 'application/json-seq', 'text/json', 'json', 'application/x-www-form-urlencoded', 'multipart/form-data'),
       fc.string({ unit: 'binary-ascii', maxLength: 20 }).filter((t) => !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(t)));
     await fc.assert(fc.asyncProperty(notJson, async (type) => {
@@ -120,5 +119,22 @@ describe('body policy (property-based)', () => {
       const { result } = await run(EVENTS, [['Content-Type', type], ['Content-Length', String(bytes.length)]], bytes, { eventAllowlist: [], eventDenylist: [], profileAttributeAllowlist: [] });
       expect(result, type).toBe('UNSUPPORTED_MEDIA_TYPE');
     }), fuzz(300));
+  });
+
+  it('refuses with 415 a JSON Content-Type whose charset is not utf-8 (any case, quoted or not, among other parameters) and admits utf-8', async () => {
+    const token = fc.stringMatching(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,10}$/);
+    const charset = fc.oneof(fc.mixedCase(fc.constantFrom('utf-8', 'utf-7', 'utf-16', 'utf-16le', 'ibm037', 'utf8', 'iso-8859-1', 'us-ascii')), token);
+    const param = fc.tuple(token.filter((n) => n.toLowerCase() !== 'charset'), token).map(([n, v]) => `; ${n}=${v}`);
+    const type = fc.record({
+      media: fc.mixedCase(fc.constantFrom('application/json', 'application/vnd.api+json')),
+      before: fc.array(param, { maxLength: 2 }), after: fc.array(param, { maxLength: 2 }),
+      charset, quoted: fc.boolean(), spaced: fc.constantFrom(';', '; ', ' ;', ' ; '),
+    });
+    await fc.assert(fc.asyncProperty(type, fc.constantFrom(EVENTS, ATTRIBUTES), async (t, route) => {
+      const text = `${t.media}${t.before.join('')}${t.spaced}charset=${t.quoted ? `"${t.charset}"` : t.charset}${t.after.join('')}`;
+      const bytes = Buffer.from('{"action":"a"}');
+      const { result } = await run(route, [['Content-Type', text], ['Content-Length', String(bytes.length)]], bytes, { eventAllowlist: [], eventDenylist: [], profileAttributeAllowlist: [] });
+      expect(result, text).toBe(t.charset.toLowerCase() === 'utf-8' ? null : 'UNSUPPORTED_MEDIA_TYPE');
+    }), fuzz(400));
   });
 });
