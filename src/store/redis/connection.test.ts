@@ -138,6 +138,26 @@ describe.skipIf(!requireRedis())('RedisConnection against a real Redis', () => {
     expect(Date.now() - started).toBeLessThan(300 + 100);
   });
 
+  it('fails each request-path call to a paused Redis within its timeout of being made, also calls made while earlier ones wait (regression: they waited behind the stuck batch, up to twice the timeout)', async () => {
+    const conn = await connect({ fastTimeoutMs: 200 });
+    expect(await conn.fastCall((c) => c.ping())).toBe('PONG');
+    server.pause();
+    const timed = async (delayMs: number): Promise<{ ms: number; err: unknown }> => {
+      await new Promise((r) => setTimeout(r, delayMs));
+      const started = Date.now();
+      const err = await rejection(conn.fastCall((c) => c.get('conn-test:x')));
+      return { ms: Date.now() - started, err };
+    };
+    // All made before the first fails (so before the breaker can open).
+    const calls = await Promise.all([0, 1, 50, 100, 150].map(timed));
+    console.log(`paused: calls failed after ${calls.map((c) => c.ms).join(', ')} ms`);
+    for (const { ms, err } of calls) {
+      expect((err as KeygateError).code).toBe('STORE_UNAVAILABLE');
+      expect(ms).toBeGreaterThanOrEqual(190);
+      expect(ms).toBeLessThanOrEqual(200 + 60);
+    }
+  });
+
   it('fails at once while Redis is down, and refuses without calling once the breaker is open', async () => {
     const conn = await connect();
     await server.kill();
