@@ -3,7 +3,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KeygateError } from '../../errors.js';
 import { requireRedis, startRedis, type RedisServer } from '../../testing/redis-server.js';
-import { RedisConnection, type RedisConnectionOptions } from './connection.js';
+import { RedisConnection, Script, type RedisClient, type RedisConnectionOptions } from './connection.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -44,6 +44,29 @@ describe('RedisConnection', () => {
     expect(message).not.toContain('secret');
     // A failed connection is closed: it answers nothing afterwards.
     await expect(conn.fastCall((c) => c.ping())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+});
+
+describe('Script', () => {
+  it("keeps a script call within the command timeout counted from the call when the script must be loaded first (the load's own timer starts only at the NOSCRIPT answer)", async () => {
+    // A Redis that answers NOSCRIPT after 150 ms and then does not answer the load: the eval
+    // fails at its own 200 ms command timeout, as ioredis's would.
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    const client = {
+      options: { commandTimeout: 200 },
+      evalsha: async () => { await sleep(150); throw new Error('NOSCRIPT No matching script. Please use EVAL.'); },
+      eval: async () => { await sleep(200); throw new Error('Command timed out'); },
+    } as unknown as RedisClient;
+    const started = Date.now();
+    const err = await rejection(new Script('return 1').run(client, [], []));
+    const ms = Date.now() - started;
+    expect((err as Error).message).toBe('Command timed out');
+    expect(ms).toBeGreaterThanOrEqual(190);
+    expect(ms).toBeLessThanOrEqual(200 + 40);
+
+    // The load answered in time: its answer.
+    const answering = { ...client, eval: async () => 'loaded' } as unknown as RedisClient;
+    expect(await new Script('return 1').run(answering, [], [])).toBe('loaded');
   });
 });
 

@@ -29,11 +29,34 @@ export class Script {
   }
 
   run(client: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
+    const startedAt = performance.now();
     return client.evalsha(this.sha, keys.length, ...keys, ...args).catch((err: Error) => {
       if (!String(err.message).startsWith('NOSCRIPT')) throw err;
-      return client.eval(this.source, keys.length, ...keys, ...args);
+      // A second command, whose own timer starts only now: both stay within the client's
+      // command timeout counted from this call (a timer of ours only on this rare path).
+      const loaded = client.eval(this.source, keys.length, ...keys, ...args);
+      const timeoutMs = commandTimeoutOf(client);
+      return timeoutMs === undefined ? loaded : within(loaded, timeoutMs - (performance.now() - startedAt));
     });
   }
+}
+
+function commandTimeoutOf(client: RedisClient): number | undefined {
+  return client instanceof Cluster ? client.options.redisOptions?.commandTimeout : client.options.commandTimeout;
+}
+
+/** `p`, or a timeout error once `ms` have passed. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('Command timed out')), Math.max(0, ms));
+    p.then((value) => {
+      clearTimeout(timer);
+      resolve(value);
+    }, (err: unknown) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }
 
 /**
