@@ -96,7 +96,7 @@ async function openBackend(config: Config, logger: Logger, metrics: Metrics, ins
         return opened;
       } catch (err) {
         await opened.store.close().catch(() => undefined);
-        if (waiting === null) {
+        if (waiting === null && !stopping.signal.aborted) {
           waiting = await startupAdminServer(config.admin.listen.host, config.admin.listen.port).then((w) => {
             logger.info({ admin: w.url }, 'waiting for the store; the admin port answers /readyz 503 until it is connected');
             return w;
