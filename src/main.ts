@@ -72,15 +72,31 @@ async function openBackend(config: Config, logger: Logger, metrics: Metrics, ins
     return opened;
   }
   let waiting: { close(): Promise<void> } | null = null;
+  // SIGTERM or SIGINT while waiting (a rollout giving up on this node): no further attempt,
+  // the waiting admin port closed, exit 0. serve's own handlers take over once the store is open.
+  const stopping = new AbortController();
+  let exiting: Promise<never> | null = null;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (exiting !== null) return;
+    stopping.abort(new Error(`stopped by ${signal}`));
+    logger.info({ signal }, 'stopped while waiting for the store');
+    exiting = (async () => {
+      await (waiting as { close(): Promise<void> } | null)?.close();
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   try {
-    return await retryStartup('connecting to Redis', async () => {
+    const opened = await retryStartup('connecting to Redis', async () => {
       const opened = backend(config, logger, metrics, instances);
       try {
         await opened.store.open();
         return opened;
       } catch (err) {
         await opened.store.close().catch(() => undefined);
-        if (waiting === null) {
+        if (waiting === null && !stopping.signal.aborted) {
           waiting = await startupAdminServer(config.admin.listen.host, config.admin.listen.port).then((w) => {
             logger.info({ admin: w.url }, 'waiting for the store; the admin port answers /readyz 503 until it is connected');
             return w;
@@ -91,8 +107,16 @@ async function openBackend(config: Config, logger: Logger, metrics: Metrics, ins
         }
         throw err;
       }
-    }, { timeoutMs: config.store.startupTimeoutMs, logger });
+    }, { timeoutMs: config.store.startupTimeoutMs, logger, signal: stopping.signal }).catch((err: unknown) => {
+      if (exiting !== null) return exiting;
+      throw err;
+    });
+    // An attempt under way when the signal came may still have succeeded: the process exits all the same.
+    if (exiting !== null) return await exiting;
+    return opened;
   } finally {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
     await (waiting as { close(): Promise<void> } | null)?.close();
   }
 }

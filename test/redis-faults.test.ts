@@ -6,6 +6,7 @@ import type { Keygate } from './helpers/keygate.js';
 import {
   alive, metricOf, startNode, statusCounts, timedGet, uniquePrefix, untilStatus, useCleanup,
 } from './helpers/redis-nodes.js';
+import { bearer, mintToken } from './helpers/tokens.js';
 import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
 
 const pair = useUpstreamPair();
@@ -351,6 +352,97 @@ describe.skipIf(!requireRedis())('a node whose Redis dies or hangs', () => {
     expect((await timedGet(kg, unseen.secret)).status).toBe(200);
     const c1 = await metricOf(kg, 'keygate_rate_limit_fallbacks_total');
     for (let i = 0; i < 20; i++) expect((await timedGet(kg, k.secret)).status).toBe(200);
+    expect(await metricOf(kg, 'keygate_rate_limit_fallbacks_total')).toBe(c1);
+  });
+});
+
+describe.skipIf(!requireRedis())('the store.timeoutMs bound while Redis hangs', () => {
+  const defer = useCleanup();
+
+  it('answers every request within store.timeoutMs (200 ms) + 150 ms while a single Redis hangs (SIGSTOP): cached keys 200, unseen keys and unseen tokens 503, rate-limited keys 200 on the local fallback (regression: calls queued behind a stuck batch waited twice the bound)', async () => {
+    const timeoutMs = 200;
+    const margin = 150;
+    const redis = await startRedis();
+    defer(() => redis.cleanup());
+    const kg = await startNode(defer, {
+      events, eventsTest, url: redis.url, keyPrefix: uniquePrefix('bound'), store: { timeoutMs },
+      propagation: { maxStalenessMs: 30_000 }, rateLimit: { onStoreError: 'local' },
+    });
+    const ws = await createWorkspace(kg, 'bound');
+    const cached = await createKey(kg, { workspaceId: ws, name: 'cached', permissions: ['*'] });
+    // A limit of 1 000 or less is decided by Redis for every request (no headroom); per second,
+    // so the local fallback never refuses this load.
+    const limited = await createKey(kg, { workspaceId: ws, name: 'limited', permissions: ['*'], rateLimit: { limit: 1000, windowSeconds: 1 } });
+    const unseen = await createKey(kg, { workspaceId: ws, name: 'never-used-before-the-hang', permissions: ['*'] });
+    // A token finds its key's current state by id: never used before the hang, it asks Redis.
+    const token = await mintToken(kg, (await createKey(kg, { workspaceId: ws, name: 'token', permissions: ['*'] })).secret);
+    expect((await timedGet(kg, cached.secret)).status).toBe(200);
+    expect((await timedGet(kg, limited.secret)).status).toBe(200);
+    const tokenGets = async (): Promise<Timed[]> => {
+      const out: Timed[] = [];
+      while (!stop) {
+        const startedAt = Date.now();
+        const res = await gw(kg, '/v1/events', { headers: bearer(token) });
+        out.push({ ...res, startedAt, ms: Date.now() - startedAt });
+        await sleep(1);
+      }
+      return out;
+    };
+
+    let stop = false;
+    let hungAt = Infinity;
+    const started = Date.now();
+    // Requests already on their way when Redis stops, and more arriving while the first calls
+    // wait: the rate limit for each, the lookup for the unseen key.
+    const loads = [
+      steady(kg, limited.secret, () => stop, 4, 1),
+      steady(kg, cached.secret, () => stop, 1, 5),
+      (async () => {
+        while (Date.now() < hungAt + 50) await sleep(5);
+        return steady(kg, unseen.secret, () => stop, 2, 1);
+      })(),
+      (async () => {
+        while (Date.now() < hungAt + 50) await sleep(5);
+        return tokenGets();
+      })(),
+    ];
+    await sleep(200);
+    const fallbacksBefore = await metricOf(kg, 'keygate_rate_limit_fallbacks_total');
+    redis.pause();
+    defer(() => { if (redis.running) redis.resume(); });
+    hungAt = Date.now();
+    // Long enough for the circuit breaker to let a trial call through (and fail) once or twice.
+    await sleep(2_500);
+    stop = true;
+    const [limitedRes, cachedRes, unseenRes, tokenRes] = await Promise.all(loads);
+    const fallbacksDuring = await metricOf(kg, 'keygate_rate_limit_fallbacks_total');
+
+    const during = (rs: Timed[]): Timed[] => rs.filter((r) => r.startedAt >= hungAt);
+    const slowest = (rs: Timed[]): number => Math.max(0, ...rs.map((r) => r.ms));
+    const [l, c, u, t] = [during(limitedRes!), during(cachedRes!), during(unseenRes!), during(tokenRes!)];
+    console.log(`bound: hung after ${hungAt - started} ms; while hung, limited ${JSON.stringify(statusCounts(l.map((r) => r.status)))} slowest ${slowest(l)} ms, `
+      + `cached ${JSON.stringify(statusCounts(c.map((r) => r.status)))} slowest ${slowest(c)} ms, unseen ${JSON.stringify(statusCounts(u.map((r) => r.status)))} slowest ${slowest(u)} ms, `
+      + `token ${JSON.stringify(statusCounts(t.map((r) => r.status)))} slowest ${slowest(t)} ms; fallbacks ${fallbacksBefore} → ${fallbacksDuring}`);
+    expect(alive(kg)).toBe(true);
+    expect(l.length).toBeGreaterThan(20);
+    expect(u.length).toBeGreaterThan(10);
+    expect(statusCounts(l.map((r) => r.status))).toEqual({ 200: l.length });
+    expect(statusCounts(c.map((r) => r.status))).toEqual({ 200: c.length });
+    for (const r of u) expectError(r, 503, 'STORE_UNAVAILABLE');
+    expect(t.length).toBeGreaterThan(10);
+    for (const r of t) expectError(r, 503, 'STORE_UNAVAILABLE');
+    expect(fallbacksDuring).toBeGreaterThan(fallbacksBefore);
+    expect(slowest(l), 'a rate-limited request waits at most store.timeoutMs for Redis').toBeLessThanOrEqual(timeoutMs + margin);
+    expect(slowest(u), 'an unseen key waits at most store.timeoutMs for its lookup').toBeLessThanOrEqual(timeoutMs + margin);
+    expect(slowest(t), "a token waits at most store.timeoutMs for its key's state").toBeLessThanOrEqual(timeoutMs + margin);
+    expect(slowest(c)).toBeLessThanOrEqual(timeoutMs + margin);
+
+    redis.resume();
+    const { res, ok } = await untilStatus(kg, unseen.secret, 200, Date.now(), 5_000, 20);
+    expect(ok, `the unseen key still answered ${res.status} ${res.text}`).toBe(true);
+    expect((await gw(kg, '/v1/events', { headers: bearer(token) })).status).toBe(200);
+    const c1 = await metricOf(kg, 'keygate_rate_limit_fallbacks_total');
+    for (let i = 0; i < 10; i++) expect((await timedGet(kg, limited.secret)).status).toBe(200);
     expect(await metricOf(kg, 'keygate_rate_limit_fallbacks_total')).toBe(c1);
   });
 });

@@ -163,6 +163,26 @@ describe.skipIf(!requireRedis())('readiness on Redis', () => {
     expect(res.status).toBe(200);
   });
 
+  it('exits 0 promptly on SIGTERM or SIGINT while waiting for Redis at start-up, closing the waiting admin port (regression: killed by the signal, exit 143)', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const port = await freePort();
+      const config = redisNodeConfig({ events, eventsTest, url: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix('stop-waiting') })('/nonexistent');
+      const node = serve(config, defer);
+      const waiting = await node.waitFor((l) => typeof l.admin === 'string' && /waiting for the store/.test(l.msg), 10_000);
+      expect((await fetch(`${waiting.admin}/healthz`)).status).toBe(200);
+      const signalledAt = Date.now();
+      node.proc.kill(signal);
+      const code = await node.exited;
+      const ms = Date.now() - signalledAt;
+      console.log(`startup: ${signal} while waiting for Redis: exit ${code} (${node.proc.signalCode ?? 'no signal'}) after ${ms} ms`);
+      expect(node.proc.signalCode).toBeNull();
+      expect(code).toBe(0);
+      expect(ms).toBeLessThan(2_000);
+      expect(node.lines.some((l) => l.includes('stopped while waiting for the store') && l.includes(signal))).toBe(true);
+      await expect(fetch(`${waiting.admin}/healthz`)).rejects.toThrow();
+    }
+  });
+
   it('exits 1 with a clear message when Redis does not come within store.startupTimeoutMs', async () => {
     const port = await freePort();
     const config = redisNodeConfig({ events, eventsTest, url: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix('never'), store: { startupTimeoutMs: 2_000 } })('/nonexistent');

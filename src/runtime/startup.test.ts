@@ -39,4 +39,20 @@ describe('retryStartup', () => {
     expect(ms).toBeGreaterThanOrEqual(295);
     expect(ms).toBeLessThan(600);
   });
+
+  it('stops retrying once its signal is aborted: the wait is cut short, no further attempt is made, and the reason is thrown', async () => {
+    let n = 0;
+    const stop = new AbortController();
+    const started = Date.now();
+    setTimeout(() => stop.abort(new Error('stopped by SIGTERM')), 50);
+    const err = await retryStartup('connecting to Redis', async () => {
+      n++;
+      throw new Error('refused');
+    }, { timeoutMs: 60_000, logger: silent, baseMs: 5_000, capMs: 5_000, random: () => 0.999, signal: stop.signal }).catch((e: Error) => e);
+    expect((err as Error).message).toBe('stopped by SIGTERM');
+    expect(n).toBe(1);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await expect(retryStartup('connecting to Redis', async () => { n++; }, { timeoutMs: 1_000, logger: silent, signal: stop.signal })).rejects.toThrow('stopped by SIGTERM');
+    expect(n).toBe(1);
+  });
 });

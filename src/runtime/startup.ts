@@ -14,6 +14,8 @@ export interface StartupRetryOptions {
   baseMs?: number;
   capMs?: number;
   random?: () => number;
+  /** Aborted: no further attempt, the wait cut short, and the abort's reason thrown. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -23,9 +25,10 @@ export interface StartupRetryOptions {
  * attempt is made at `timeoutMs`; when it fails too, throws an error naming what failed and how often.
  */
 export async function retryStartup<T>(what: string, attempt: () => Promise<T>, opts: StartupRetryOptions): Promise<T> {
-  const { timeoutMs, logger, baseMs = 250, capMs = 5_000, random = Math.random } = opts;
+  const { timeoutMs, logger, baseMs = 250, capMs = 5_000, random = Math.random, signal } = opts;
   const started = Date.now();
   for (let n = 1; ; n++) {
+    signal?.throwIfAborted();
     try {
       const value = await attempt();
       if (n > 1) logger.info({ attempt: n, ms: Date.now() - started }, `${what}: succeeded`);
@@ -41,7 +44,10 @@ export async function retryStartup<T>(what: string, attempt: () => Promise<T>, o
       // The last attempt is made at the bound itself.
       const retryInMs = Math.min(waitMs, timeoutMs - elapsed);
       logger.warn({ attempt: n, retryInMs, err: { message } }, `${what} failed; retrying`);
-      await sleep(retryInMs);
+      await sleep(retryInMs, undefined, signal ? { signal } : {}).catch((err: unknown) => {
+        signal?.throwIfAborted();
+        throw err;
+      });
     }
   }
 }

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KeygateError } from '../../errors.js';
 import { requireRedis, startRedis, type RedisServer } from '../../testing/redis-server.js';
-import { RedisConnection, type RedisConnectionOptions } from './connection.js';
+import { RedisConnection, Script, type RedisClient, type RedisConnectionOptions } from './connection.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -44,6 +44,29 @@ describe('RedisConnection', () => {
     expect(message).not.toContain('secret');
     // A failed connection is closed: it answers nothing afterwards.
     await expect(conn.fastCall((c) => c.ping())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+});
+
+describe('Script', () => {
+  it("keeps a script call within the command timeout counted from the call when the script must be loaded first (the load's own timer starts only at the NOSCRIPT answer)", async () => {
+    // A Redis that answers NOSCRIPT after 150 ms and then does not answer the load: the eval
+    // fails at its own 200 ms command timeout, as ioredis's would.
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    const client = {
+      options: { commandTimeout: 200 },
+      evalsha: async () => { await sleep(150); throw new Error('NOSCRIPT No matching script. Please use EVAL.'); },
+      eval: async () => { await sleep(200); throw new Error('Command timed out'); },
+    } as unknown as RedisClient;
+    const started = Date.now();
+    const err = await rejection(new Script('return 1').run(client, [], []));
+    const ms = Date.now() - started;
+    expect((err as Error).message).toBe('Command timed out');
+    expect(ms).toBeGreaterThanOrEqual(190);
+    expect(ms).toBeLessThanOrEqual(200 + 40);
+
+    // The load answered in time: its answer.
+    const answering = { ...client, eval: async () => 'loaded' } as unknown as RedisClient;
+    expect(await new Script('return 1').run(answering, [], [])).toBe('loaded');
   });
 });
 
@@ -136,6 +159,26 @@ describe.skipIf(!requireRedis())('RedisConnection against a real Redis', () => {
     err = await rejection(conn.slowCall((c) => c.get('conn-test:x')));
     expect((err as KeygateError).code).toBe('STORE_UNAVAILABLE');
     expect(Date.now() - started).toBeLessThan(300 + 100);
+  });
+
+  it('fails each request-path call to a paused Redis within its timeout of being made, also calls made while earlier ones wait (regression: they waited behind the stuck batch, up to twice the timeout)', async () => {
+    const conn = await connect({ fastTimeoutMs: 200 });
+    expect(await conn.fastCall((c) => c.ping())).toBe('PONG');
+    server.pause();
+    const timed = async (delayMs: number): Promise<{ ms: number; err: unknown }> => {
+      await new Promise((r) => setTimeout(r, delayMs));
+      const started = Date.now();
+      const err = await rejection(conn.fastCall((c) => c.get('conn-test:x')));
+      return { ms: Date.now() - started, err };
+    };
+    // All made before the first fails (so before the breaker can open).
+    const calls = await Promise.all([0, 1, 50, 100, 150].map(timed));
+    console.log(`paused: calls failed after ${calls.map((c) => c.ms).join(', ')} ms`);
+    for (const { ms, err } of calls) {
+      expect((err as KeygateError).code).toBe('STORE_UNAVAILABLE');
+      expect(ms).toBeGreaterThanOrEqual(190);
+      expect(ms).toBeLessThanOrEqual(200 + 60);
+    }
   });
 
   it('fails at once while Redis is down, and refuses without calling once the breaker is open', async () => {

@@ -29,16 +29,39 @@ export class Script {
   }
 
   run(client: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
+    const startedAt = performance.now();
     return client.evalsha(this.sha, keys.length, ...keys, ...args).catch((err: Error) => {
       if (!String(err.message).startsWith('NOSCRIPT')) throw err;
-      return client.eval(this.source, keys.length, ...keys, ...args);
+      // A second command, whose own timer starts only now: both stay within the client's
+      // command timeout counted from this call (a timer of ours only on this rare path).
+      const loaded = client.eval(this.source, keys.length, ...keys, ...args);
+      const timeoutMs = commandTimeoutOf(client);
+      return timeoutMs === undefined ? loaded : within(loaded, timeoutMs - (performance.now() - startedAt));
     });
   }
 }
 
+function commandTimeoutOf(client: RedisClient): number | undefined {
+  return client instanceof Cluster ? client.options.redisOptions?.commandTimeout : client.options.commandTimeout;
+}
+
+/** `p`, or a timeout error once `ms` have passed. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('Command timed out')), Math.max(0, ms));
+    p.then((value) => {
+      clearTimeout(timer);
+      resolve(value);
+    }, (err: unknown) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
 /**
  * The connections one keygate process keeps to Redis:
- * - `fast`: the request path (lookups, rate limits), auto-pipelined, with a short timeout;
+ * - `fast`: the request path (lookups, rate limits), with a short timeout counted from the call;
  * - `slow`: admin writes and housekeeping, with a longer one;
  * - one connection per blocking reader (the change feed), made by `blocking()`.
  * Nothing queues while Redis is away (a command then fails at once), every call is bounded by
@@ -69,8 +92,8 @@ export class RedisConnection {
     this.clustered = opts.cluster !== undefined;
     this.fastTimeoutMs = opts.fastTimeoutMs ?? 250;
     this.slowTimeoutMs = opts.slowTimeoutMs ?? 2_000;
-    this.fast = this.client('fast', this.fastTimeoutMs, true, true);
-    this.slow = this.client('admin', this.slowTimeoutMs, false, false);
+    this.fast = this.client('fast', this.fastTimeoutMs, true);
+    this.slow = this.client('admin', this.slowTimeoutMs, false);
   }
 
   /**
@@ -82,15 +105,21 @@ export class RedisConnection {
    * Every master's connection is made at connect (`warm`), so this never refuses the first
    * calls. Admin writes keep the retries, which carry them over a failover, bounded as a whole
    * by `slowCall`'s timer.
+   *
+   * No auto-pipelining, on one server or a Cluster: ioredis runs one auto-pipeline per
+   * connection at a time, so behind a batch sent to a hung Redis the next one waited for the
+   * first to time out before it was even sent, and its own timeout started only then (twice
+   * store.timeoutMs, or more). Each command is written at once instead, so its timeout runs
+   * from the call; the rate limiter batches a turn's decisions itself.
    */
-  private client(name: string, commandTimeoutMs: number | undefined, autoPipeline: boolean, failFast: boolean): RedisClient {
+  private client(name: string, commandTimeoutMs: number | undefined, failFast: boolean): RedisClient {
     const base: RedisOptions = {
       connectionName: `keygate-${name}`,
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectTimeout: 2_000,
-      enableAutoPipelining: autoPipeline,
+      enableAutoPipelining: false,
       ...(commandTimeoutMs !== undefined ? { commandTimeout: commandTimeoutMs } : {}),
     };
     // Reconnect quickly at first, then every second: a returning Redis is noticed within ~1 s.
@@ -105,10 +134,6 @@ export class RedisConnection {
       client = new Cluster(nodes, {
         lazyConnect: true,
         enableOfflineQueue: false,
-        // Not on a Cluster: ioredis runs one auto-pipeline per node at a time, so behind a batch
-        // sent to a hung master the next one waits for the first to time out before its own
-        // timeout starts (twice store.timeoutMs, or more). Each command is written at once
-        // instead; the rate limiter batches a turn's decisions itself.
         enableAutoPipelining: false,
         clusterRetryStrategy: retryStrategy,
         slotsRefreshTimeout: 2_000,
@@ -156,7 +181,7 @@ export class RedisConnection {
 
   /** A dedicated connection for a blocking read, bounded by ioredis at `timeoutMs`. */
   async blocking(name: string, timeoutMs: number): Promise<RedisClient> {
-    const client = this.client(name, timeoutMs, false, true);
+    const client = this.client(name, timeoutMs, true);
     this.blockingClients.add(client);
     await client.connect().catch(() => undefined); // it keeps reconnecting; reads fail until it is up
     await warm(client);
@@ -165,8 +190,8 @@ export class RedisConnection {
 
   /**
    * Runs one request-path call (one command): breaker, faults mapped to STORE_UNAVAILABLE.
-   * The client's own command timeout bounds it; no timer or extra promise per call, since
-   * this runs for every rate-limited request.
+   * The client's own command timeout bounds it, from this call (the command is written at
+   * once); no timer or extra promise of ours per call.
    */
   fastCall<T>(fn: (client: RedisClient) => Promise<T>): Promise<T> {
     const refused = this.refusal();

@@ -79,8 +79,8 @@ interface Headroom {
 }
 
 /**
- * Rate limits and quotas shared by every node, decided by a Lua script, auto-pipelined with
- * whatever else is in flight. Requests that arrive together (in one turn of the event loop)
+ * Rate limits and quotas shared by every node, decided by a Lua script, each call bounded by
+ * store.timeoutMs from when it is made. Requests that arrive together (in one turn of the event loop)
  * share one script call: those of one key make one decision that admits as many as fit,
  * exactly as if each had been decided alone, and the decisions of different keys ride in
  * the same call (up to 64) — a busy gateway makes one Redis call per turn, not one per
