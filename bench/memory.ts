@@ -27,8 +27,8 @@ import { EmbeddedStore } from '../src/store/embedded/embedded-store.js';
 import { RedisConnection } from '../src/store/redis/connection.js';
 import { RedisStore } from '../src/store/redis/redis-store.js';
 import type { KeyStore, WriteOp } from '../src/store/types.js';
-import { keyRecord } from '../src/testing/fixtures.js';
-import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
+import { keyRecord } from '../test/support/fixtures.js';
+import { startRedis, type RedisServer } from '../test/support/redis-server.js';
 import {
   ADMIN_TOKEN, CORES, LOAD_CORE, PEPPER, adminCall, knobs, load, pinSelf, round3, rssMiB, startKeygate, startUpstream, stop, writeResults, type Keygate, runMain,
 } from './lib.js';

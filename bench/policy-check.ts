@@ -16,7 +16,7 @@ import { LocalRateLimiter } from '../src/data-plane/rate-limiter.js';
 import { compileRoutes } from '../src/data-plane/pipeline.js';
 import { parseRequestTarget } from '../src/data-plane/request-target.js';
 import { RouteTable } from '../src/data-plane/route-table.js';
-import { keyRecord } from '../src/testing/fixtures.js';
+import { keyRecord } from '../test/support/fixtures.js';
 
 const PEPPER = 'bench-pepper-0123456789abcdef';
 const loaded = parseConfigText(`

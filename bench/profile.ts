@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
+import { startRedis, type RedisServer } from '../test/support/redis-server.js';
 import {
   LOAD_CORE, ROOT, adminCall, knobs, load, pinSelf, startKeygate, startUpstream, stop, writeResults, type LoadOptions, runMain,
 } from './lib.js';

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
 import { Client } from 'undici';
-import { redisCommand, startRedis, type RedisServer } from '../src/testing/redis-server.js';
+import { redisCommand, startRedis, type RedisServer } from '../test/support/redis-server.js';
 import {
   ADMIN_TOKEN, CORES, LOAD_CORE, SUT_CORE, adminCall, knobs, load, median, pinSelf, round3, startKeygate, startUpstream, stop, writeResults, type LoadResult, TICK, allPids, procStat, treeCpu, runMain,
 } from './lib.js';

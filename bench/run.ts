@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
+import { startRedis, type RedisServer } from '../test/support/redis-server.js';
 import {
   CORES, LOAD_CORE, ROOT, SUT_CORE, TSX, adminCall, knobs, listening, load, measuredLoad, median, pinSelf, round3, startKeygate, startPinned, startUpstream, stop, timedLoad, writeResults, type LoadOptions, type LoadResult, type TimedResult, runMain,
 } from './lib.js';

@@ -28,7 +28,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
 import { Client, Pool } from 'undici';
-import { startRedis, type RedisServer } from '../src/testing/redis-server.js';
+import { startRedis, type RedisServer } from '../test/support/redis-server.js';
 import {
   ADMIN_TOKEN, CORES, ROOT, adminCall, round3, runMain, startKeygate, startUpstream, stop, writeResults, type Keygate,
 } from './lib.js';

@@ -1,9 +1,9 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, createWorkspace, expectError, listAllKeys, rawRequest, stopAndClean } from './helpers/admin.js';
-import { ADMIN_TOKEN, startKeygate, type Keygate } from './helpers/keygate.js';
-import { hostOf, openRaw, sendRaw } from './helpers/raw-http.js';
+import { createKey, createWorkspace, expectError, listAllKeys, rawRequest, stopAndClean } from './support/admin.js';
+import { ADMIN_TOKEN, startKeygate, type Keygate } from './support/keygate.js';
+import { hostOf, openRaw, sendRaw } from './support/raw-http.js';
 
 // Every bad admin request is refused with the uniform error body and changes nothing: no
 // journal bytes, no audit entry, no new record.

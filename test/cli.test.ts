@@ -2,8 +2,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { SECRET, SECRET_TEST, createWorkspace, runCli, stopAndClean } from './helpers/admin.js';
-import { ADMIN_TOKEN, baseConfig, startKeygate, tempDir, type Keygate } from './helpers/keygate.js';
+import { SECRET, SECRET_TEST, createWorkspace, runCli, stopAndClean } from './support/admin.js';
+import { ADMIN_TOKEN, baseConfig, startKeygate, tempDir, type Keygate } from './support/keygate.js';
 
 const SHIPPED_CONFIG = resolve(import.meta.dirname, '../config/gateway.yaml');
 const CI_TOKEN = 'ci-token-abcdefghijklmnop';

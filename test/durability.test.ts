@@ -4,9 +4,9 @@ import { spawn } from 'node:child_process';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, createWorkspace, listAllKeys, runServeExpectingExit, stopAndClean, writeConfig } from './helpers/admin.js';
-import { ADMIN_TOKEN, CLI, baseConfig, startKeygate, tempDir, type Keygate } from './helpers/keygate.js';
-import { configWithPlainUpstream, gatewayStatus, startPlainUpstream, type PlainUpstream } from './helpers/admin-upstream.js';
+import { createKey, createWorkspace, listAllKeys, runServeExpectingExit, stopAndClean, writeConfig } from './support/admin.js';
+import { ADMIN_TOKEN, CLI, baseConfig, startKeygate, tempDir, type Keygate } from './support/keygate.js';
+import { configWithPlainUpstream, gatewayStatus, startPlainUpstream, type PlainUpstream } from './support/admin-upstream.js';
 
 const JOURNAL = 'journal.log';
 

@@ -1,11 +1,11 @@
 import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecret } from '../src/domain/secret.js';
-import { createKey, createWorkspace, sleep, stopAndClean } from './helpers/admin.js';
-import { expectRefused, gatewayConfig, gw, metricSum, pollUntil, scrape } from './helpers/gateway.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
-import { buildRequest, hostOf, sendRaw } from './helpers/raw-http.js';
-import { headerValue, headerValues, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { createKey, createWorkspace, sleep, stopAndClean } from './support/admin.js';
+import { expectRefused, gatewayConfig, gw, metricSum, pollUntil, scrape } from './support/gateway.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
+import { buildRequest, hostOf, sendRaw } from './support/raw-http.js';
+import { headerValue, headerValues, type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 let kg: Keygate;
 let events: RecordingUpstream;

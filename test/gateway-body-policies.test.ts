@@ -2,11 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, createWorkspace, rawRequest, stopAndClean } from './helpers/admin.js';
-import { expectRefused, gatewayConfig, gw, pollUntil, type GatewayResponse } from './helpers/gateway.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
-import { buildRequest, hostOf, openRaw, sendRaw, sendRawMany, type RawHttpResponse } from './helpers/raw-http.js';
-import { headerValue, headerValues, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { createKey, createWorkspace, rawRequest, stopAndClean } from './support/admin.js';
+import { expectRefused, gatewayConfig, gw, pollUntil, type GatewayResponse } from './support/gateway.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
+import { buildRequest, hostOf, openRaw, sendRaw, sendRawMany, type RawHttpResponse } from './support/raw-http.js';
+import { headerValue, headerValues, type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 /** The gateway's body cap in this suite: small, so "one byte over" is cheap to send. */
 const CAP = 1024;

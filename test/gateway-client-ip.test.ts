@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, createWorkspace, stopAndClean } from './helpers/admin.js';
-import { expectRefused, gatewayConfig, gw } from './helpers/gateway.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
-import { buildRequest, hostOf, sendRaw } from './helpers/raw-http.js';
-import { headerValue, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
+import { expectRefused, gatewayConfig, gw } from './support/gateway.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
+import { buildRequest, hostOf, sendRaw } from './support/raw-http.js';
+import { headerValue, type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 let events: RecordingUpstream;
 let eventsTest: RecordingUpstream;

@@ -1,11 +1,11 @@
 import { randomBytes, createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, createWorkspace, expectError, rawRequest, stopAndClean } from './helpers/admin.js';
-import { expectRefused, gatewayConfig, gw, metricSamples, metricSum, scrape } from './helpers/gateway.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
-import { buildRequest, hostOf, openRaw, sendRaw } from './helpers/raw-http.js';
-import { closedPort, headerValue, headerValues, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { createKey, createWorkspace, expectError, rawRequest, stopAndClean } from './support/admin.js';
+import { expectRefused, gatewayConfig, gw, metricSamples, metricSum, scrape } from './support/gateway.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
+import { buildRequest, hostOf, openRaw, sendRaw } from './support/raw-http.js';
+import { closedPort, headerValue, headerValues, type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 let kg: Keygate;
 let events: RecordingUpstream;

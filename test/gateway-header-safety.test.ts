@@ -1,11 +1,11 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, createWorkspace, stopAndClean } from './helpers/admin.js';
-import { expectRefused, gatewayConfig, gw, metricSum, pollUntil, scrape } from './helpers/gateway.js';
-import { ADMIN_TOKEN, startKeygate, type Keygate } from './helpers/keygate.js';
-import { buildRequest, hostOf, sendRaw } from './helpers/raw-http.js';
-import { bearer, mintToken, postToken, simpleAuthSignature } from './helpers/tokens.js';
-import { headerValue, headerValues, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
+import { expectRefused, gatewayConfig, gw, metricSum, pollUntil, scrape } from './support/gateway.js';
+import { ADMIN_TOKEN, startKeygate, type Keygate } from './support/keygate.js';
+import { buildRequest, hostOf, sendRaw } from './support/raw-http.js';
+import { bearer, mintToken, postToken, simpleAuthSignature } from './support/tokens.js';
+import { headerValue, headerValues, type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 let kg: Keygate;
 let events: RecordingUpstream;

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, createWorkspace, stopAndClean } from './helpers/admin.js';
-import { expectRefused, gatewayConfig, gw, metricSum, scrape } from './helpers/gateway.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
-import { postToken } from './helpers/tokens.js';
-import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
+import { expectRefused, gatewayConfig, gw, metricSum, scrape } from './support/gateway.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
+import { postToken } from './support/tokens.js';
+import { type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 let events: RecordingUpstream;
 let eventsTest: RecordingUpstream;

@@ -1,11 +1,11 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createVerifier } from 'fast-jwt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, createWorkspace, stopAndClean } from './helpers/admin.js';
-import { expectRefused, gatewayConfig, gw, pollUntil } from './helpers/gateway.js';
-import { PEPPER, startKeygate, type Keygate } from './helpers/keygate.js';
-import { bearer, decodeJwt, fetchJwks, mintToken, rawStoreFiles, resign, storedSigningKeys } from './helpers/tokens.js';
-import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
+import { expectRefused, gatewayConfig, gw, pollUntil } from './support/gateway.js';
+import { PEPPER, startKeygate, type Keygate } from './support/keygate.js';
+import { bearer, decodeJwt, fetchJwks, mintToken, rawStoreFiles, resign, storedSigningKeys } from './support/tokens.js';
+import { type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 const pair = useUpstreamPair();
 let events: RecordingUpstream;

@@ -2,14 +2,14 @@ import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypt
 import { createVerifier } from 'fast-jwt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecret } from '../src/domain/secret.js';
-import { GUID, createKey, createWorkspace, expectError, sleep, stopAndClean } from './helpers/admin.js';
-import { expectRefused, gatewayConfig, gw, pollUntil, type GatewayResponse } from './helpers/gateway.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
+import { GUID, createKey, createWorkspace, expectError, sleep, stopAndClean } from './support/admin.js';
+import { expectRefused, gatewayConfig, gw, pollUntil, type GatewayResponse } from './support/gateway.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
 import {
   PRIVATE_JWK_MEMBERS, bearer, decodeJwt, editHeader, editPayload, fetchJwks, mintToken, postToken, segment,
   signEd25519, signHs256, simpleAuthSignature,
-} from './helpers/tokens.js';
-import { headerValue, headerValues, startUpstream, type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+} from './support/tokens.js';
+import { headerValue, headerValues, startUpstream, type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 const pair = useUpstreamPair();
 let events: RecordingUpstream;

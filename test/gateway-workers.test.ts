@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, createWorkspace, stopAndClean } from './helpers/admin.js';
-import { gatewayConfig, gw, metricSum, scrape, type GatewayResponse } from './helpers/gateway.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
-import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
+import { gatewayConfig, gw, metricSum, scrape, type GatewayResponse } from './support/gateway.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
+import { type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 let events: RecordingUpstream;
 let eventsTest: RecordingUpstream;

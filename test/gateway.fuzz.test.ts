@@ -2,13 +2,13 @@ import fc from 'fast-check';
 import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE } from '../src/errors.js';
-import { createKey, createWorkspace, stopAndClean } from './helpers/admin.js';
-import { gatewayConfig } from './helpers/gateway.js';
-import { anyCodeUnit, fuzz, fuzzTimeout } from './helpers/fuzz.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
-import { buildRequest, hostOf, openRaw, sendRaw, type RawConnection } from './helpers/raw-http.js';
-import { headerValues, useUpstreamPair, type RecordingUpstream } from './helpers/upstream.js';
-import { editPayload, segment, simpleAuthSignature } from './helpers/tokens.js';
+import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
+import { gatewayConfig } from './support/gateway.js';
+import { anyCodeUnit, fuzz, fuzzTimeout } from './support/fuzz.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
+import { buildRequest, hostOf, openRaw, sendRaw, type RawConnection } from './support/raw-http.js';
+import { headerValues, useUpstreamPair, type RecordingUpstream } from './support/upstream.js';
+import { editPayload, segment, simpleAuthSignature } from './support/tokens.js';
 
 // Generated requests against one real `keygate serve` and real recording upstreams that
 // always answer 200: whatever the request, the gateway answers (over a raw socket or undici),

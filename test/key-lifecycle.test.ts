@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GUID, SECRET, createKey, createWorkspace, expectError, sleep, stopAndClean } from './helpers/admin.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
+import { GUID, SECRET, createKey, createWorkspace, expectError, sleep, stopAndClean } from './support/admin.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
 
 const DAY_MS = 86_400_000;
 

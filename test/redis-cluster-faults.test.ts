@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { redisCommand, requireRedis, startRedisCluster, type RedisClusterHandle } from '../src/testing/redis-server.js';
-import { createKey, createWorkspace, sleep } from './helpers/admin.js';
-import { gatewayConfig } from './helpers/gateway.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
-import { alive, statusCounts, stopNode, timedGet, uniquePrefix, useCleanup } from './helpers/redis-nodes.js';
-import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { redisCommand, requireRedis, startRedisCluster, type RedisClusterHandle } from './support/redis-server.js';
+import { createKey, createWorkspace, sleep } from './support/admin.js';
+import { gatewayConfig } from './support/gateway.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
+import { alive, statusCounts, stopNode, timedGet, uniquePrefix, useCleanup } from './support/redis-nodes.js';
+import { type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 const pair = useUpstreamPair();
 let events: RecordingUpstream;

@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { redisCommand, requireRedis, startRedis, startTcpProxy } from '../src/testing/redis-server.js';
-import { createKey, createWorkspace, expectError, sleep } from './helpers/admin.js';
-import { metricSum, scrape } from './helpers/gateway.js';
-import type { Keygate } from './helpers/keygate.js';
-import { startNode, timedGet, uniquePrefix, untilStatus, useCleanup } from './helpers/redis-nodes.js';
-import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { redisCommand, requireRedis, startRedis, startTcpProxy } from './support/redis-server.js';
+import { createKey, createWorkspace, expectError, sleep } from './support/admin.js';
+import { metricSum, scrape } from './support/gateway.js';
+import type { Keygate } from './support/keygate.js';
+import { startNode, timedGet, uniquePrefix, untilStatus, useCleanup } from './support/redis-nodes.js';
+import { type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 const pair = useUpstreamPair();
 let events: RecordingUpstream;

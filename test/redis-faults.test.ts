@@ -1,13 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { requireRedis, startRedis, startTcpProxy } from '../src/testing/redis-server.js';
-import { createKey, createWorkspace, expectError, sleep } from './helpers/admin.js';
-import { gw, type GatewayResponse } from './helpers/gateway.js';
-import type { Keygate } from './helpers/keygate.js';
+import { requireRedis, startRedis, startTcpProxy } from './support/redis-server.js';
+import { createKey, createWorkspace, expectError, sleep } from './support/admin.js';
+import { gw, type GatewayResponse } from './support/gateway.js';
+import type { Keygate } from './support/keygate.js';
 import {
   alive, metricOf, startNode, statusCounts, timedGet, uniquePrefix, untilStatus, useCleanup,
-} from './helpers/redis-nodes.js';
-import { bearer, mintToken } from './helpers/tokens.js';
-import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+} from './support/redis-nodes.js';
+import { bearer, mintToken } from './support/tokens.js';
+import { type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 const pair = useUpstreamPair();
 let events: RecordingUpstream;

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, requireRedis, startRedis } from '../src/testing/redis-server.js';
-import { createKey, createWorkspace, expectError, sleep } from './helpers/admin.js';
-import { gw, metricSum, scrape, type GatewayResponse } from './helpers/gateway.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
+import { type RedisServer, requireRedis, startRedis } from './support/redis-server.js';
+import { createKey, createWorkspace, expectError, sleep } from './support/admin.js';
+import { gw, metricSum, scrape, type GatewayResponse } from './support/gateway.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
 import {
   metricOf, redisNodeConfig, statusCounts, stopNode, uniquePrefix, untilStatus,
-} from './helpers/redis-nodes.js';
-import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+} from './support/redis-nodes.js';
+import { type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 const pair = useUpstreamPair();
 let events: RecordingUpstream;

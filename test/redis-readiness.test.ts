@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { requireRedis, startRedis } from '../src/testing/redis-server.js';
-import { sleep } from './helpers/admin.js';
-import { ADMIN_TOKEN, CLI } from './helpers/keygate.js';
-import { redisNodeConfig, startNode, uniquePrefix, useCleanup } from './helpers/redis-nodes.js';
-import { type RecordingUpstream, useUpstreamPair } from './helpers/upstream.js';
+import { requireRedis, startRedis } from './support/redis-server.js';
+import { sleep } from './support/admin.js';
+import { ADMIN_TOKEN, CLI } from './support/keygate.js';
+import { redisNodeConfig, startNode, uniquePrefix, useCleanup } from './support/redis-nodes.js';
+import { type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 const pair = useUpstreamPair();
 let events: RecordingUpstream;

@@ -2,13 +2,13 @@ import { createPublicKey } from 'node:crypto';
 import { createVerifier } from 'fast-jwt';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { requireRedis, redisCommand, startRedis } from '../src/testing/redis-server.js';
-import { createKey, createWorkspace, expectError } from './helpers/admin.js';
-import { gw, pollUntil } from './helpers/gateway.js';
-import type { Keygate } from './helpers/keygate.js';
-import { startNode, uniquePrefix, useCleanup } from './helpers/redis-nodes.js';
-import { bearer, decodeJwt, fetchJwks, mintToken } from './helpers/tokens.js';
-import { useUpstreamPair } from './helpers/upstream.js';
+import { requireRedis, redisCommand, startRedis } from './support/redis-server.js';
+import { createKey, createWorkspace, expectError } from './support/admin.js';
+import { gw, pollUntil } from './support/gateway.js';
+import type { Keygate } from './support/keygate.js';
+import { startNode, uniquePrefix, useCleanup } from './support/redis-nodes.js';
+import { bearer, decodeJwt, fetchJwks, mintToken } from './support/tokens.js';
+import { useUpstreamPair } from './support/upstream.js';
 
 const pair = useUpstreamPair();
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, createWorkspace, filesContaining, listFiles, stopAndClean } from './helpers/admin.js';
-import { startKeygate, type Keygate } from './helpers/keygate.js';
+import { createKey, createWorkspace, filesContaining, listFiles, stopAndClean } from './support/admin.js';
+import { startKeygate, type Keygate } from './support/keygate.js';
 
 // The secret is in the create and rotate responses and nowhere else, ever: not in a later
 // admin response, not in the audit log, not on disk, not in the logs. The simple-auth salt is

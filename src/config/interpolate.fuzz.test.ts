@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { anyCodeUnit, fuzz, hostileString } from '../../test/helpers/fuzz.js';
+import { anyCodeUnit, fuzz, hostileString } from '../../test/support/fuzz.js';
 import { interpolate } from './interpolate.js';
 
 const ENV = { HOST: 'db.internal', EMPTY: '', PORT: '6379', NESTED: '${HOST}', DOLLAR: '$${x}' };

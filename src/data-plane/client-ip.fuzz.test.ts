@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fuzz, hostileString } from '../../test/helpers/fuzz.js';
+import { fuzz, hostileString } from '../../test/support/fuzz.js';
 import { parseIp } from '../domain/cidr.js';
 import { createClientIpResolver } from './client-ip.js';
 

@@ -4,7 +4,7 @@ import type { Owner } from '../domain/entities.js';
 import { generateSecret, hashSecret } from '../domain/secret.js';
 import type { Change } from '../store/types.js';
 import { CredentialMemo, KeyResolver, type KeySource, type Resolution } from './key-resolver.js';
-import { keyRecord } from '../testing/fixtures.js';
+import { keyRecord } from '../../test/support/fixtures.js';
 
 const PEPPER = 'unit-test-pepper';
 const WS = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';

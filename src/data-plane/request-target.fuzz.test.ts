@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { RouteConfig } from '../config/schema.js';
-import { anyCodeUnit, fuzz } from '../../test/helpers/fuzz.js';
+import { anyCodeUnit, fuzz } from '../../test/support/fuzz.js';
 import { parseRequestTarget } from './request-target.js';
 import { RouteTable } from './route-table.js';
 

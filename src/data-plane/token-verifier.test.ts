@@ -8,7 +8,7 @@ import { CredentialMemo, KeyResolver, type KeySource } from './key-resolver.js';
 import { CLOCK_SKEW_SECONDS, TokenService } from './token-service.js';
 import { TokenVerifier } from './token-verifier.js';
 import { secretFingerprint } from '../domain/secret.js';
-import { keyRecord } from '../testing/fixtures.js';
+import { keyRecord } from '../../test/support/fixtures.js';
 
 const PEPPER = 'unit-test-pepper';
 const WS = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
-import { fuzz, hostileString } from '../../test/helpers/fuzz.js';
+import { fuzz, hostileString } from '../../test/support/fuzz.js';
 import { compileIpAllowlist, parseCidr, parseIp, type ParsedIp } from './cidr.js';
 
 const IPV4_STRICT = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;

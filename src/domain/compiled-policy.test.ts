@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { keyRecord } from '../testing/fixtures.js';
+import { keyRecord } from '../../test/support/fixtures.js';
 import { parseIp } from './cidr.js';
 import { compilePolicy } from './compiled-policy.js';
 

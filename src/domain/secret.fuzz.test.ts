@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { anyCodeUnit, fuzz, hostileString } from '../../test/helpers/fuzz.js';
+import { anyCodeUnit, fuzz, hostileString } from '../../test/support/fuzz.js';
 import { checkSecretFormat, generateSecret, safeEqual, SECRET_LENGTH } from './secret.js';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { anyCodeUnit, fuzz } from '../../test/helpers/fuzz.js';
+import { anyCodeUnit, fuzz } from '../../test/support/fuzz.js';
 import { parseJsonBody } from './json-body.js';
 import { parseStrictJson } from './strict-json.js';
 

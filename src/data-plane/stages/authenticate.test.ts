@@ -7,7 +7,7 @@ import { scanHeaders } from '../credentials.js';
 import { KeyResolver, type KeySource } from '../key-resolver.js';
 import type { TokenVerifier } from '../token-verifier.js';
 import { authenticateStage } from './authenticate.js';
-import { keyRecord } from '../../testing/fixtures.js';
+import { keyRecord } from '../../../test/support/fixtures.js';
 
 const PEPPER = 'unit-test-pepper';
 const WS = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';

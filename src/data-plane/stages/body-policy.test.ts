@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { RouteConfig } from '../../config/schema.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
-import { keyRecord } from '../../testing/fixtures.js';
+import { keyRecord } from '../../../test/support/fixtures.js';
 import type { RequestContext, StageResult } from '../context.js';
 import { scanHeaders } from '../credentials.js';
 import { bodyPolicyStage, type BodyPolicyOptions } from './body-policy.js';

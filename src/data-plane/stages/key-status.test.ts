@@ -4,7 +4,7 @@ import { compilePolicy } from '../../domain/compiled-policy.js';
 import type { Owner } from '../../domain/entities.js';
 import type { RequestContext } from '../context.js';
 import { keyStatusStage } from './key-status.js';
-import { keyRecord as baseKeyRecord } from '../../testing/fixtures.js';
+import { keyRecord as baseKeyRecord } from '../../../test/support/fixtures.js';
 
 const NOW = Date.parse('2030-01-01T00:00:00.000Z');
 

@@ -4,7 +4,7 @@ import { compilePolicy } from '../../domain/compiled-policy.js';
 import type { Owner } from '../../domain/entities.js';
 import type { RequestContext } from '../context.js';
 import { permissionStage } from './permission.js';
-import { keyRecord as baseKeyRecord } from '../../testing/fixtures.js';
+import { keyRecord as baseKeyRecord } from '../../../test/support/fixtures.js';
 
 function keyRecord(over: Partial<KeyRecord> = {}): KeyRecord {
   return baseKeyRecord({ permissions: [], secretHash: 'h', ...over });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../domain/compiled-policy.js';
-import { keyRecord } from '../../testing/fixtures.js';
+import { keyRecord } from '../../../test/support/fixtures.js';
 import type { RequestContext } from '../context.js';
 import type { LimitDecision, RateLimiter } from '../rate-limiter.js';
 import { LocalRateLimiter } from '../rate-limiter.js';

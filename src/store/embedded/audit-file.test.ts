@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../domain/entities.js';
-import { keyRecord } from '../../testing/fixtures.js';
+import { keyRecord } from '../../../test/support/fixtures.js';
 import { EmbeddedStore } from './embedded-store.js';
 import { frame } from './journal.js';
 

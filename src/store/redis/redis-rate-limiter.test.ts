@@ -4,7 +4,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Quota, RateLimit } from '../../domain/api-key.js';
 import { LocalRateLimiter, periodEnd, periodStart, type LimitDecision } from '../../data-plane/rate-limiter.js';
-import { redisCommand, requireRedis, startRedis, startRedisCluster, type RedisClusterHandle, type RedisServer } from '../../testing/redis-server.js';
+import { redisCommand, requireRedis, startRedis, startRedisCluster, type RedisClusterHandle, type RedisServer } from '../../../test/support/redis-server.js';
 import { RedisConnection, type RedisConnectionOptions } from './connection.js';
 import { RedisRateLimiter } from './redis-rate-limiter.js';
 

@@ -1,11 +1,11 @@
 // The behaviour every KeyStore backend must have, as one suite each backend runs against its
-// own factory (excluded from the build, like the rest of src/testing).
+// own factory (test code: the build never compiles test/).
 import { afterEach, describe, expect, it } from 'vitest';
-import type { KeyRecord } from '../domain/api-key.js';
-import type { AuditEntry, Group, Owner, Workspace } from '../domain/entities.js';
-import type { SigningKeyRecord } from '../domain/signing-key.js';
-import { KeygateError } from '../errors.js';
-import type { Change, KeyStore, NodeReport, Precondition, WriteBatch, WriteOp } from '../store/types.js';
+import type { KeyRecord } from '../../src/domain/api-key.js';
+import type { AuditEntry, Group, Owner, Workspace } from '../../src/domain/entities.js';
+import type { SigningKeyRecord } from '../../src/domain/signing-key.js';
+import { KeygateError } from '../../src/errors.js';
+import type { Change, KeyStore, NodeReport, Precondition, WriteBatch, WriteOp } from '../../src/store/types.js';
 import { keyRecord as baseKeyRecord, TEST_WORKSPACE } from './fixtures.js';
 
 export interface StoreFactory {

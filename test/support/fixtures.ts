@@ -1,5 +1,5 @@
 // Shared test fixtures (excluded from the build).
-import type { KeyRecord } from '../domain/api-key.js';
+import type { KeyRecord } from '../../src/domain/api-key.js';
 
 export const TEST_WORKSPACE = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';
 
