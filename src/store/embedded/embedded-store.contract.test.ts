@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { storeContract } from '../../../test/support/store-contract.js';
+import { storeContract } from '../../../test/support/store-contract/index.js';
 import type { KeyStore } from '../types.js';
 import { EmbeddedStore } from './embedded-store.js';
 

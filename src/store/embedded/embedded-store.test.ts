@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { audit, deleteKey, keyRecord, putKey, T0, timeless, workspace } from '../../../test/support/store-contract.js';
+import { audit, deleteKey, keyRecord, putKey, T0, timeless, workspace } from '../../../test/support/store-contract/index.js';
 import type { Change, KeyStore } from '../types.js';
 import { EmbeddedStore } from './embedded-store.js';
 import { frame } from './journal.js';

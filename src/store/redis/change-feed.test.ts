@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireRedis, startRedis, startTcpProxy, type RedisServer, type TcpProxy } from '../../../test/support/redis-server.js';
-import { waitFor } from '../../../test/support/store-contract.js';
+import { waitFor } from '../../../test/support/store-contract/index.js';
 import type { Change, EntityType } from '../types.js';
 import { ChangeFeedReader, parseFeedEntry } from './change-feed.js';
 import { RedisConnection } from './connection.js';

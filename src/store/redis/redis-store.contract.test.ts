@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { requireRedis, startRedis, startRedisCluster, type RedisClusterHandle, type RedisServer } from '../../../test/support/redis-server.js';
-import { storeContract } from '../../../test/support/store-contract.js';
+import { storeContract } from '../../../test/support/store-contract/index.js';
 import type { KeyStore } from '../types.js';
 import { RedisConnection } from './connection.js';
 import { RedisStore } from './redis-store.js';

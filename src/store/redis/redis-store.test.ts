@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireRedis, startRedis, startTcpProxy, type RedisServer, type TcpProxy } from '../../../test/support/redis-server.js';
-import { deleteKey, keyRecord, owner, putKey, T0, timeless, waitFor, withoutSeq, workspace } from '../../../test/support/store-contract.js';
+import { deleteKey, keyRecord, owner, putKey, T0, timeless, waitFor, withoutSeq, workspace } from '../../../test/support/store-contract/index.js';
 import type { Change, NodeReport } from '../types.js';
 import { RedisConnection } from './connection.js';
 import { RedisStore, type RedisStoreOptions } from './redis-store.js';
