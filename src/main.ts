@@ -6,7 +6,8 @@ import { DirectoryService } from './control-plane/directory-service.js';
 import { KeyService } from './control-plane/key-service.js';
 import { SigningKeyService } from './control-plane/signing-key-service.js';
 import { storeKeySource } from './data-plane/key-resolver.js';
-import { LocalRateLimiter, type CounterStore } from './data-plane/rate-limiter.js';
+import { LocalRateLimiter } from './store/rate-limit/local.js';
+import type { CounterStore } from './store/rate-limit/types.js';
 import { PermissionCatalogue } from './domain/permissions.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -20,7 +21,7 @@ import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './run
 import { startSigningKeySync } from './runtime/signing-key-sync.js';
 import { EmbeddedStore } from './store/embedded/embedded-store.js';
 import { RedisConnection } from './store/redis/connection.js';
-import { RedisRateLimiter } from './store/redis/redis-rate-limiter.js';
+import { RedisRateLimiter } from './store/rate-limit/redis.js';
 import { RedisStore } from './store/redis/redis-store.js';
 import type { KeyStore } from './store/types.js';
 

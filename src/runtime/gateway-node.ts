@@ -7,7 +7,7 @@ import { KeyResolver, type KeySource } from '../data-plane/key-resolver.js';
 import { compileRoutes } from '../data-plane/pipeline.js';
 import { UsageRecorder, type UsageSink } from '../data-plane/usage-recorder.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { RateLimiter } from '../data-plane/rate-limiter.js';
+import type { RateLimiter } from '../store/rate-limit/types.js';
 import type { Change } from '../store/types.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import { limitCheck } from '../data-plane/stages/rate-limit.js';

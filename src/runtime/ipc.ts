@@ -1,5 +1,5 @@
-import type { KeyRecord, Quota, RateLimit } from '../domain/api-key.js';
-import { StoreErrorFallback, type LimitDecision, type RateLimiter } from '../data-plane/rate-limiter.js';
+import type { KeyRecord } from '../domain/api-key.js';
+import type { LimitRequest, LimitResult } from '../store/rate-limit/ipc.js';
 import type { Owner } from '../domain/entities.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import type { KeySource } from '../data-plane/key-resolver.js';
@@ -17,13 +17,13 @@ export type ToWorker =
   | { t: 'reset' }
   | { t: 'metrics-req'; id: number }
   | { t: 'signing-keys'; keys: SigningKeyRecord[] }
-  | { t: 'limit-result'; id: number; decision: LimitDecision }
+  | LimitResult
   | { t: 'shutdown' };
 
 export type ToPrimary =
   | { t: 'ready'; url: string }
   | { t: 'signing-keys-req' }
-  | { t: 'limit'; id: number; keyId: string; rate: RateLimit | null; quota: Quota | null; now: number }
+  | LimitRequest
   | { t: 'lookup'; id: number; by: 'hash' | 'id'; value: string }
   | { t: 'usage'; deltas: UsageDelta[] }
   | { t: 'report'; appliedVersion: number }
@@ -77,53 +77,5 @@ export class IpcKeySource implements KeySource {
     clearTimeout(p.timer);
     if (m.error !== undefined) p.reject(new Error(m.error));
     else p.resolve(m.record ? { record: m.record, owner: m.owner } : null);
-  }
-}
-
-/**
- * Workers share one set of counters, the primary's, so a limit holds across the whole node.
- * When the primary does not answer in time, `rateLimit.onStoreError` decides: `allow`, `deny`,
- * or `local` (this worker enforces its share, limit ÷ workers).
- */
-export class IpcRateLimiter implements RateLimiter {
-  private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (d: LimitDecision) => void; timer: NodeJS.Timeout }>();
-  private readonly fallback: StoreErrorFallback;
-
-  constructor(
-    private readonly send: (m: ToPrimary) => void,
-    onError: 'local' | 'allow' | 'deny',
-    workers: number,
-    fallbackUsed: () => void,
-    private readonly timeoutMs = 250,
-  ) {
-    this.fallback = new StoreErrorFallback(onError, () => workers, fallbackUsed);
-  }
-
-  take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Promise<LimitDecision> {
-    const id = this.nextId++;
-    const fallback = (): LimitDecision => this.fallback.take(keyId, rate, quota, now);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        resolve(fallback());
-      }, this.timeoutMs);
-      this.pending.set(id, { resolve, timer });
-      try {
-        this.send({ t: 'limit', id, keyId, rate, quota, now });
-      } catch {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        resolve(fallback());
-      }
-    });
-  }
-
-  onResult(m: Extract<ToWorker, { t: 'limit-result' }>): void {
-    const p = this.pending.get(m.id);
-    if (!p) return;
-    this.pending.delete(m.id);
-    clearTimeout(p.timer);
-    p.resolve(m.decision);
   }
 }

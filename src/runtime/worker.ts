@@ -3,7 +3,8 @@ import type { Config } from '../config/schema.js';
 import { Metrics } from '../observability/metrics.js';
 import { drainServer } from './drain.js';
 import { createGatewayNode, listen } from './gateway-node.js';
-import { IpcKeySource, IpcRateLimiter, isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+import { IpcRateLimiter } from '../store/rate-limit/ipc.js';
+import { IpcKeySource, isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 import { workerCount } from './process.js';
 
 const REPORT_MS = 5_000;
