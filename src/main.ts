@@ -5,7 +5,7 @@ import { createAdminServer } from './control-plane/admin-server.js';
 import { DirectoryService } from './control-plane/directory-service.js';
 import { KeyService } from './control-plane/key-service.js';
 import { SigningKeyService } from './control-plane/signing-key-service.js';
-import { storeKeySource } from './data-plane/key-resolver.js';
+import { storeKeySource } from './store/key-source.js';
 import { LocalRateLimiter } from './store/rate-limit/local.js';
 import type { CounterStore } from './store/rate-limit/types.js';
 import { PermissionCatalogue } from './domain/permissions.js';

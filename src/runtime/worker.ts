@@ -4,7 +4,8 @@ import { Metrics } from '../observability/metrics.js';
 import { drainServer } from './drain.js';
 import { createGatewayNode, listen } from './gateway-node.js';
 import { IpcRateLimiter } from '../store/rate-limit/ipc.js';
-import { IpcKeySource, isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+import { IpcKeySource } from '../store/key-source-ipc.js';
+import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 import { workerCount } from './process.js';
 
 const REPORT_MS = 5_000;
