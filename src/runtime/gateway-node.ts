@@ -1,5 +1,4 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { createGatewayServer } from '../data-plane/gateway-server.js';
@@ -16,7 +15,7 @@ import { SigningKeyCipher } from '../domain/signing-key-cipher.js';
 import { createTokenExchange } from '../data-plane/token-endpoint.js';
 import { TokenService } from '../data-plane/token-service.js';
 import { TokenVerifier } from '../data-plane/token-verifier.js';
-import { drainState, type DrainState } from './drain.js';
+import { drainState, type DrainState } from '../http/drain.js';
 
 export interface GatewayNodeDeps {
   config: Config;
@@ -83,16 +82,4 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
       await Promise.all(upstreams.map((u) => u.close()));
     },
   };
-}
-
-export function listen(server: Server, host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      const addr = server.address() as AddressInfo;
-      const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      resolve(`http://${h}:${addr.port}`);
-    });
-  });
 }

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../observability/metrics.js';
-import { drainServer } from './drain.js';
-import { createGatewayNode, listen } from './gateway-node.js';
+import { drainServer } from '../http/drain.js';
+import { listen } from '../http/listen.js';
+import { createGatewayNode } from './gateway-node.js';
 import { IpcRateLimiter } from '../store/rate-limit/ipc.js';
 import { IpcKeySource } from '../store/key-source-ipc.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
