@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import { createAdminServer } from '../control-plane/admin-server.js';
-import type { App } from '../main.js';
+import type { App } from './app.js';
 import { freshnessBeatMs, onTermination } from './process.js';
 import { drainServer, drainState } from '../http/drain.js';
 import { listen } from '../http/listen.js';
