@@ -1,4 +1,5 @@
 import type { Quota, RateLimit } from '../../domain/api-key.js';
+import { IpcRequests } from '../ipc-requests.js';
 import { StoreErrorFallback } from './local.js';
 import type { LimitDecision, RateLimiter } from './types.js';
 
@@ -13,44 +14,27 @@ export interface LimitResult { t: 'limit-result'; id: number; decision: LimitDec
  * or `local` (this worker enforces its share, limit ÷ workers).
  */
 export class IpcRateLimiter implements RateLimiter {
-  private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (d: LimitDecision) => void; timer: NodeJS.Timeout }>();
-  private readonly fallback: StoreErrorFallback;
+  private readonly requests: IpcRequests<LimitRequest, LimitResult, LimitDecision>;
 
   constructor(
-    private readonly send: (m: LimitRequest) => void,
+    send: (m: LimitRequest) => void,
     onError: 'local' | 'allow' | 'deny',
     workers: number,
     fallbackUsed: () => void,
-    private readonly timeoutMs = 250,
+    timeoutMs = 250,
   ) {
-    this.fallback = new StoreErrorFallback(onError, () => workers, fallbackUsed);
-  }
-
-  take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Promise<LimitDecision> {
-    const id = this.nextId++;
-    const fallback = (): LimitDecision => this.fallback.take(keyId, rate, quota, now);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        resolve(fallback());
-      }, this.timeoutMs);
-      this.pending.set(id, { resolve, timer });
-      try {
-        this.send({ t: 'limit', id, keyId, rate, quota, now });
-      } catch {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        resolve(fallback());
-      }
+    const fallback = new StoreErrorFallback(onError, () => workers, fallbackUsed);
+    this.requests = new IpcRequests(send, timeoutMs, 'rate limit over IPC timed out', {
+      answer: (m) => m.decision,
+      failed: (m) => fallback.take(m.keyId, m.rate, m.quota, m.now),
     });
   }
 
+  take(keyId: string, rate: RateLimit | null, quota: Quota | null, now: number): Promise<LimitDecision> {
+    return this.requests.request({ t: 'limit', id: this.requests.id(), keyId, rate, quota, now });
+  }
+
   onResult(m: LimitResult): void {
-    const p = this.pending.get(m.id);
-    if (!p) return;
-    this.pending.delete(m.id);
-    clearTimeout(p.timer);
-    p.resolve(m.decision);
+    this.requests.reply(m);
   }
 }
