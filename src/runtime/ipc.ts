@@ -13,7 +13,7 @@ export type ToWorker =
   /** The primary has applied `version`, and every change committed before `confirmedAt`. */
   | { t: 'sync'; version: number; confirmedAt: number }
   | { t: 'reset' }
-  | { t: 'metrics-req'; id: number }
+  | MetricsRequest
   | { t: 'signing-keys'; keys: SigningKeyRecord[] }
   | LimitResult
   | { t: 'shutdown' };
@@ -25,7 +25,11 @@ export type ToPrimary =
   | LookupRequest
   | { t: 'usage'; deltas: UsageDelta[] }
   | { t: 'report'; appliedVersion: number }
-  | { t: 'metrics-res'; id: number; metrics: unknown };
+  | MetricsResult;
+
+/** A scrape of the admin port asks each worker for its metrics. */
+export interface MetricsRequest { t: 'metrics-req'; id: number }
+export interface MetricsResult { t: 'metrics-res'; id: number; metrics: unknown }
 
 export function isMessage<T extends { t: string }>(m: unknown): m is T {
   return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';

@@ -4,10 +4,10 @@ import { drainServer, drainState } from '../http/drain.js';
 import { listen } from '../http/listen.js';
 import { storeKeySource } from '../store/key-source.js';
 import type { App } from './app.js';
+import { followStore } from './follow-store.js';
 import { createGatewayNode } from './gateway-node.js';
 import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './heartbeat.js';
 import { onTermination } from './process.js';
-import { startSigningKeySync } from './signing-key-sync.js';
 
 /** One process serves both ports on the store it opened: start them, log the ready line, drain on SIGTERM. */
 export async function startSingle(app: App): Promise<void> {
@@ -30,15 +30,14 @@ export async function startSingle(app: App): Promise<void> {
   });
   const initialSigningKeys = await app.store.listSigningKeys();
   await gateway.setSigningKeys(initialSigningKeys);
-  const signingKeySync = startSigningKeySync({
-    store, signingKeys: app.signingKeys, logger, initial: initialSigningKeys, apply: (keys) => gateway.setSigningKeys(keys),
-  });
-  const unsubscribe = app.store.subscribe((changes) => {
-    gateway.applyChanges(changes);
-    if (changes.some((c) => c.kind === 'signing-key')) signingKeySync.changed();
-  }, () => {
-    gateway.reset();
-    signingKeySync.reset();
+  const { signingKeys: signingKeySync, unsubscribe } = followStore({
+    store,
+    signingKeyService: app.signingKeys,
+    logger,
+    initial: initialSigningKeys,
+    applySigningKeys: (keys) => gateway.setSigningKeys(keys),
+    applyChanges: (changes) => gateway.applyChanges(changes),
+    reset: () => gateway.reset(),
   });
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
   const gatewayUrl = await listen(gateway.server, config.gateway.listen.host, config.gateway.listen.port);
