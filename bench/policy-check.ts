@@ -12,7 +12,7 @@ import { generateSecret, hashSecret } from '../src/domain/secret.js';
 import type { RequestContext } from '../src/data-plane/context.js';
 import { scanHeaders } from '../src/data-plane/credentials.js';
 import { CredentialMemo, KeyResolver } from '../src/data-plane/key-resolver.js';
-import { LocalRateLimiter } from '../src/data-plane/rate-limiter.js';
+import { LocalRateLimiter } from '../src/store/rate-limit/local.js';
 import { compileRoutes } from '../src/data-plane/pipeline.js';
 import { parseRequestTarget } from '../src/data-plane/request-target.js';
 import { RouteTable } from '../src/data-plane/route-table.js';

@@ -11,7 +11,7 @@ import { directoryRoutes } from './routes/directory.js';
 import { keyRoutes } from './routes/keys.js';
 import { metaRoutes, notReadyReason } from './routes/meta.js';
 import type { AdminContext, AdminDeps, AdminHandler } from './routes/types.js';
-import type { DrainState } from '../runtime/drain.js';
+import type { DrainState } from '../http/drain.js';
 
 export interface AdminServerDeps extends AdminDeps {
   logger: Logger;

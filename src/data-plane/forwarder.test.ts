@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { DrainState } from '../runtime/drain.js';
+import type { DrainState } from '../http/drain.js';
 import { scanHeaders } from './credentials.js';
 import {
   clientResponseHeaders, profileHeaderValue, Upstream, upstreamRequestHeaders, UpstreamClocks, type Clocked, type ForwardInfo, type ForwardResult,

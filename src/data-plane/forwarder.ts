@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
-import type { DrainState } from '../runtime/drain.js';
+import type { DrainState } from '../http/drain.js';
 import type { HeaderScan } from './credentials.js';
 
 // RFC 9110 §7.6.1: connection-specific fields are not forwarded, nor any field the

@@ -7,7 +7,7 @@ import { compileIpAllowlist, parseIp, type ParsedIp } from '../domain/cidr.js';
 import { CHARSET_MESSAGE, isJsonContentType, isJsonWithForeignCharset } from '../domain/json-body.js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { DrainState } from '../runtime/drain.js';
+import type { DrainState } from '../http/drain.js';
 import { createClientIpResolver } from './client-ip.js';
 import type { CompiledRoute, RequestContext } from './context.js';
 import { chunkedOnly, scanHeaders, type HeaderScan } from './credentials.js';

@@ -3,7 +3,8 @@ import type { KeyRecord } from '../domain/api-key.js';
 import type { Owner } from '../domain/entities.js';
 import { generateSecret, hashSecret } from '../domain/secret.js';
 import type { Change } from '../store/types.js';
-import { CredentialMemo, KeyResolver, type KeySource, type Resolution } from './key-resolver.js';
+import type { KeySource } from '../store/key-source.js';
+import { CredentialMemo, KeyResolver, type Resolution } from './key-resolver.js';
 import { keyRecord } from '../../test/support/fixtures.js';
 
 const PEPPER = 'unit-test-pepper';

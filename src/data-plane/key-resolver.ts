@@ -1,26 +1,10 @@
 import { hash as digest } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { KeyRecord } from '../domain/api-key.js';
 import { compilePolicy, type CompiledPolicy } from '../domain/compiled-policy.js';
-import type { Owner } from '../domain/entities.js';
 import { SECRET_LENGTH, checkSecretFormat, hashSecret } from '../domain/secret.js';
-import type { Change, KeyStore } from '../store/types.js';
+import type { KeySource } from '../store/key-source.js';
+import type { Change } from '../store/types.js';
 import type { VerifiedToken } from './token-service.js';
-
-/** The one read the data plane makes of the store: a key by secret hash, with its owner. */
-export interface KeySource {
-  lookup(hash: string): Promise<{ record: KeyRecord; owner: Owner | null } | null>;
-  /** By key id: how a token finds the current state of the key it was minted from. */
-  lookupById(keyId: string): Promise<{ record: KeyRecord; owner: Owner | null } | null>;
-}
-
-/** A KeySource over a store in this process. */
-export function storeKeySource(store: Pick<KeyStore, 'lookupKey'>): KeySource {
-  return {
-    lookup: (hash) => store.lookupKey('hash', hash),
-    lookupById: (keyId) => store.lookupKey('id', keyId),
-  };
-}
 
 export type Resolution =
   /** `hash` is the peppered hash of the secret presented (current or retired). */

@@ -10,7 +10,7 @@ import { keyTypeStage } from './stages/key-type.js';
 import { permissionStage } from './stages/permission.js';
 import { profileScopeStage } from './stages/profile-scope.js';
 import type { TokenVerifier } from './token-verifier.js';
-import type { RateLimiter } from './rate-limiter.js';
+import type { RateLimiter } from '../store/rate-limit/types.js';
 import { rateLimitStage } from './stages/rate-limit.js';
 import { bodyPolicyStage } from './stages/body-policy.js';
 import type { CounterChild } from '../observability/hot-metrics.js';

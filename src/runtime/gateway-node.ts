@@ -1,13 +1,13 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { createGatewayServer } from '../data-plane/gateway-server.js';
-import { KeyResolver, type KeySource } from '../data-plane/key-resolver.js';
+import { KeyResolver } from '../data-plane/key-resolver.js';
+import type { KeySource } from '../store/key-source.js';
 import { compileRoutes } from '../data-plane/pipeline.js';
 import { UsageRecorder, type UsageSink } from '../data-plane/usage-recorder.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { RateLimiter } from '../data-plane/rate-limiter.js';
+import type { RateLimiter } from '../store/rate-limit/types.js';
 import type { Change } from '../store/types.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import { limitCheck } from '../data-plane/stages/rate-limit.js';
@@ -15,7 +15,7 @@ import { SigningKeyCipher } from '../domain/signing-key-cipher.js';
 import { createTokenExchange } from '../data-plane/token-endpoint.js';
 import { TokenService } from '../data-plane/token-service.js';
 import { TokenVerifier } from '../data-plane/token-verifier.js';
-import { drainState, type DrainState } from './drain.js';
+import { drainState, type DrainState } from '../http/drain.js';
 
 export interface GatewayNodeDeps {
   config: Config;
@@ -82,16 +82,4 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
       await Promise.all(upstreams.map((u) => u.close()));
     },
   };
-}
-
-export function listen(server: Server, host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      const addr = server.address() as AddressInfo;
-      const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      resolve(`http://${h}:${addr.port}`);
-    });
-  });
 }

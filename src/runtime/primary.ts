@@ -2,15 +2,16 @@ import cluster, { type Worker } from 'node:cluster';
 import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import { createAdminServer } from '../control-plane/admin-server.js';
-import type { App } from '../main.js';
+import type { App } from './app.js';
 import { freshnessBeatMs, onTermination } from './process.js';
-import { drainServer, drainState } from './drain.js';
-import { listen } from './gateway-node.js';
-import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
-import { storeKeySource } from '../data-plane/key-resolver.js';
+import { drainServer, drainState } from '../http/drain.js';
+import { listen } from '../http/listen.js';
+import { isMessage, type MetricsRequest, type MetricsResult, type ToPrimary, type ToWorker } from './ipc.js';
+import { IpcRequests } from '../store/ipc-requests.js';
+import { storeKeySource } from '../store/key-source.js';
 import { UsageRecorder } from '../data-plane/usage-recorder.js';
 import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './heartbeat.js';
-import { startSigningKeySync } from './signing-key-sync.js';
+import { followStore } from './follow-store.js';
 
 const METRICS_TIMEOUT_MS = 2_000;
 
@@ -30,23 +31,19 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     for (const w of Object.values(cluster.workers ?? {})) if (w) send(w, m);
   };
 
-  // Workers' metrics are gathered on scrape and summed with this process's own.
+  // Workers' metrics are gathered on scrape and summed with this process's own; a worker that
+  // does not answer in time is left out of that scrape.
   type MetricsJson = Parameters<typeof AggregatorRegistry.aggregate>[0][number];
-  let metricsSeq = 0;
-  const metricsWaiters = new Map<number, { replies: MetricsJson[]; want: number; done: () => void }>();
+  const metricsOf = new Map<number, IpcRequests<MetricsRequest, MetricsResult, MetricsJson | null>>();
+  const metricsOutcome = { answer: (m: MetricsResult) => m.metrics as MetricsJson, failed: () => null };
   const collectMetrics = async (): Promise<string> => {
-    const id = metricsSeq++;
     const live = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w.isConnected());
     const own = (await metrics.registry.getMetricsAsJSON()) as MetricsJson;
-    const replies: MetricsJson[] = [own];
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, METRICS_TIMEOUT_MS);
-      metricsWaiters.set(id, { replies, want: live.length + 1, done: () => { clearTimeout(timer); resolve(); } });
-      if (live.length === 0) resolve();
-      for (const w of live) send(w, { t: 'metrics-req', id });
-    });
-    metricsWaiters.delete(id);
-    return AggregatorRegistry.aggregate(replies).metrics();
+    const replies = await Promise.all(live.map((w) => {
+      const requests = metricsOf.get(w.id);
+      return requests ? requests.request({ t: 'metrics-req', id: requests.id() }) : null;
+    }));
+    return AggregatorRegistry.aggregate([own, ...replies.filter((r): r is MetricsJson => r !== null)]).metrics();
   };
 
   const { limiter } = app;
@@ -58,8 +55,14 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   const syncMessage = (): ToWorker => ({ t: 'sync', version: store.appliedVersion(), confirmedAt: store.feedConfirmedAt() });
   const readyWorkers = new Set<number>();
   // Workers get the keys this process holds, never an empty set from a store that lost them.
-  const signingKeySync = startSigningKeySync({
-    store, signingKeys: app.signingKeys, logger, initial: await store.listSigningKeys(), apply: (keys) => broadcast({ t: 'signing-keys', keys }),
+  const { signingKeys: signingKeySync, unsubscribe } = followStore({
+    store,
+    signingKeyService: app.signingKeys,
+    logger,
+    initial: await store.listSigningKeys(),
+    applySigningKeys: (keys) => broadcast({ t: 'signing-keys', keys }),
+    applyChanges: (changes) => broadcast({ t: 'changes', changes: [...changes] }),
+    reset: () => broadcast({ t: 'reset' }),
   });
   let gatewayUrl = '';
   let onAllReady: (() => void) | null = null;
@@ -92,24 +95,12 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
         if (w.isDead()) break; // a last message read after its exit: its node is already dropped
         workerVersions.set(w.id, { pid: w.process.pid ?? w.id, appliedVersion: m.appliedVersion });
         break;
-      case 'metrics-res': {
-        const waiter = metricsWaiters.get(m.id);
-        if (waiter) {
-          waiter.replies.push(m.metrics as MetricsJson);
-          if (waiter.replies.length >= waiter.want) waiter.done();
-        }
+      case 'metrics-res':
+        metricsOf.get(w.id)?.reply(m);
         break;
-      }
     }
   };
 
-  const unsubscribe = store.subscribe((changes) => {
-    broadcast({ t: 'changes', changes: [...changes] });
-    if (changes.some((c) => c.kind === 'signing-key')) signingKeySync.changed();
-  }, () => {
-    broadcast({ t: 'reset' });
-    signingKeySync.reset();
-  });
   const sync = setInterval(() => broadcast(syncMessage()), freshnessBeatMs(config));
   sync.unref();
 
@@ -131,6 +122,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const fork = (): Worker => {
     const w = cluster.fork();
+    metricsOf.set(w.id, new IpcRequests((m) => send(w, m), METRICS_TIMEOUT_MS, 'metrics over IPC timed out', metricsOutcome));
     w.on('message', (m: unknown) => handle(w, m));
     return w;
   };
@@ -138,6 +130,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   let forgotten: Promise<void> = Promise.resolve();
   cluster.on('exit', (w, code, signal) => {
     readyWorkers.delete(w.id);
+    metricsOf.delete(w.id);
     // Its node is gone with it: drop the report now rather than let it age out.
     const reported = workerVersions.get(w.id);
     workerVersions.delete(w.id);

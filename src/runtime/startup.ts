@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { sendError, sendJson } from '../control-plane/http.js';
 import { newRequestId } from '../domain/ids.js';
 import { KeygateError } from '../errors.js';
-import { listen } from './gateway-node.js';
+import { listen } from '../http/listen.js';
 
 export interface StartupRetryOptions {
   /** Give up once this long has passed since the first attempt. */

@@ -1,9 +1,12 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../observability/metrics.js';
-import { drainServer } from './drain.js';
-import { createGatewayNode, listen } from './gateway-node.js';
-import { IpcKeySource, IpcRateLimiter, isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+import { drainServer } from '../http/drain.js';
+import { listen } from '../http/listen.js';
+import { createGatewayNode } from './gateway-node.js';
+import { IpcRateLimiter } from '../store/rate-limit/ipc.js';
+import { IpcKeySource } from '../store/key-source-ipc.js';
+import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 import { workerCount } from './process.js';
 
 const REPORT_MS = 5_000;

@@ -7,7 +7,7 @@ import type { KeyStore } from '../../store/types.js';
 import type { DirectoryService } from '../directory-service.js';
 import type { KeyService } from '../key-service.js';
 import type { SigningKeyService } from '../signing-key-service.js';
-import type { CounterStore } from '../../data-plane/rate-limiter.js';
+import type { CounterStore } from '../../store/rate-limit/types.js';
 import type { Router } from '../router.js';
 
 export interface AdminDeps {

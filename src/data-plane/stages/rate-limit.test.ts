@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../domain/compiled-policy.js';
 import { keyRecord } from '../../../test/support/fixtures.js';
 import type { RequestContext } from '../context.js';
-import type { LimitDecision, RateLimiter } from '../rate-limiter.js';
-import { LocalRateLimiter } from '../rate-limiter.js';
+import { LocalRateLimiter } from '../../store/rate-limit/local.js';
+import type { LimitDecision, RateLimiter } from '../../store/rate-limit/types.js';
 import { rateLimitStage } from './rate-limit.js';
 
 const NOW = Date.UTC(2026, 10, 23, 12);

@@ -1,7 +1,7 @@
 import type { CompiledPolicy } from '../../domain/compiled-policy.js';
 import type { CounterChild } from '../../observability/hot-metrics.js';
 import type { RequestContext, Stage, StageResult } from '../context.js';
-import type { LimitDecision, RateLimiter } from '../rate-limiter.js';
+import type { LimitDecision, RateLimiter } from '../../store/rate-limit/types.js';
 
 /**
  * One request of a key against its rate limit and quota: null for a key with neither (nothing

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LocalRateLimiter, StoreErrorFallback } from './rate-limiter.js';
+import { LocalRateLimiter, StoreErrorFallback } from './local.js';
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0); // aligned to every window size used below
 

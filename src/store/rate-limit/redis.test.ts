@@ -3,10 +3,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Quota, RateLimit } from '../../domain/api-key.js';
-import { LocalRateLimiter, periodEnd, periodStart, type LimitDecision } from '../../data-plane/rate-limiter.js';
+import { LocalRateLimiter } from './local.js';
+import type { LimitDecision } from './types.js';
+import { periodEnd, periodStart } from './window.js';
 import { redisCommand, requireRedis, startRedis, startRedisCluster, type RedisClusterHandle, type RedisServer } from '../../../test/support/redis-server.js';
-import { RedisConnection, type RedisConnectionOptions } from './connection.js';
-import { RedisRateLimiter } from './redis-rate-limiter.js';
+import { RedisConnection, type RedisConnectionOptions } from '../redis/connection.js';
+import { RedisRateLimiter } from './redis.js';
 
 const logger = pino({ level: 'silent' });
 

@@ -1,12 +1,10 @@
 import type { Quota, RateLimit } from '../../domain/api-key.js';
-import {
-  StoreErrorFallback, admission, budgets, estimateAt, periodEnd, periodStart, quotaRefusal, rateRefusal,
-  type Budgets, type CounterStore, type LimitDecision, type Window,
-} from '../../data-plane/rate-limiter.js';
-import type { RedisConnection } from './connection.js';
-import { RATE_LIMIT } from './scripts.js';
+import type { RedisConnection } from '../redis/connection.js';
+import { StoreErrorFallback } from './local.js';
+import { RATE_LIMIT } from './redis-script.js';
+import type { Budgets, CounterStore, LimitDecision, Window } from './types.js';
+import { OK, admission, budgets, estimateAt, periodEnd, periodStart, quotaRefusal, rateRefusal } from './window.js';
 
-const OK: LimitDecision = { ok: true };
 /** Keeps one script call (and the time Redis spends in it) short. */
 const MAX_DECISIONS_PER_CALL = 64;
 /** Headroom: never for a limit of this many requests or fewer, and never with fewer left. */
