@@ -12,6 +12,7 @@ import { storeKeySource } from '../store/key-source.js';
 import { UsageRecorder } from '../data-plane/usage-recorder.js';
 import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './heartbeat.js';
 import { followStore } from './follow-store.js';
+import { Lifecycle } from './lifecycle.js';
 
 const METRICS_TIMEOUT_MS = 2_000;
 
@@ -22,6 +23,10 @@ const METRICS_TIMEOUT_MS = 2_000;
  */
 export async function startPrimary(app: App, workers: number): Promise<void> {
   const { config, logger, store, metrics } = app;
+  // Roles start in order (store → usage → store follower → sync beat → heartbeat → workers and
+  // admin port → readiness) and stop in the reverse order on SIGTERM.
+  const life = new Lifecycle(logger);
+  life.add('store', () => store.close());
   let ready = false;
   let stopping = false;
   const send = (w: Worker, m: ToWorker): void => {
@@ -51,6 +56,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   // Workers' usage counts are gathered here and written in batches, kept across store faults.
   const usage = new UsageRecorder(storeUsageSink(store, metrics));
   usage.start();
+  life.add('usage', () => usage.stop());
   const workerVersions = new Map<number, { pid: number; appliedVersion: number }>();
   const syncMessage = (): ToWorker => ({ t: 'sync', version: store.appliedVersion(), confirmedAt: store.feedConfirmedAt() });
   const readyWorkers = new Set<number>();
@@ -63,6 +69,10 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     applySigningKeys: (keys) => broadcast({ t: 'signing-keys', keys }),
     applyChanges: (changes) => broadcast({ t: 'changes', changes: [...changes] }),
     reset: () => broadcast({ t: 'reset' }),
+  });
+  life.add('store follower', () => {
+    signingKeySync.stop();
+    unsubscribe();
   });
   let gatewayUrl = '';
   let onAllReady: (() => void) | null = null;
@@ -103,6 +113,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
 
   const sync = setInterval(() => broadcast(syncMessage()), freshnessBeatMs(config));
   sync.unref();
+  life.add('sync beat', () => clearInterval(sync));
 
   // Each worker is a gateway node with its own cache; this process reports them all.
   const instance = `${hostname()}:${process.pid}`;
@@ -116,6 +127,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     })),
     onInstances: (n) => { app.instances.count = n; },
   });
+  life.add('heartbeat', () => heartbeat.stop());
 
   // The kernel spreads connections over the workers' shared socket; round-robin in this
   // process would put every accept on the primary's one core.
@@ -155,21 +167,20 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   await allReady;
   await heartbeat.beat();
 
-  // Before the ready line: a signal that finds no handler kills the process without draining.
-  onTermination(logger, config.gateway.requestTimeoutMs, async () => {
-    ready = false;
-    stopping = true;
-    clearInterval(sync);
-    heartbeat.stop();
-    signingKeySync.stop();
+  // Workers finish their in-flight requests and exit; their nodes are forgotten as they go.
+  life.add('workers and admin port', async () => {
     const exits = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w)
       .map((w) => new Promise<void>((resolve) => { w.once('exit', () => resolve()); send(w, { t: 'shutdown' }); }));
     await Promise.all([...exits, drainServer(admin, adminDrain)]);
     await atMost(forgotten, FORGET_ON_STOP_MS);
-    unsubscribe();
-    await usage.stop();
-    await store.close();
-  }, () => {
+  });
+  life.add('readiness', () => {
+    ready = false;
+    stopping = true;
+  });
+
+  // Before the ready line: a signal that finds no handler kills the process without draining.
+  onTermination(logger, config.gateway.requestTimeoutMs, () => life.stop(), () => {
     admin.closeAllConnections();
     for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL');
   });

@@ -7,6 +7,7 @@ import { createGatewayNode } from './gateway-node.js';
 import { IpcRateLimiter } from '../store/rate-limit/ipc.js';
 import { IpcKeySource } from '../store/key-source-ipc.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+import { Lifecycle } from './lifecycle.js';
 import { workerCount } from './process.js';
 
 const REPORT_MS = 5_000;
@@ -34,6 +35,9 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
     usageSink: async (deltas) => send({ t: 'usage', deltas }),
     limiter,
   });
+  // Roles: the node (closing it flushes usage to the primary), the report beat, the port.
+  const life = new Lifecycle(logger);
+  life.add('gateway node', () => node.close());
 
   let keysLoaded: (() => void) | null = null;
   const firstKeys = new Promise<void>((resolve) => { keysLoaded = resolve; });
@@ -44,8 +48,7 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
     stopping = true;
     const force = setTimeout(() => node.server.closeAllConnections(), config.gateway.requestTimeoutMs);
     force.unref();
-    await drainServer(node.server, node.drain);
-    await node.close();
+    await life.stop();
     clearTimeout(force);
     logger.flush(() => process.exit(0));
   };
@@ -90,9 +93,11 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
 
   const report = setInterval(() => send({ t: 'report', appliedVersion }), REPORT_MS);
   report.unref();
+  life.add('report beat', () => clearInterval(report));
   send({ t: 'signing-keys-req' });
   await firstKeys;
   const url = await listen(node.server, config.gateway.listen.host, config.gateway.listen.port);
+  life.add('gateway port', () => drainServer(node.server, node.drain));
   send({ t: 'report', appliedVersion });
   send({ t: 'ready', url });
 }
