@@ -57,8 +57,8 @@ function once(credential: CredentialMemo): Promise<void> | undefined {
   const match = table.match('GET', target.path)!;
   const ctx: RequestContext = {
     req: { rawHeaders } as IncomingMessage, res, requestId: 'r', route: match.route, params: match.params,
-    path: target.path, search: target.search, scan, now: Date.now(), policy: null, profile: null,
-    clientIp: peer, peerIp: peer, peerTrusted: false, credential, message: null, responseHeaders: null, body: null,
+    path: target.path, search: target.search, scan, now: Date.now(), started: performance.now(), policy: null, secretHash: null, profile: null,
+    clientIp: peer, peerIp: peer, peerText: '127.0.0.1', peerTrusted: false, credential, message: null, responseHeaders: null, body: null, tokenRequest: null,
   };
   const stages = match.route.stages;
   for (let i = 0; i < stages.length; i++) {

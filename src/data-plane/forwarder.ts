@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
-import type { ErrorCode } from '../errors.js';
+import type { ErrorCode } from '../errors/catalogue.js';
 import type { DrainState } from '../runtime/drain.js';
 import type { HeaderScan } from './credentials.js';
 

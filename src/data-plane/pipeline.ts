@@ -1,7 +1,8 @@
 import type { Config } from '../config/schema.js';
 import { KEY_TYPES } from '../domain/api-key.js';
-import type { CompiledRoute, Stage } from './context.js';
+import type { ConfiguredRoute, Stage } from './context.js';
 import { Upstream } from './forwarder.js';
+import { forwardHandler } from './upstream/forward.js';
 import type { KeyResolver } from './key-resolver.js';
 import { authenticateStage } from './stages/authenticate.js';
 import { ipAllowlistStage } from './stages/ip-allowlist.js';
@@ -26,10 +27,10 @@ export interface PipelineDeps {
 /**
  * Builds each route's ordered stage list once, in the contract's order: credential → key
  * status → permission → key type → IP allowlist → profile scope → event and attribute lists
- * (body) → rate limit and quota. A stage is present only when the route needs it (no
+ * (body) → rate limit and quota, then the final handler: forward to the route's upstream. A stage is present only when the route needs it (no
  * key-type stage on a route open to every type, no body stage on a route that streams).
  */
-export function compileRoutes({ config, resolver, tokens, limiter, rateLimited }: PipelineDeps): { routes: CompiledRoute[]; upstreams: Upstream[] } {
+export function compileRoutes({ config, resolver, tokens, limiter, rateLimited }: PipelineDeps): { routes: ConfiguredRoute[]; upstreams: Upstream[] } {
   const upstreams = new Map<string, Upstream>();
   for (const [name, cfg] of Object.entries(config.upstreams)) upstreams.set(name, new Upstream(name, cfg));
   const authenticate = authenticateStage(resolver, tokens);
@@ -37,7 +38,7 @@ export function compileRoutes({ config, resolver, tokens, limiter, rateLimited }
   const ip = ipAllowlistStage();
   const limits = rateLimitStage(limiter, rateLimited);
   const bodyLimits = { maxBodyBytes: config.gateway.maxBodyBytes, requestTimeoutMs: config.gateway.requestTimeoutMs };
-  const routes = config.routes.map((rc): CompiledRoute => {
+  const routes = config.routes.map((rc): ConfiguredRoute => {
     const stages: Stage[] = [authenticate, status, permissionStage(rc.permission)];
     if (rc.keyTypes && !KEY_TYPES.every((t) => rc.keyTypes!.includes(t))) stages.push(keyTypeStage(rc.keyTypes));
     stages.push(ip);
@@ -45,12 +46,13 @@ export function compileRoutes({ config, resolver, tokens, limiter, rateLimited }
     if (rc.events !== undefined || rc.profileAttributes) stages.push(bodyPolicyStage(rc, bodyLimits));
     stages.push(limits);
     const upstream = upstreams.get(rc.upstream)!;
+    const upstreamTest = rc.upstreamTest ? upstreams.get(rc.upstreamTest)! : upstream;
     return {
       config: rc,
       name: rc.name,
       stages,
-      upstream,
-      upstreamTest: rc.upstreamTest ? upstreams.get(rc.upstreamTest)! : upstream,
+      final: forwardHandler(upstream, upstreamTest),
+      upstreams: [upstream, upstreamTest],
     };
   });
   return { routes, upstreams: [...upstreams.values()] };

@@ -10,9 +10,8 @@ import type { Metrics } from '../observability/metrics.js';
 import type { RateLimiter } from '../data-plane/rate-limiter.js';
 import type { Change } from '../store/types.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
-import { limitCheck } from '../data-plane/stages/rate-limit.js';
 import { SigningKeyCipher } from '../domain/signing-key-cipher.js';
-import { createTokenExchange } from '../data-plane/token-endpoint.js';
+import { compileTokenRoutes } from '../data-plane/tokens/token-routes.js';
 import { TokenService } from '../data-plane/token-service.js';
 import { TokenVerifier } from '../data-plane/token-verifier.js';
 import { drainState, type DrainState } from './drain.js';
@@ -65,7 +64,8 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
   });
   const drain = drainState();
   const server = createGatewayServer({
-    config, routes, metrics, logger: deps.logger, usage, drain, tokens, exchange: createTokenExchange(resolver, tokens, limitCheck(deps.limiter, metrics.rateLimited)),
+    config, routes, metrics, logger: deps.logger, usage, drain,
+    localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited }),
   });
   return {
     server,

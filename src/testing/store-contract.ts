@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../domain/entities.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
-import { KeygateError } from '../errors.js';
+import { KeygateError } from '../errors/catalogue.js';
 import type { Change, KeyStore, NodeReport, Precondition, WriteBatch, WriteOp } from '../store/types.js';
 import { keyRecord as baseKeyRecord, TEST_WORKSPACE } from './fixtures.js';
 

@@ -2,13 +2,21 @@ import type { KeyResolver } from '../key-resolver.js';
 import { readCredential } from '../credentials.js';
 import type { RequestContext, Stage, StageResult } from '../context.js';
 import type { TokenVerifier } from '../token-verifier.js';
+import type { ErrorCode } from '../../errors/catalogue.js';
+
+/** How a route that takes API keys only refuses a token. */
+export interface TokenRefusal {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
 
 /**
  * Credential → compiled policy. Unknown secrets, bad checksums, Basic credentials naming
  * another workspace and Basic on a key that may not use it all give the same 401, so the
- * answer never tells which part was wrong.
+ * answer never tells which part was wrong. A token is verified by `tokens`; without a verifier
+ * it is refused with `onToken` (or as TOKEN_INVALID).
  */
-export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier | null): Stage {
+export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier | null, onToken: TokenRefusal | null = null): Stage {
   const finish = (ctx: RequestContext, basicWorkspace: string | null, res: Awaited<ReturnType<KeyResolver['resolve']>>): StageResult => {
     if (!res.ok) return res.code;
     const policy = res.policy;
@@ -16,6 +24,7 @@ export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier |
       return 'UNAUTHENTICATED';
     }
     ctx.policy = policy;
+    ctx.secretHash = res.hash;
     return null;
   };
   return (ctx) => {
@@ -27,7 +36,10 @@ export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier |
       case 'ambiguous':
         return 'AMBIGUOUS_CREDENTIALS';
       case 'token':
-        return tokens ? tokens.verify(ctx, cred.token) : 'TOKEN_INVALID';
+        if (tokens) return tokens.verify(ctx, cred.token);
+        if (onToken === null) return 'TOKEN_INVALID';
+        ctx.message = onToken.message;
+        return onToken.code;
       case 'secret':
       case 'basic': {
         // The resolver checks the secret's format and checksum before any HMAC or store lookup;

@@ -1,5 +1,5 @@
 import type { KeyStatus } from '../../domain/api-key.js';
-import type { ErrorCode } from '../../errors.js';
+import type { ErrorCode } from '../../errors/catalogue.js';
 import type { Stage } from '../context.js';
 
 export const STATUS_REFUSAL: Record<KeyStatus, ErrorCode | null> = {
