@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseConfigText } from '../src/config/load.js';
 import { parseIp } from '../src/domain/cidr.js';
 import { generateSecret, hashSecret } from '../src/domain/secret.js';
-import type { RequestContext } from '../src/data-plane/context.js';
+import type { CompiledRoute, RequestContext, Stage } from '../src/data-plane/context.js';
 import { scanHeaders } from '../src/data-plane/credentials.js';
 import { CredentialMemo, KeyResolver } from '../src/data-plane/key-resolver.js';
 import { LocalRateLimiter } from '../src/data-plane/rate-limiter.js';
@@ -50,6 +50,10 @@ const rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'autocannon', 'X-Api
 const peer = parseIp('127.0.0.1');
 const res = {} as ServerResponse;
 
+/** The route's stages and then its key checks, as one list (each request here is admitted by the first). */
+const stagesOf = (route: CompiledRoute): Stage[] => [...route.stages, ...(route.checks as unknown as Stage[])];
+const eventStages = stagesOf(table.match('GET', '/v1/events')!.route);
+
 /** One request's checks; a cache hit stays synchronous, as in the gateway (no promise). */
 function once(credential: CredentialMemo): Promise<void> | undefined {
   const target = parseRequestTarget('/v1/events?limit=10')!;
@@ -58,9 +62,9 @@ function once(credential: CredentialMemo): Promise<void> | undefined {
   const ctx: RequestContext = {
     req: { rawHeaders } as IncomingMessage, res, requestId: 'r', route: match.route, params: match.params,
     path: target.path, search: target.search, scan, now: Date.now(), started: performance.now(), policy: null, secretHash: null, profile: null,
-    clientIp: peer, peerIp: peer, peerText: '127.0.0.1', peerTrusted: false, credential, message: null, responseHeaders: null, body: null, tokenRequest: null,
+    clientIp: peer, peerIp: peer, peerText: '127.0.0.1', peerTrusted: false, credential, responseHeaders: null, body: null, tokenRequest: null,
   };
-  const stages = match.route.stages;
+  const stages = eventStages;
   for (let i = 0; i < stages.length; i++) {
     const r = stages[i]!(ctx);
     if (r instanceof Promise) return finishAsync(ctx, r, i);
@@ -71,7 +75,7 @@ function once(credential: CredentialMemo): Promise<void> | undefined {
 
 async function finishAsync(ctx: RequestContext, pending: Promise<unknown>, at: number): Promise<void> {
   let r = await pending;
-  const stages = ctx.route.stages;
+  const stages = eventStages;
   for (let i = at + 1; r === null && i < stages.length; i++) {
     const next = stages[i]!(ctx);
     r = next instanceof Promise ? await next : next;

@@ -3,10 +3,11 @@ import type { RouteConfig } from '../config/schema.js';
 import type { ParsedIp } from '../domain/cidr.js';
 import type { CompiledPolicy } from '../domain/compiled-policy.js';
 import type { ErrorCode } from '../errors/catalogue.js';
+import type { Refusal } from '../errors/http.js';
 import type { CredentialMemo } from './key-resolver.js';
 import type { HeaderScan } from './credentials.js';
-import type { FinalHandler } from './pipeline/final-handler.js';
-import type { TokenRequest } from './tokens/token-request.js';
+import type { Logger } from 'pino';
+import type { DrainState } from '../runtime/drain.js';
 import type { Upstream } from './forwarder.js';
 
 /** What the pipeline knows about one request as it moves through the stages. */
@@ -35,9 +36,7 @@ export interface RequestContext {
   peerTrusted: boolean;
   /** The connection's last secret and its resolution (a keep-alive client repeats it). */
   readonly credential: CredentialMemo;
-  /** A custom message for the refusal, e.g. naming the refused event. */
-  message: string | null;
-  /** Extra headers for the refusal (Retry-After and RateLimit-* on a 429). */
+  /** Headers for the answer of an admitted request (a key's RateLimit-*), forwarded or local. */
   responseHeaders: Readonly<Record<string, string>> | null;
   /** The body as received, on routes that inspect it; forwarded byte for byte. */
   body: Buffer | null;
@@ -45,14 +44,38 @@ export interface RequestContext {
   tokenRequest: TokenRequest | null;
 }
 
+/** `POST /auth/token`: what the exchange's first stage read from the body for its final handler. */
+export interface TokenRequest {
+  /** The identity a profile token would speak for. */
+  readonly identity: { customId: string } | { email: string } | undefined;
+  readonly signature: string | undefined;
+}
+
 /** A request past authentication: its key's policy is known. */
 export interface AdmittedContext extends RequestContext {
   policy: CompiledPolicy;
 }
 
-/** A stage continues (null) or refuses with a catalogued code; it never throws for a policy outcome. */
-export type StageResult = ErrorCode | null;
+/**
+ * A stage continues (null) or refuses: with a catalogued code alone (its catalogue message, no
+ * headers: nothing is allocated), or with a `Refusal` (a frozen one built at startup, or one
+ * built when refusing with a message of the moment). It never throws for a policy outcome.
+ */
+export type StageResult = ErrorCode | Refusal | null;
+/** The code a stage refused with, or null. */
+export function refusedCode(r: StageResult): ErrorCode | null {
+  return r === null || typeof r === 'string' ? r : r.code;
+}
+
+/** The message a stage refused with (null: the catalogue's, or no refusal). */
+export function refusedMessage(r: StageResult): string | null {
+  return r === null || typeof r === 'string' ? null : r.message;
+}
+
+/** A stage before the key is known (reading the request, authenticating it). */
 export type Stage = (ctx: RequestContext) => StageResult | Promise<StageResult>;
+/** A stage after authentication: it checks the request against the key's policy. */
+export type KeyStage = (ctx: AdmittedContext) => StageResult | Promise<StageResult>;
 
 /**
  * A route compiled once at startup: its stages in order, then its final handler (forward to
@@ -60,7 +83,10 @@ export type Stage = (ctx: RequestContext) => StageResult | Promise<StageResult>;
  */
 export interface CompiledRoute {
   readonly name: string;
+  /** In order: the stages up to and including authentication. */
   readonly stages: readonly Stage[];
+  /** Then, in order, the key's checks (none on a route without authentication). */
+  readonly checks: readonly KeyStage[];
   readonly final: FinalHandler;
   /** The upstreams its final handler may forward to (their timers are bound at startup). */
   readonly upstreams: readonly Upstream[];
@@ -69,4 +95,39 @@ export interface CompiledRoute {
 /** A route of the config: matched by its method and path in the route table. */
 export interface ConfiguredRoute extends CompiledRoute {
   readonly config: RouteConfig;
+}
+
+/**
+ * How a request's answer is written and accounted. One object per gateway, built at startup:
+ * every answer goes through it, so every request is counted, timed, logged and recorded
+ * against its key once, whichever final handler answered it.
+ */
+export interface RequestEnd {
+  readonly drain: DrainState;
+  readonly logger: Logger;
+  /** A JSON answer of the gateway's own (`OK` for the route); `headers` come first. */
+  json(ctx: RequestContext, status: number, payload: string, headers?: Readonly<Record<string, string>>): void;
+  /** A catalogued refusal (the catalogue's message when `message` is null). */
+  refuse(ctx: RequestContext, code: ErrorCode, message: string | null, headers: Readonly<Record<string, string>> | null): void;
+  /** Accounts an answer already written (e.g. streamed from the upstream). */
+  finish(ctx: RequestContext, status: number, outcome: string, upstreamMs: number): void;
+  /** The client went away before its answer: accounted as 499 CLIENT_CLOSED, nothing sent. */
+  closed(ctx: RequestContext, upstreamMs: number): void;
+  /** An unexpected failure: logged, answered 500 if nothing was sent yet (else the connection is cut). */
+  fault(ctx: RequestContext, err: unknown): void;
+  /** The time an upstream took to answer, on its pre-bound timer. */
+  upstreamTime(upstream: string, ms: number): void;
+}
+
+/**
+ * What answers a request every stage of its route admitted: forward it to the upstream, or
+ * answer locally (mint a token, serve the JWKS). A handler answers through `end` exactly once
+ * and never throws (a handler that needs the key checks `admitted(ctx)`): a new kind of answer is one file exporting a `FinalHandler`, named by the
+ * routes that use it.
+ */
+export type FinalHandler = (ctx: RequestContext, end: RequestEnd) => void;
+
+/** The admitted request's key, or null on a route without authentication. */
+export function admitted(ctx: RequestContext): ctx is AdmittedContext {
+  return ctx.policy !== null;
 }

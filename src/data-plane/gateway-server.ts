@@ -102,7 +102,6 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       peerTrusted: peer.trusted,
       credential: peer.credential,
       clientIp: peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip,
-      message: null,
       responseHeaders: null,
       body: null,
       tokenRequest: null,

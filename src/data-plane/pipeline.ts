@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { KEY_TYPES } from '../domain/api-key.js';
-import type { ConfiguredRoute, Stage } from './context.js';
+import type { ConfiguredRoute, KeyStage } from './context.js';
 import { Upstream } from './forwarder.js';
 import { forwardHandler } from './upstream/forward.js';
 import type { KeyResolver } from './key-resolver.js';
@@ -39,18 +39,19 @@ export function compileRoutes({ config, resolver, tokens, limiter, rateLimited }
   const limits = rateLimitStage(limiter, rateLimited);
   const bodyLimits = { maxBodyBytes: config.gateway.maxBodyBytes, requestTimeoutMs: config.gateway.requestTimeoutMs };
   const routes = config.routes.map((rc): ConfiguredRoute => {
-    const stages: Stage[] = [authenticate, status, permissionStage(rc.permission)];
-    if (rc.keyTypes && !KEY_TYPES.every((t) => rc.keyTypes!.includes(t))) stages.push(keyTypeStage(rc.keyTypes));
-    stages.push(ip);
-    if (rc.profileScope !== undefined) stages.push(profileScopeStage(rc.profileScope));
-    if (rc.events !== undefined || rc.profileAttributes) stages.push(bodyPolicyStage(rc, bodyLimits));
-    stages.push(limits);
+    const checks: KeyStage[] = [status, permissionStage(rc.permission)];
+    if (rc.keyTypes && !KEY_TYPES.every((t) => rc.keyTypes!.includes(t))) checks.push(keyTypeStage(rc.keyTypes));
+    checks.push(ip);
+    if (rc.profileScope !== undefined) checks.push(profileScopeStage(rc.profileScope));
+    if (rc.events !== undefined || rc.profileAttributes) checks.push(bodyPolicyStage(rc, bodyLimits));
+    checks.push(limits);
     const upstream = upstreams.get(rc.upstream)!;
     const upstreamTest = rc.upstreamTest ? upstreams.get(rc.upstreamTest)! : upstream;
     return {
       config: rc,
       name: rc.name,
-      stages,
+      stages: [authenticate],
+      checks,
       final: forwardHandler(upstream, upstreamTest),
       upstreams: [upstream, upstreamTest],
     };

@@ -15,6 +15,11 @@ export interface Refusal {
   readonly headers: Readonly<Record<string, string>> | null;
 }
 
+/** A refusal with a message of the moment (built only when refusing). */
+export function refusal(code: ErrorCode, message: string | null, headers: Readonly<Record<string, string>> | null = null): Refusal {
+  return { code, message, headers };
+}
+
 /** A refusal built once at startup (its object is shared by every request it refuses). */
 export function fixedRefusal(code: ErrorCode, message: string | null = null, headers: Record<string, string> | null = null): Refusal {
   return Object.freeze({ code, message, headers: headers === null ? null : Object.freeze(headers) });

@@ -6,7 +6,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { DrainState } from '../../runtime/drain.js';
 import type { CompiledRoute, RequestContext } from '../context.js';
 import type { Accounting } from './accounting.js';
-import type { RequestEnd } from './final-handler.js';
+import type { RequestEnd } from '../context.js';
 
 export interface RequestEndDeps {
   accounting: Accounting;

@@ -2,13 +2,7 @@ import type { KeyResolver } from '../key-resolver.js';
 import { readCredential } from '../credentials.js';
 import type { RequestContext, Stage, StageResult } from '../context.js';
 import type { TokenVerifier } from '../token-verifier.js';
-import type { ErrorCode } from '../../errors/catalogue.js';
-
-/** How a route that takes API keys only refuses a token. */
-export interface TokenRefusal {
-  readonly code: ErrorCode;
-  readonly message: string;
-}
+import type { Refusal } from '../../errors/http.js';
 
 /**
  * Credential → compiled policy. Unknown secrets, bad checksums, Basic credentials naming
@@ -16,7 +10,7 @@ export interface TokenRefusal {
  * answer never tells which part was wrong. A token is verified by `tokens`; without a verifier
  * it is refused with `onToken` (or as TOKEN_INVALID).
  */
-export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier | null, onToken: TokenRefusal | null = null): Stage {
+export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier | null, onToken: Refusal | null = null): Stage {
   const finish = (ctx: RequestContext, basicWorkspace: string | null, res: Awaited<ReturnType<KeyResolver['resolve']>>): StageResult => {
     if (!res.ok) return res.code;
     const policy = res.policy;
@@ -37,9 +31,7 @@ export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier |
         return 'AMBIGUOUS_CREDENTIALS';
       case 'token':
         if (tokens) return tokens.verify(ctx, cred.token);
-        if (onToken === null) return 'TOKEN_INVALID';
-        ctx.message = onToken.message;
-        return onToken.code;
+        return onToken ?? 'TOKEN_INVALID';
       case 'secret':
       case 'basic': {
         // The resolver checks the secret's format and checksum before any HMAC or store lookup;

@@ -2,7 +2,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { formatIssues } from '../../domain/issues.js';
 import { CHARSET_MESSAGE, isJsonContentType, isJsonWithForeignCharset, parseJsonBody } from '../../domain/json-body.js';
-import type { Stage } from '../context.js';
+import type { KeyStage, Stage } from '../context.js';
+import { fixedRefusal, refusal } from '../../errors/http.js';
 import { readBody } from '../read-body.js';
 
 const identity = z.union([
@@ -27,17 +28,15 @@ function identityProblem(field: string, value: string): string | null {
   return null;
 }
 
+const NOT_READY = fixedRefusal('STORE_UNAVAILABLE', 'No token signing key is loaded yet.');
+const FOREIGN_CHARSET = fixedRefusal('UNSUPPORTED_MEDIA_TYPE', CHARSET_MESSAGE);
+const NOT_A_PROFILE_KEY = fixedRefusal('KEY_TYPE_NOT_ALLOWED', 'Only profile keys can obtain profile tokens.');
+
 /** `hex(HMAC-SHA256(key = the salt's UTF-8 bytes, message = the identity value))`, compared in constant time. */
 function signatureMatches(salt: string, value: string, signature: string): boolean {
   const expected = createHmac('sha256', Buffer.from(salt, 'utf8')).update(value, 'utf8').digest();
   const given = Buffer.from(signature.toLowerCase(), 'hex');
   return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
-/** The exchange's request, as its first stage read it: the identity a profile token would speak for. */
-export interface TokenRequest {
-  readonly identity: { customId: string } | { email: string } | undefined;
-  readonly signature: string | undefined;
 }
 
 export interface TokenRequestOptions {
@@ -55,29 +54,20 @@ export interface TokenRequestOptions {
  * stages after it (authenticate, key status, IP allowlist) see it as they see any credential.
  */
 export function tokenRequestStage({ ready, maxBodyBytes, requestTimeoutMs }: TokenRequestOptions): Stage {
+  const tooLarge = fixedRefusal('BODY_TOO_LARGE', `The body is over ${maxBodyBytes} bytes.`);
   return (ctx) => {
-    if (!ready()) {
-      ctx.message = 'No token signing key is loaded yet.';
-      return 'STORE_UNAVAILABLE';
-    }
+    if (!ready()) return NOT_READY;
     const type = ctx.req.headers['content-type'];
     if (ctx.scan.hasBody && !isJsonContentType(type)) {
-      if (isJsonWithForeignCharset(type)) ctx.message = CHARSET_MESSAGE;
-      return 'UNSUPPORTED_MEDIA_TYPE';
+      return isJsonWithForeignCharset(type) ? FOREIGN_CHARSET : 'UNSUPPORTED_MEDIA_TYPE';
     }
     return readBody(ctx.req, maxBodyBytes, requestTimeoutMs - (performance.now() - ctx.started)).then((body) => {
       if (body === 'timeout') return 'REQUEST_TIMEOUT';
-      if (typeof body === 'string') {
-        ctx.message = `The body is over ${maxBodyBytes} bytes.`;
-        return 'BODY_TOO_LARGE';
-      }
+      if (typeof body === 'string') return tooLarge;
       let parsed: unknown = {};
       if (body.length > 0) {
         const json = parseJsonBody(body);
-        if (!json.ok) {
-          ctx.message = json.message;
-          return 'INVALID_BODY';
-        }
+        if (!json.ok) return refusal('INVALID_BODY', json.message);
         parsed = json.value;
       }
       const input = requestSchema.safeParse(parsed);
@@ -89,10 +79,7 @@ export function tokenRequestStage({ ready, maxBodyBytes, requestTimeoutMs }: Tok
         else if (who === undefined && signature !== undefined) problem = 'identity: is required with signature';
         else if (who !== undefined) problem = 'customId' in who ? identityProblem('customId', who.customId) : identityProblem('email', who.email);
       }
-      if (problem !== null || !input.success) {
-        ctx.message = problem;
-        return 'BAD_REQUEST';
-      }
+      if (problem !== null || !input.success) return refusal('BAD_REQUEST', problem);
       const { apiKey, identity: who, signature } = input.data;
       if (apiKey !== undefined) ctx.scan = { ...ctx.scan, apiKeys: [...ctx.scan.apiKeys, apiKey] };
       ctx.tokenRequest = { identity: who, signature };
@@ -105,15 +92,11 @@ export function tokenRequestStage({ ready, maxBodyBytes, requestTimeoutMs }: Tok
  * After the key's checks: a profile key with simple authentication may add a signed
  * `identity`, and gets a token that speaks for that profile; a workspace key never can.
  */
-export function tokenIdentityStage(): Stage {
+export function tokenIdentityStage(): KeyStage {
   return (ctx) => {
-    const request = ctx.tokenRequest;
-    const policy = ctx.policy;
-    if (request === null || request.identity === undefined || policy === null) return null;
-    if (policy.type !== 'profile') {
-      ctx.message = 'Only profile keys can obtain profile tokens.';
-      return 'KEY_TYPE_NOT_ALLOWED';
-    }
+    const { tokenRequest: request, policy } = ctx;
+    if (request === null || request.identity === undefined) return null;
+    if (policy.type !== 'profile') return NOT_A_PROFILE_KEY;
     const who = request.identity;
     const value = 'customId' in who ? who.customId : who.email;
     // No hint: a key without simple authentication and a wrong signature look the same.

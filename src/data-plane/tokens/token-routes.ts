@@ -2,8 +2,9 @@ import type { Config } from '../../config/schema.js';
 import { secretFingerprint } from '../../domain/secret.js';
 import type { CounterChild } from '../../observability/hot-metrics.js';
 import type { CompiledRoute, Stage } from '../context.js';
+import { fixedRefusal } from '../../errors/http.js';
 import type { KeyResolver } from '../key-resolver.js';
-import { admitted, type FinalHandler } from '../pipeline/final-handler.js';
+import { admitted, type FinalHandler } from '../context.js';
 import { clientGone } from '../pipeline/run.js';
 import type { RateLimiter } from '../rate-limiter.js';
 import { authenticateStage } from '../stages/authenticate.js';
@@ -18,12 +19,8 @@ export const JWKS_PATH = '/.well-known/jwks.json';
 
 /** Refuses every method but `allowed` with 405 and an `Allow` header (built once). */
 export function methodStage(allowed: readonly string[]): Stage {
-  const allow: Readonly<Record<string, string>> = Object.freeze({ allow: allowed.join(', ') });
-  return (ctx) => {
-    if (allowed.includes(ctx.req.method ?? '')) return null;
-    ctx.responseHeaders = allow;
-    return 'METHOD_NOT_ALLOWED';
-  };
+  const refused = fixedRefusal('METHOD_NOT_ALLOWED', null, { allow: allowed.join(', ') });
+  return (ctx) => (allowed.includes(ctx.req.method ?? '') ? null : refused);
 }
 
 /** Mints the admitted key's token; its RateLimit-* headers go on the answer. */
@@ -81,7 +78,9 @@ export function compileTokenRoutes({ config, resolver, tokens, limiter, rateLimi
         maxBodyBytes: Math.min(config.gateway.maxBodyBytes, 64 * 1024),
         requestTimeoutMs: config.gateway.requestTimeoutMs,
       }),
-      authenticateStage(resolver, null, { code: 'BAD_REQUEST', message: 'Exchange an API key, not a token.' }),
+      authenticateStage(resolver, null, fixedRefusal('BAD_REQUEST', 'Exchange an API key, not a token.')),
+    ],
+    checks: [
       keyStatusStage(),
       ipAllowlistStage(),
       tokenIdentityStage(),
@@ -90,6 +89,6 @@ export function compileTokenRoutes({ config, resolver, tokens, limiter, rateLimi
     final: mintHandler(tokens),
     upstreams: [],
   };
-  const jwks: CompiledRoute = { name: 'jwks', stages: [methodStage(['GET', 'HEAD'])], final: jwksHandler(tokens), upstreams: [] };
+  const jwks: CompiledRoute = { name: 'jwks', stages: [methodStage(['GET', 'HEAD'])], checks: [], final: jwksHandler(tokens), upstreams: [] };
   return new Map([[TOKEN_PATH, token], [JWKS_PATH, jwks]]);
 }

@@ -1,5 +1,5 @@
 import { upstreamRequestHeaders, type Upstream } from '../forwarder.js';
-import { admitted, type FinalHandler } from '../pipeline/final-handler.js';
+import { admitted, type FinalHandler } from '../context.js';
 
 /**
  * The final handler of every configured route: the admitted request streams to the route's
