@@ -9,13 +9,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseConfigText } from '../src/config/load.js';
 import { parseIp } from '../src/domain/cidr.js';
 import { generateSecret, hashSecret } from '../src/domain/secret.js';
-import type { CompiledRoute, RequestContext, Stage } from '../src/data-plane/context.js';
-import { scanHeaders } from '../src/data-plane/credentials.js';
+import type { CompiledRoute, RequestContext, Stage } from '../src/data-plane/pipeline/context.js';
+import { scanHeaders } from '../src/data-plane/request/credentials.js';
 import { CredentialMemo, KeyResolver } from '../src/data-plane/key-resolver.js';
 import { LocalRateLimiter } from '../src/data-plane/rate-limiter.js';
-import { compileRoutes } from '../src/data-plane/pipeline.js';
-import { parseRequestTarget } from '../src/data-plane/request-target.js';
-import { RouteTable } from '../src/data-plane/route-table.js';
+import { compileRoutes } from '../src/data-plane/pipeline/compile-routes.js';
+import { parseRequestTarget } from '../src/data-plane/request/request-target.js';
+import { RouteTable } from '../src/data-plane/pipeline/route-table.js';
 import { keyRecord } from '../src/testing/fixtures.js';
 
 const PEPPER = 'bench-pepper-0123456789abcdef';

@@ -7,17 +7,17 @@ import type { ErrorCode } from '../errors/catalogue.js';
 import { rawErrorResponse } from '../errors/http.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { DrainState } from '../runtime/drain.js';
-import { createClientIpResolver } from './client-ip.js';
-import type { CompiledRoute, ConfiguredRoute, RequestContext } from './context.js';
-import { chunkedOnly, scanHeaders } from './credentials.js';
-import { requestTimedOut } from './forwarder.js';
+import { createClientIpResolver } from './request/client-ip.js';
+import type { CompiledRoute, ConfiguredRoute, RequestContext } from './pipeline/context.js';
+import { chunkedOnly, scanHeaders } from './request/credentials.js';
+import { requestTimedOut } from './upstream/proxy-handler.js';
 import { Accounting } from './pipeline/accounting.js';
 import { createRequestEnd, sendGatewayError, sendGatewayFault } from './pipeline/request-end.js';
 import { runPipeline } from './pipeline/run.js';
 import { peerMemo } from './request/peer.js';
-import { parseRequestTarget } from './request-target.js';
-import { RouteTable } from './route-table.js';
-import type { UsageRecorder } from './usage-recorder.js';
+import { parseRequestTarget } from './request/request-target.js';
+import { RouteTable } from './pipeline/route-table.js';
+import type { UsageRecorder } from './pipeline/usage-recorder.js';
 
 export interface GatewayDeps {
   config: Config;

@@ -5,7 +5,7 @@ import { compilePolicy, type CompiledPolicy } from '../domain/compiled-policy.js
 import type { Owner } from '../domain/entities.js';
 import { SECRET_LENGTH, checkSecretFormat, hashSecret } from '../domain/secret.js';
 import type { Change, KeyStore } from '../store/types.js';
-import type { VerifiedToken } from './token-service.js';
+import type { VerifiedToken } from './tokens/token-service.js';
 
 /** The one read the data plane makes of the store: a key by secret hash, with its owner. */
 export interface KeySource {

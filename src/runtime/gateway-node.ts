@@ -4,16 +4,16 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { createGatewayServer } from '../data-plane/gateway-server.js';
 import { KeyResolver, type KeySource } from '../data-plane/key-resolver.js';
-import { compileRoutes } from '../data-plane/pipeline.js';
-import { UsageRecorder, type UsageSink } from '../data-plane/usage-recorder.js';
+import { compileRoutes } from '../data-plane/pipeline/compile-routes.js';
+import { UsageRecorder, type UsageSink } from '../data-plane/pipeline/usage-recorder.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RateLimiter } from '../data-plane/rate-limiter.js';
 import type { Change } from '../store/types.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import { SigningKeyCipher } from '../domain/signing-key-cipher.js';
 import { compileTokenRoutes } from '../data-plane/tokens/token-routes.js';
-import { TokenService } from '../data-plane/token-service.js';
-import { TokenVerifier } from '../data-plane/token-verifier.js';
+import { TokenService } from '../data-plane/tokens/token-service.js';
+import { TokenVerifier } from '../data-plane/tokens/token-verifier.js';
 import { drainState, type DrainState } from './drain.js';
 
 export interface GatewayNodeDeps {

@@ -8,7 +8,7 @@ import { drainServer, drainState } from './drain.js';
 import { listen } from './gateway-node.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 import { storeKeySource } from '../data-plane/key-resolver.js';
-import { UsageRecorder } from '../data-plane/usage-recorder.js';
+import { UsageRecorder } from '../data-plane/pipeline/usage-recorder.js';
 import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './heartbeat.js';
 import { startSigningKeySync } from './signing-key-sync.js';
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../../observability/metrics.js';
-import type { UsageRecorder } from '../usage-recorder.js';
+import type { UsageRecorder } from './usage-recorder.js';
 
 export interface AccountingDeps {
   metrics: Metrics;

@@ -4,9 +4,9 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../../errors/catalogue.js';
 import { bearerChallenge, errorJson, writeJson } from '../../errors/http.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { DrainState } from '../../runtime/drain.js';
-import type { CompiledRoute, RequestContext } from '../context.js';
+import type { CompiledRoute, RequestContext } from './context.js';
 import type { Accounting } from './accounting.js';
-import type { RequestEnd } from '../context.js';
+import type { RequestEnd } from './context.js';
 
 export interface RequestEndDeps {
   accounting: Accounting;

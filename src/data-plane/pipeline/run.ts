@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { admitted, type AdmittedContext, type RequestContext, type RequestEnd, type StageResult } from '../context.js';
+import { admitted, type AdmittedContext, type RequestContext, type RequestEnd, type StageResult } from './context.js';
 
 /** The client went away mid-request (its body was cut off): a closed request, not a gateway fault. */
 export function clientGone(req: IncomingMessage, err: unknown): boolean {

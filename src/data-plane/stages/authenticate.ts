@@ -1,7 +1,7 @@
 import type { KeyResolver } from '../key-resolver.js';
-import { readCredential } from '../credentials.js';
-import type { RequestContext, Stage, StageResult } from '../context.js';
-import type { TokenVerifier } from '../token-verifier.js';
+import { readCredential } from '../request/credentials.js';
+import type { RequestContext, Stage, StageResult } from '../pipeline/context.js';
+import type { TokenVerifier } from '../tokens/token-verifier.js';
 import type { Refusal } from '../../errors/http.js';
 
 /**

@@ -5,9 +5,9 @@ import type { RouteConfig } from '../../config/schema.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
 import { keyRecord } from '../../testing/fixtures.js';
 import { anyCodeUnit, fuzz } from '../../../test/helpers/fuzz.js';
-import { refusedCode, refusedMessage, type AdmittedContext } from '../context.js';
+import { refusedCode, refusedMessage, type AdmittedContext } from '../pipeline/context.js';
 import type { ErrorCode } from '../../errors/catalogue.js';
-import { scanHeaders } from '../credentials.js';
+import { scanHeaders } from '../request/credentials.js';
 import { bodyPolicyStage } from './body-policy.js';
 
 type Route = Pick<RouteConfig, 'events' | 'profileAttributes'>;

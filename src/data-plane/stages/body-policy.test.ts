@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import type { RouteConfig } from '../../config/schema.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
 import { keyRecord } from '../../testing/fixtures.js';
-import { refusedCode, refusedMessage, type AdmittedContext } from '../context.js';
+import { refusedCode, refusedMessage, type AdmittedContext } from '../pipeline/context.js';
 import type { ErrorCode } from '../../errors/catalogue.js';
-import { scanHeaders } from '../credentials.js';
+import { scanHeaders } from '../request/credentials.js';
 import { bodyPolicyStage, type BodyPolicyOptions } from './body-policy.js';
 
 type Route = Pick<RouteConfig, 'events' | 'profileAttributes'>;

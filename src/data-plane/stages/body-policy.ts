@@ -2,9 +2,9 @@ import type { RouteConfig } from '../../config/schema.js';
 import type { CompiledPolicy } from '../../domain/compiled-policy.js';
 import { CHARSET_MESSAGE, isJsonContentType, isJsonWithForeignCharset } from '../../domain/json-body.js';
 import { isJsonObject, ownMember, parseStrictJson } from '../../domain/strict-json.js';
-import type { AdmittedContext, KeyStage, StageResult } from '../context.js';
+import type { AdmittedContext, KeyStage, StageResult } from '../pipeline/context.js';
 import { fixedRefusal, refusal } from '../../errors/http.js';
-import { readBody } from '../read-body.js';
+import { readBody } from '../request/read-body.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const IDENTITY = /^\s*identity\s*$/i;

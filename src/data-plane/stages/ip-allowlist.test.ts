@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../../domain/api-key.js';
 import { parseIp } from '../../domain/cidr.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
-import type { AdmittedContext } from '../context.js';
+import type { AdmittedContext } from '../pipeline/context.js';
 import { ipAllowlistStage } from './ip-allowlist.js';
 
 function keyRecord(ipAllowlist: string[]): KeyRecord {

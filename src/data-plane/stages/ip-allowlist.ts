@@ -1,4 +1,4 @@
-import type { KeyStage } from '../context.js';
+import type { KeyStage } from '../pipeline/context.js';
 
 /** Keys without an allowlist skip the check; a client whose address is unknown is refused. */
 export function ipAllowlistStage(): KeyStage {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../../domain/api-key.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
 import type { Owner } from '../../domain/entities.js';
-import type { AdmittedContext } from '../context.js';
+import type { AdmittedContext } from '../pipeline/context.js';
 import { keyStatusStage } from './key-status.js';
 import { keyRecord as baseKeyRecord } from '../../testing/fixtures.js';
 

@@ -1,6 +1,6 @@
 import type { KeyStatus } from '../../domain/api-key.js';
 import type { ErrorCode } from '../../errors/catalogue.js';
-import type { KeyStage } from '../context.js';
+import type { KeyStage } from '../pipeline/context.js';
 
 export const STATUS_REFUSAL: Record<KeyStatus, ErrorCode | null> = {
   active: null,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { KeyRecord, KeyType } from '../../domain/api-key.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
-import type { AdmittedContext } from '../context.js';
+import type { AdmittedContext } from '../pipeline/context.js';
 import { keyTypeStage } from './key-type.js';
 
 function keyRecord(type: KeyType): KeyRecord {

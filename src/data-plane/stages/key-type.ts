@@ -1,5 +1,5 @@
 import type { KeyType } from '../../domain/api-key.js';
-import type { KeyStage } from '../context.js';
+import type { KeyStage } from '../pipeline/context.js';
 
 /** Present only on routes that restrict key types. */
 export function keyTypeStage(allowed: readonly KeyType[]): KeyStage {

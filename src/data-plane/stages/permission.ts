@@ -1,4 +1,4 @@
-import type { KeyStage } from '../context.js';
+import type { KeyStage } from '../pipeline/context.js';
 
 /** The route's permission against the key's effective permissions (key ∩ owner, precompiled). */
 export function permissionStage(permission: string): KeyStage {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AdmittedContext } from '../context.js';
+import type { AdmittedContext } from '../pipeline/context.js';
 import { profileScopeStage } from './profile-scope.js';
 
 function check(profile: string | null, params: Record<string, string>, param = 'id') {

@@ -1,4 +1,4 @@
-import type { KeyStage } from '../context.js';
+import type { KeyStage } from '../pipeline/context.js';
 
 /**
  * On routes with `profileScope: <param>`, a request speaking for a profile (a simple-auth

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../domain/compiled-policy.js';
 import { keyRecord } from '../../testing/fixtures.js';
 import type { Refusal } from '../../errors/http.js';
-import type { AdmittedContext } from '../context.js';
+import type { AdmittedContext } from '../pipeline/context.js';
 import type { LimitDecision, RateLimiter } from '../rate-limiter.js';
 import { LocalRateLimiter } from '../rate-limiter.js';
 import { rateLimitStage } from './rate-limit.js';

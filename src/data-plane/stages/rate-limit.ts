@@ -1,6 +1,6 @@
 import type { CompiledPolicy } from '../../domain/compiled-policy.js';
 import type { CounterChild } from '../../observability/hot-metrics.js';
-import type { AdmittedContext, KeyStage, StageResult } from '../context.js';
+import type { AdmittedContext, KeyStage, StageResult } from '../pipeline/context.js';
 import { refusal } from '../../errors/http.js';
 import type { LimitDecision, RateLimiter } from '../rate-limiter.js';
 

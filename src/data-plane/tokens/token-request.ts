@@ -2,9 +2,9 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { formatIssues } from '../../domain/issues.js';
 import { CHARSET_MESSAGE, isJsonContentType, isJsonWithForeignCharset, parseJsonBody } from '../../domain/json-body.js';
-import type { KeyStage, Stage } from '../context.js';
+import type { KeyStage, Stage } from '../pipeline/context.js';
 import { fixedRefusal, refusal } from '../../errors/http.js';
-import { readBody } from '../read-body.js';
+import { readBody } from '../request/read-body.js';
 
 const identity = z.union([
   z.strictObject({ customId: z.string().min(1).max(256) }),

@@ -1,17 +1,17 @@
 import type { Config } from '../../config/schema.js';
 import { secretFingerprint } from '../../domain/secret.js';
 import type { CounterChild } from '../../observability/hot-metrics.js';
-import type { CompiledRoute, Stage } from '../context.js';
+import type { CompiledRoute, Stage } from '../pipeline/context.js';
 import { fixedRefusal } from '../../errors/http.js';
 import type { KeyResolver } from '../key-resolver.js';
-import { admitted, type FinalHandler } from '../context.js';
+import { admitted, type FinalHandler } from '../pipeline/context.js';
 import { clientGone } from '../pipeline/run.js';
 import type { RateLimiter } from '../rate-limiter.js';
 import { authenticateStage } from '../stages/authenticate.js';
 import { ipAllowlistStage } from '../stages/ip-allowlist.js';
 import { keyStatusStage } from '../stages/key-status.js';
 import { rateLimitStage } from '../stages/rate-limit.js';
-import type { TokenService } from '../token-service.js';
+import type { TokenService } from './token-service.js';
 import { tokenIdentityStage, tokenRequestStage } from './token-request.js';
 
 export const TOKEN_PATH = '/auth/token';

@@ -1,5 +1,6 @@
-import { upstreamRequestHeaders, type Upstream } from '../forwarder.js';
-import { admitted, type FinalHandler } from '../context.js';
+import { upstreamRequestHeaders } from './request-headers.js';
+import type { Upstream } from './upstream.js';
+import { admitted, type FinalHandler } from '../pipeline/context.js';
 
 /**
  * The final handler of every configured route: the admitted request streams to the route's

@@ -1,14 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RouteConfig } from '../config/schema.js';
-import type { ParsedIp } from '../domain/cidr.js';
-import type { CompiledPolicy } from '../domain/compiled-policy.js';
-import type { ErrorCode } from '../errors/catalogue.js';
-import type { Refusal } from '../errors/http.js';
-import type { CredentialMemo } from './key-resolver.js';
-import type { HeaderScan } from './credentials.js';
+import type { RouteConfig } from '../../config/schema.js';
+import type { ParsedIp } from '../../domain/cidr.js';
+import type { CompiledPolicy } from '../../domain/compiled-policy.js';
+import type { ErrorCode } from '../../errors/catalogue.js';
+import type { Refusal } from '../../errors/http.js';
+import type { CredentialMemo } from '../key-resolver.js';
+import type { HeaderScan } from '../request/credentials.js';
 import type { Logger } from 'pino';
-import type { DrainState } from '../runtime/drain.js';
-import type { Upstream } from './forwarder.js';
+import type { DrainState } from '../../runtime/drain.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 /** What the pipeline knows about one request as it moves through the stages. */
 export interface RequestContext {

@@ -1,20 +1,20 @@
-import type { Config } from '../config/schema.js';
-import { KEY_TYPES } from '../domain/api-key.js';
+import type { Config } from '../../config/schema.js';
+import { KEY_TYPES } from '../../domain/api-key.js';
 import type { ConfiguredRoute, KeyStage } from './context.js';
-import { Upstream } from './forwarder.js';
-import { forwardHandler } from './upstream/forward.js';
-import type { KeyResolver } from './key-resolver.js';
-import { authenticateStage } from './stages/authenticate.js';
-import { ipAllowlistStage } from './stages/ip-allowlist.js';
-import { keyStatusStage } from './stages/key-status.js';
-import { keyTypeStage } from './stages/key-type.js';
-import { permissionStage } from './stages/permission.js';
-import { profileScopeStage } from './stages/profile-scope.js';
-import type { TokenVerifier } from './token-verifier.js';
-import type { RateLimiter } from './rate-limiter.js';
-import { rateLimitStage } from './stages/rate-limit.js';
-import { bodyPolicyStage } from './stages/body-policy.js';
-import type { CounterChild } from '../observability/hot-metrics.js';
+import { Upstream } from '../upstream/upstream.js';
+import { forwardHandler } from '../upstream/forward.js';
+import type { KeyResolver } from '../key-resolver.js';
+import { authenticateStage } from '../stages/authenticate.js';
+import { ipAllowlistStage } from '../stages/ip-allowlist.js';
+import { keyStatusStage } from '../stages/key-status.js';
+import { keyTypeStage } from '../stages/key-type.js';
+import { permissionStage } from '../stages/permission.js';
+import { profileScopeStage } from '../stages/profile-scope.js';
+import type { TokenVerifier } from '../tokens/token-verifier.js';
+import type { RateLimiter } from '../rate-limiter.js';
+import { rateLimitStage } from '../stages/rate-limit.js';
+import { bodyPolicyStage } from '../stages/body-policy.js';
+import type { CounterChild } from '../../observability/hot-metrics.js';
 
 export interface PipelineDeps {
   config: Config;
