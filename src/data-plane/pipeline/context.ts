@@ -113,7 +113,7 @@ export interface RequestEnd {
   finish(ctx: RequestContext, status: number, outcome: string, upstreamMs: number): void;
   /** The client went away before its answer: accounted as 499 CLIENT_CLOSED, nothing sent. */
   closed(ctx: RequestContext, upstreamMs: number): void;
-  /** An unexpected failure: logged, answered 500 if nothing was sent yet (else the connection is cut). */
+  /** An unexpected failure: logged, answered 500 if nothing was sent yet (else the connection is cut); not counted. */
   fault(ctx: RequestContext, err: unknown): void;
   /** The time an upstream took to answer, on its pre-bound timer. */
   upstreamTime(upstream: string, ms: number): void;
@@ -122,12 +122,13 @@ export interface RequestEnd {
 /**
  * What answers a request every stage of its route admitted: forward it to the upstream, or
  * answer locally (mint a token, serve the JWKS). A handler answers through `end` exactly once
- * and never throws (a handler that needs the key checks `admitted(ctx)`): a new kind of answer is one file exporting a `FinalHandler`, named by the
- * routes that use it.
+ * and never throws; one that needs the key checks `admitted(ctx)`. A new kind of answer (e.g.
+ * "decide only": the verdict without forwarding) is one file exporting a `FinalHandler`, set
+ * as the `final` of the routes that use it.
  */
 export type FinalHandler = (ctx: RequestContext, end: RequestEnd) => void;
 
-/** The admitted request's key, or null on a route without authentication. */
+/** Whether the request's key is known (false only on a route without authentication). */
 export function admitted(ctx: RequestContext): ctx is AdmittedContext {
   return ctx.policy !== null;
 }
