@@ -48,6 +48,7 @@ const { routes, upstreams } = compileRoutes({ config, resolver, tokens: null, li
 const table = new RouteTable(routes);
 const rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'autocannon', 'X-Api-Key', secret, 'Accept', '*/*'];
 const peer = parseIp('127.0.0.1');
+const connection = { ip: peer, text: '127.0.0.1', trusted: false, credential: new CredentialMemo() };
 const res = {} as ServerResponse;
 
 /** The route's stages and then its key checks, as one list (each request here is admitted by the first). */
@@ -61,8 +62,8 @@ function once(credential: CredentialMemo): Promise<void> | undefined {
   const match = table.match('GET', target.path)!;
   const ctx: RequestContext = {
     req: { rawHeaders } as IncomingMessage, res, requestId: 'r', route: match.route, params: match.params,
-    path: target.path, search: target.search, scan, now: Date.now(), started: performance.now(), policy: null, secretHash: null, profile: null,
-    clientIp: peer, peerIp: peer, peerText: '127.0.0.1', peerTrusted: false, credential, responseHeaders: null, body: null, tokenRequest: null,
+    path: target.path, search: target.search, scan, now: Date.now(), started: 0, policy: null, secretHash: null, profile: null,
+    clientIp: peer, peer: connection, credential, responseHeaders: null, body: null, tokenRequest: null,
   };
   const stages = eventStages;
   for (let i = 0; i < stages.length; i++) {

@@ -6,6 +6,7 @@ import type { ErrorCode } from '../../errors/catalogue.js';
 import type { Refusal } from '../../errors/http.js';
 import type { CredentialMemo } from '../key-resolver.js';
 import type { HeaderScan } from '../request/credentials.js';
+import type { Peer } from '../request/peer.js';
 import type { Logger } from 'pino';
 import type { DrainState } from '../../runtime/drain.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -30,10 +31,8 @@ export interface RequestContext {
   /** The profile a profile-scoped token speaks for. */
   profile: string | null;
   clientIp: ParsedIp | null;
-  peerIp: ParsedIp | null;
-  /** The connection's peer address as text (the `X-Forwarded-For` the gateway appends). */
-  peerText: string;
-  peerTrusted: boolean;
+  /** The connection's peer: its address (parsed, and as text), whether it is a trusted proxy. */
+  readonly peer: Peer;
   /** The connection's last secret and its resolution (a keep-alive client repeats it). */
   readonly credential: CredentialMemo;
   /** Headers for the answer of an admitted request (a key's RateLimit-*), forwarded or local. */

@@ -17,8 +17,8 @@ export function forwardHandler(upstream: Upstream, upstreamTest: Upstream): Fina
     const target = policy.environment === 'test' ? upstreamTest : upstream;
     const headers = upstreamRequestHeaders(req, scan, {
       requestId,
-      peerIp: ctx.peerText,
-      peerTrusted: ctx.peerTrusted,
+      peerIp: ctx.peer.text,
+      peerTrusted: ctx.peer.trusted,
       identity: {
         keyId: policy.keyId,
         workspaceId: policy.workspaceId,
