@@ -9,13 +9,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseConfigText } from '../src/config/load.js';
 import { parseIp } from '../src/domain/cidr.js';
 import { generateSecret, hashSecret } from '../src/domain/secret.js';
-import type { RequestContext } from '../src/data-plane/context.js';
-import { scanHeaders } from '../src/data-plane/credentials.js';
+import type { CompiledRoute, RequestContext, Stage } from '../src/data-plane/pipeline/context.js';
+import { scanHeaders } from '../src/data-plane/request/credentials.js';
 import { CredentialMemo, KeyResolver } from '../src/data-plane/key-resolver.js';
 import { LocalRateLimiter } from '../src/store/rate-limit/local.js';
-import { compileRoutes } from '../src/data-plane/pipeline.js';
-import { parseRequestTarget } from '../src/data-plane/request-target.js';
-import { RouteTable } from '../src/data-plane/route-table.js';
+import { compileRoutes } from '../src/data-plane/pipeline/compile-routes.js';
+import { parseRequestTarget } from '../src/data-plane/request/request-target.js';
+import { RouteTable } from '../src/data-plane/pipeline/route-table.js';
 import { keyRecord } from '../test/support/fixtures.js';
 
 const PEPPER = 'bench-pepper-0123456789abcdef';
@@ -48,7 +48,12 @@ const { routes, upstreams } = compileRoutes({ config, resolver, tokens: null, li
 const table = new RouteTable(routes);
 const rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'autocannon', 'X-Api-Key', secret, 'Accept', '*/*'];
 const peer = parseIp('127.0.0.1');
+const connection = { ip: peer, text: '127.0.0.1', trusted: false, credential: new CredentialMemo() };
 const res = {} as ServerResponse;
+
+/** The route's stages and then its key checks, as one list (each request here is admitted by the first). */
+const stagesOf = (route: CompiledRoute): Stage[] => [...route.stages, ...(route.checks as unknown as Stage[])];
+const eventStages = stagesOf(table.match('GET', '/v1/events')!.route);
 
 /** One request's checks; a cache hit stays synchronous, as in the gateway (no promise). */
 function once(credential: CredentialMemo): Promise<void> | undefined {
@@ -57,10 +62,10 @@ function once(credential: CredentialMemo): Promise<void> | undefined {
   const match = table.match('GET', target.path)!;
   const ctx: RequestContext = {
     req: { rawHeaders } as IncomingMessage, res, requestId: 'r', route: match.route, params: match.params,
-    path: target.path, search: target.search, scan, now: Date.now(), policy: null, profile: null,
-    clientIp: peer, peerIp: peer, peerTrusted: false, credential, message: null, responseHeaders: null, body: null,
+    path: target.path, search: target.search, scan, now: Date.now(), started: 0, policy: null, secretHash: null, profile: null,
+    clientIp: peer, peer: connection, credential, responseHeaders: null, body: null, tokenRequest: null,
   };
-  const stages = match.route.stages;
+  const stages = eventStages;
   for (let i = 0; i < stages.length; i++) {
     const r = stages[i]!(ctx);
     if (r instanceof Promise) return finishAsync(ctx, r, i);
@@ -71,7 +76,7 @@ function once(credential: CredentialMemo): Promise<void> | undefined {
 
 async function finishAsync(ctx: RequestContext, pending: Promise<unknown>, at: number): Promise<void> {
   let r = await pending;
-  const stages = ctx.route.stages;
+  const stages = eventStages;
   for (let i = at + 1; r === null && i < stages.length; i++) {
     const next = stages[i]!(ctx);
     r = next instanceof Promise ? await next : next;

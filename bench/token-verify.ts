@@ -2,7 +2,7 @@
 // (signature check + claims), per algorithm. Prints µs/op.
 // Run: npx tsx bench/token-verify.ts
 import { exportJWK, generateKeyPair } from 'jose';
-import { TokenService } from '../src/data-plane/token-service.js';
+import { TokenService } from '../src/data-plane/tokens/token-service.js';
 import type { SigningAlgorithm, SigningKeyRecord } from '../src/domain/signing-key.js';
 
 for (const alg of ['EdDSA', 'ES256'] as SigningAlgorithm[]) {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ERROR_CATALOGUE } from '../src/errors.js';
+import { ERROR_CATALOGUE } from '../src/errors/catalogue.js';
 import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
 import { gatewayConfig } from './support/gateway.js';
 import { anyCodeUnit, fuzz, fuzzTimeout } from './support/fuzz.js';

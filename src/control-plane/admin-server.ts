@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import type { Actor } from '../domain/entities.js';
 import { newRequestId } from '../domain/ids.js';
 import { safeEqual } from '../domain/secret.js';
-import { ERROR_CATALOGUE, KeygateError, renderError, type ErrorCode } from '../errors.js';
+import { ERROR_CATALOGUE, KeygateError, type ErrorCode } from '../errors/catalogue.js';
+import { rawErrorResponse } from '../errors/http.js';
 import { queryObject, readJsonBody, sendError, sendJson } from './http.js';
 import { Router } from './router.js';
 import { directoryRoutes } from './routes/directory.js';
@@ -154,12 +155,8 @@ export function createAdminServer(deps: AdminServerDeps): Server {
     }
     const requestId = newRequestId();
     const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : timedOut ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
-    const { status, body } = renderError(new KeygateError(code, timedOut ? message : ERROR_CATALOGUE[code].message), requestId);
-    const text = JSON.stringify(body);
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-      `content-length: ${Buffer.byteLength(text)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${text}`,
-    );
+    const { status } = ERROR_CATALOGUE[code];
+    socket.end(rawErrorResponse(code, timedOut ? message : null, requestId));
     metrics.adminRequests.inc({ route: 'unmatched', method: 'UNKNOWN', status: String(status) });
   });
   return server;
@@ -167,4 +164,3 @@ export function createAdminServer(deps: AdminServerDeps): Server {
 
 const TIMED_OUT = Symbol('keygate.adminTimedOut');
 type TimedOutResponse = ServerResponse & { [TIMED_OUT]?: true };
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };

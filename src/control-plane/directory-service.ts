@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { Actor, AuditEntry, AuditTargetType, Group, Owner, Workspace } from '../domain/entities.js';
 import { newAuditId, newGroupId, newOwnerId, newWorkspaceId } from '../domain/ids.js';
 import type { PermissionCatalogue } from '../domain/permissions.js';
-import { KeygateError, ValidationError } from '../errors.js';
+import { KeygateError, ValidationError } from '../errors/catalogue.js';
 import type { KeyStore } from '../store/types.js';
 import type { createGroupSchema, createOwnerSchema, patchGroupSchema, patchOwnerSchema } from './schemas.js';
 

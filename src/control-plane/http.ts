@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CHARSET_MESSAGE, isJsonContentType, isJsonWithForeignCharset, parseJsonBody } from '../domain/json-body.js';
-import { KeygateError, ValidationError, renderError } from '../errors.js';
+import { KeygateError, ValidationError, renderError } from '../errors/catalogue.js';
+import { bearerChallenge, writeJson } from '../errors/http.js';
 
 export const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
 
@@ -27,21 +28,16 @@ export async function readJsonBody(req: IncomingMessage, limit = ADMIN_MAX_BODY_
   return parsed.value;
 }
 
+const ADMIN_CHALLENGE = bearerChallenge('keygate-admin');
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const payload = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(payload),
-    'cache-control': 'no-store',
-  });
-  res.end(payload);
+  writeJson(res, status, body === undefined ? '' : JSON.stringify(body), headers, 'cache-control', 'no-store');
 }
 
 export function sendError(res: ServerResponse, err: unknown, requestId: string): number {
   const { status, body, headers } = renderError(err, requestId);
   if (status === 413 || status === 408) headers.connection = 'close';
-  if (status === 401) headers['www-authenticate'] = 'Bearer realm="keygate-admin"';
+  if (status === 401) headers['www-authenticate'] = ADMIN_CHALLENGE;
   sendJson(res, status, body, headers);
   return status;
 }

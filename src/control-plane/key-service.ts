@@ -5,7 +5,7 @@ import type { Actor, AuditEntry } from '../domain/entities.js';
 import { newAuditId, newKeyId } from '../domain/ids.js';
 import type { PermissionCatalogue } from '../domain/permissions.js';
 import { generateSecret, hashSecret } from '../domain/secret.js';
-import { KeygateError, ValidationError } from '../errors.js';
+import { KeygateError, ValidationError } from '../errors/catalogue.js';
 import type { KeyStore } from '../store/types.js';
 import type { CreateKeyInput, KeyListQuery, PatchKeyInput } from './schemas.js';
 

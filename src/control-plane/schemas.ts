@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseCidr } from '../domain/cidr.js';
 import { formatIssues } from '../domain/issues.js';
-import { ValidationError } from '../errors.js';
+import { ValidationError } from '../errors/catalogue.js';
 
 // Admin request bodies. Every object is strict: an unknown field is a 400 naming it.
 

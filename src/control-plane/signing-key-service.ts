@@ -6,7 +6,7 @@ import { SigningKeyCipher } from '../domain/signing-key-cipher.js';
 import {
   activeFromMs, publicSigningKey, signsNowOrLater, type PublicSigningKey, type SigningAlgorithm, type SigningKeyRecord,
 } from '../domain/signing-key.js';
-import { KeygateError } from '../errors.js';
+import { KeygateError } from '../errors/catalogue.js';
 import type { KeyStore, WriteBatch, WriteOp } from '../store/types.js';
 
 const SYSTEM: Actor = { type: 'admin', name: 'keygate' };

@@ -3,40 +3,37 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { compileIpAllowlist, parseIp, type ParsedIp } from '../domain/cidr.js';
-import { CHARSET_MESSAGE, isJsonContentType, isJsonWithForeignCharset } from '../domain/json-body.js';
-import { ERROR_CATALOGUE, type ErrorCode } from '../errors.js';
+import type { ErrorCode } from '../errors/catalogue.js';
+import { rawErrorResponse } from '../errors/http.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { DrainState } from '../http/drain.js';
-import { createClientIpResolver } from './client-ip.js';
-import type { CompiledRoute, RequestContext } from './context.js';
-import { chunkedOnly, scanHeaders, type HeaderScan } from './credentials.js';
-import { requestTimedOut, upstreamRequestHeaders } from './forwarder.js';
-import { CredentialMemo } from './key-resolver.js';
-import { readBody } from './read-body.js';
-import { parseRequestTarget } from './request-target.js';
-import { RouteTable } from './route-table.js';
-import type { createTokenExchange } from './token-endpoint.js';
-import type { TokenService } from './token-service.js';
-import type { UsageRecorder } from './usage-recorder.js';
+import { createClientIpResolver } from './request/client-ip.js';
+import type { CompiledRoute, ConfiguredRoute, RequestContext } from './pipeline/context.js';
+import { chunkedOnly, scanHeaders } from './request/credentials.js';
+import { requestTimedOut } from './upstream/proxy-handler.js';
+import { Accounting } from './pipeline/accounting.js';
+import { createRequestEnd, sendGatewayError, sendGatewayFault } from './pipeline/request-end.js';
+import { runPipeline } from './pipeline/run.js';
+import { peerMemo } from './request/peer.js';
+import { parseRequestTarget } from './request/request-target.js';
+import { RouteTable } from './pipeline/route-table.js';
+import type { UsageRecorder } from './pipeline/usage-recorder.js';
 
 export interface GatewayDeps {
   config: Config;
-  routes: readonly CompiledRoute[];
-  tokens: TokenService;
-  exchange: ReturnType<typeof createTokenExchange>;
+  /** The config's routes, matched by method and path. */
+  routes: readonly ConfiguredRoute[];
+  /** The gateway's own routes (`/auth/token`, the JWKS), by path, ahead of every configured one. */
+  localRoutes: ReadonlyMap<string, CompiledRoute>;
   metrics: Metrics;
   logger: Logger;
   usage: UsageRecorder;
   drain: DrainState;
 }
 
-const PEER = Symbol('keygate.peer');
-/** What the gateway knows of a client connection, worked out on its first request. */
-interface Peer { ip: ParsedIp | null; text: string; trusted: boolean; credential: CredentialMemo }
-type PeerSocket = Socket & { [PEER]?: Peer };
 /** Set on a socket whose request was refused for its Transfer-Encoding: the parser's own error on it follows. */
 const BAD_FRAMING = Symbol('keygate.badFraming');
+const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /** Request ids: a random per-process prefix and a counter; unique without a syscall per request. */
 function requestIds(): () => string {
@@ -45,152 +42,25 @@ function requestIds(): () => string {
   return () => `${prefix}${(n++).toString(36)}`;
 }
 
-/** The client went away mid-request (its body was cut off): a closed request, not a gateway fault. */
-function clientGone(req: IncomingMessage, err: unknown): boolean {
-  return req.destroyed || (err as NodeJS.ErrnoException | null)?.code === 'ECONNRESET';
-}
-
-function errorBody(code: ErrorCode, message: string, requestId: string): string {
-  return JSON.stringify({ error: { code, message, requestId } });
-}
-
+/**
+ * The gateway port: listener → route → pipeline (the route's stages) → its final handler.
+ * Requests refused before a route is known (framing, request target, Host) and requests the
+ * HTTP parser refuses are answered here, through the same writer and accounting.
+ */
 export function createGatewayServer(deps: GatewayDeps): Server {
-  const { config, metrics, logger, usage, drain } = deps;
+  const { config, logger, drain } = deps;
   const table = new RouteTable(deps.routes);
+  const local = deps.localRoutes;
   const nextId = requestIds();
   const resolveClientIp = createClientIpResolver(config.gateway.trustedProxies);
-  const isTrusted = config.gateway.trustedProxies.length > 0 ? compileIpAllowlist(config.gateway.trustedProxies) : () => false;
-  const logRequests = config.gateway.accessLog && logger.isLevelEnabled('info');
+  const peerOf = peerMemo(config.gateway.trustedProxies);
+  const accounting = new Accounting({ metrics: deps.metrics, logger, usage: deps.usage, accessLog: config.gateway.accessLog });
+  const end = createRequestEnd({ accounting, metrics: deps.metrics, logger, drain, routes: [...deps.routes, ...local.values()] });
 
-  // Pre-bound metric children: no label lookup per request.
-  const total = metrics.requestDuration.labels({ kind: 'total' });
-  const overhead = metrics.requestDuration.labels({ kind: 'overhead' });
-  // Route → outcome → counter child: two map lookups per request, no key string built.
-  const counters = new Map<string, Map<string, ReturnType<typeof metrics.requests.labels>>>();
-  const count = (route: string, outcome: string): void => {
-    let byOutcome = counters.get(route);
-    if (!byOutcome) counters.set(route, (byOutcome = new Map()));
-    let c = byOutcome.get(outcome);
-    if (!c) byOutcome.set(outcome, (c = metrics.requests.labels({ route, outcome })));
-    c.inc();
-  };
-  const upstreamTimers = new Map(deps.routes.flatMap((r) => [r.upstream, r.upstreamTest]).map((u) => [u, metrics.upstreamDuration.labels({ upstream: u.name })]));
-
-  const finish = (requestId: string, route: string, status: number, outcome: string, keyId: string | null, started: number, upstreamMs: number): void => {
-    const ms = performance.now() - started;
-    total.observe(ms / 1000);
-    overhead.observe((ms - upstreamMs) / 1000);
-    count(route, outcome);
-    if (keyId !== null) usage.record(keyId, outcome, Date.now());
-    if (logRequests) logger.info({ requestId, route, status, outcome, keyId, ms: Math.round(ms * 100) / 100 }, 'request');
-  };
-
-  /** The client went away before its answer: logged and counted as 499 CLIENT_CLOSED, nothing sent. */
-  const closed = (requestId: string, route: string, keyId: string | null, started: number, upstreamMs = 0): void =>
-    finish(requestId, route, 499, 'CLIENT_CLOSED', keyId, started, upstreamMs);
-
-  /** Every JSON answer the gateway makes itself; while draining it closes the connection. */
-  const sendJson = (res: ServerResponse, requestId: string, status: number, body: string, extra: Record<string, string> = {}): void => {
-    if (drain.draining) res.shouldKeepAlive = false;
-    res.writeHead(status, { ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
-    res.end(body);
-  };
-
-  const refuse = (res: ServerResponse, requestId: string, code: ErrorCode, message: string | null, route: string, keyId: string | null, started: number,
-    extra?: Record<string, string>): void => {
-    const { status } = ERROR_CATALOGUE[code];
-    const headers: Record<string, string> = { ...extra, 'cache-control': 'no-store' };
-    if (status === 401) headers['www-authenticate'] = 'Bearer realm="keygate"';
-    // An unread body is not worth draining: close instead.
-    if (status === 413 || status === 408) res.shouldKeepAlive = false;
-    sendJson(res, requestId, status, errorBody(code, message ?? ERROR_CATALOGUE[code].message, requestId), headers);
-    finish(requestId, route, status, code, keyId, started, 0);
-  };
-
-  const peerOf = (socket: PeerSocket): Peer => {
-    let peer = socket[PEER];
-    if (!peer) {
-      // Parsed once per connection: every request on a keep-alive socket has the same peer.
-      const ip = socket.remoteAddress === undefined ? null : parseIp(socket.remoteAddress);
-      peer = { ip, text: ip ? ip.toString() : (socket.remoteAddress ?? ''), trusted: ip !== null && isTrusted(ip), credential: new CredentialMemo() };
-      socket[PEER] = peer;
-    }
-    return peer;
-  };
-
-  const fault = (res: ServerResponse, requestId: string, err: unknown): void => {
-    logger.error({ err, requestId }, 'gateway request failed');
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    sendJson(res, requestId, 500, errorBody('INTERNAL', ERROR_CATALOGUE.INTERNAL.message, requestId));
-  };
-
-  /**
-   * Runs the route's stages from `from`. A cache hit keeps the whole pipeline synchronous
-   * (no promise per request); only a stage that must wait (a store lookup) goes async.
-   */
-  const runStages = (ctx: RequestContext, from: number, started: number): void => {
-    const stages = ctx.route.stages;
-    for (let i = from; i < stages.length; i++) {
-      const result = stages[i]!(ctx);
-      if (result instanceof Promise) {
-        result.then((r) => {
-          if (r !== null) refuse(ctx.res, ctx.requestId, r, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started, ctx.responseHeaders ?? undefined);
-          else runStages(ctx, i + 1, started);
-        }).catch((err: unknown) => {
-          if (clientGone(ctx.req, err)) closed(ctx.requestId, ctx.route.name, ctx.policy?.keyId ?? null, started);
-          else fault(ctx.res, ctx.requestId, err);
-        });
-        return;
-      }
-      if (result !== null) return refuse(ctx.res, ctx.requestId, result, ctx.message, ctx.route.name, ctx.policy?.keyId ?? null, started, ctx.responseHeaders ?? undefined);
-    }
-    forward(ctx, started);
-  };
-
-  // Token bodies are small; the cap keeps a token request from holding much memory.
-  const tokenBodyCap = Math.min(config.gateway.maxBodyBytes, 64 * 1024);
-
-  /** `POST /auth/token` and `GET /.well-known/jwks.json`: the gateway's own endpoints, ahead of every route. */
-  const ownEndpoint = (req: IncomingMessage, res: ServerResponse, requestId: string, path: '/auth/token' | '/.well-known/jwks.json' | string, scan: HeaderScan, started: number): boolean => {
-    if (path === '/.well-known/jwks.json') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') refuse(res, requestId, 'METHOD_NOT_ALLOWED', null, 'jwks', null, started, { allow: 'GET, HEAD' });
-      else {
-        sendJson(res, requestId, 200, deps.tokens.jwksJson(), { 'cache-control': deps.tokens.jwksCacheControl });
-        finish(requestId, 'jwks', 200, 'OK', null, started, 0);
-      }
-      return true;
-    }
-    if (req.method !== 'POST') {
-      refuse(res, requestId, 'METHOD_NOT_ALLOWED', null, 'auth-token', null, started, { allow: 'POST' });
-      return true;
-    }
-    if (!deps.tokens.ready) {
-      refuse(res, requestId, 'STORE_UNAVAILABLE', 'No token signing key is loaded yet.', 'auth-token', null, started);
-      return true;
-    }
-    if (scan.hasBody && !isJsonContentType(req.headers['content-type'])) {
-      refuse(res, requestId, 'UNSUPPORTED_MEDIA_TYPE', isJsonWithForeignCharset(req.headers['content-type']) ? CHARSET_MESSAGE : null, 'auth-token', null, started);
-      return true;
-    }
-    const peer = peerOf(req.socket as PeerSocket);
-    const clientIp = peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip;
-    readBody(req, tokenBodyCap, config.gateway.requestTimeoutMs - (performance.now() - started))
-      .then(async (body) => {
-        if (body === 'timeout') return refuse(res, requestId, 'REQUEST_TIMEOUT', null, 'auth-token', null, started);
-        if (typeof body === 'string') return refuse(res, requestId, 'BODY_TOO_LARGE', `The body is over ${tokenBodyCap} bytes.`, 'auth-token', null, started);
-        const out = await deps.exchange(scan, body, clientIp, Date.now());
-        if (!out.ok) return refuse(res, requestId, out.code, out.message ?? null, 'auth-token', out.keyId ?? null, started, out.headers);
-        sendJson(res, requestId, 200, JSON.stringify(out.body), { ...out.headers, 'cache-control': 'no-store' });
-        finish(requestId, 'auth-token', 200, 'OK', out.keyId, started, 0);
-      })
-      .catch((err: unknown) => {
-        if (clientGone(req, err)) closed(requestId, 'auth-token', null, started);
-        else fault(res, requestId, err);
-      });
-    return true;
+  /** A refusal before any route is known: counted under `unmatched`. */
+  const refuseUnmatched = (res: ServerResponse, requestId: string, code: ErrorCode, message: string | null, started: number): void => {
+    const status = sendGatewayError(res, drain, requestId, code, message, null);
+    accounting.finish(requestId, 'unmatched', status, code, null, started, 0);
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse, requestId: string): void => {
@@ -201,80 +71,40 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       // comes first, before the parser's own error on the body (see clientError).
       res.shouldKeepAlive = false;
       (req.socket as Socket & { [BAD_FRAMING]?: true })[BAD_FRAMING] = true;
-      return refuse(res, requestId, 'BAD_REQUEST', 'The request\'s Transfer-Encoding is not chunked (no other transfer coding is accepted).', 'unmatched', null, started);
+      return refuseUnmatched(res, requestId, 'BAD_REQUEST', 'The request\'s Transfer-Encoding is not chunked (no other transfer coding is accepted).', started);
     }
     const target = parseRequestTarget(req.url ?? '');
-    if (target === null) return refuse(res, requestId, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', 'unmatched', null, started);
-    if (scan.hosts > 1) return refuse(res, requestId, 'BAD_REQUEST', 'The request has more than one Host header.', 'unmatched', null, started);
+    if (target === null) return refuseUnmatched(res, requestId, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', started);
+    if (scan.hosts > 1) return refuseUnmatched(res, requestId, 'BAD_REQUEST', 'The request has more than one Host header.', started);
     // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (Node's own answer has no error body).
-    if (scan.hosts === 0 && req.httpVersionMinor !== 0) return refuse(res, requestId, 'BAD_REQUEST', 'The request has no Host header.', 'unmatched', null, started);
-    if ((target.path === '/auth/token' || target.path === '/.well-known/jwks.json') && ownEndpoint(req, res, requestId, target.path, scan, started)) return;
-    const match = table.match(req.method ?? '', target.path);
-    if (match === null) return refuse(res, requestId, 'ROUTE_NOT_FOUND', null, 'unmatched', null, started);
-    const route = match.route;
-    const peer = peerOf(req.socket as PeerSocket);
+    if (scan.hosts === 0 && req.httpVersionMinor !== 0) return refuseUnmatched(res, requestId, 'BAD_REQUEST', 'The request has no Host header.', started);
+    let route: CompiledRoute | undefined = local.get(target.path);
+    let params = NO_PARAMS;
+    if (route === undefined) {
+      const match = table.match(req.method ?? '', target.path);
+      if (match === null) return refuseUnmatched(res, requestId, 'ROUTE_NOT_FOUND', null, started);
+      route = match.route;
+      params = match.params;
+    }
+    const peer = peerOf(req.socket);
     const ctx: RequestContext = {
-      req, res, requestId, route,
-      params: match.params,
+      req, res, requestId, route, params,
       path: target.path,
       search: target.search,
       scan,
       now: Date.now(),
+      started,
       policy: null,
+      secretHash: null,
       profile: null,
-      peerIp: peer.ip,
-      peerTrusted: peer.trusted,
+      peer,
       credential: peer.credential,
       clientIp: peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip,
-      message: null,
       responseHeaders: null,
       body: null,
+      tokenRequest: null,
     };
-    runStages(ctx, 0, started);
-  };
-
-  const forward = (ctx: RequestContext, started: number): void => {
-    const { req, res, requestId, route, scan } = ctx;
-    // A client that left while a stage waited (a store lookup, a Redis rate limit) gets
-    // nothing forwarded: its response could never be written, and would hold the upstream.
-    if (res.destroyed || req.socket.destroyed) {
-      return closed(requestId, route.name, ctx.policy?.keyId ?? null, started);
-    }
-    const peer = peerOf(req.socket as PeerSocket);
-    const policy = ctx.policy!;
-    const test = policy.environment === 'test';
-    const upstream = test ? route.upstreamTest : route.upstream;
-    const headers = upstreamRequestHeaders(req, scan, {
-      requestId,
-      peerIp: peer.text,
-      peerTrusted: peer.trusted,
-      identity: {
-        keyId: policy.keyId,
-        workspaceId: policy.workspaceId,
-        keyType: policy.type,
-        environment: policy.environment,
-        profile: ctx.profile,
-      },
-    });
-    const upstreamStarted = performance.now();
-    const keyId = policy.keyId;
-    // A key with limits gets its RateLimit-* headers on the forwarded answer too.
-    const limitHeaders = ctx.responseHeaders;
-    upstream.forward(req, res, ctx.path + ctx.search, headers, requestId, drain, ctx.body, scan.hasBody, limitHeaders, (result) => {
-      const upstreamMs = performance.now() - upstreamStarted;
-      upstreamTimers.get(upstream)?.observe(upstreamMs / 1000);
-      if (result.ok) return finish(requestId, route.name, result.status, 'OK', keyId, started, upstreamMs);
-      if (result.code === 'CLIENT_GONE') return closed(requestId, route.name, keyId, started, upstreamMs);
-      if (result.code === 'INTERNAL') {
-        logger.error({ err: result.err, requestId }, 'gateway request failed');
-        return refuse(res, requestId, 'INTERNAL', null, route.name, keyId, started);
-      }
-      if (result.responded) {
-        res.destroy();
-        return finish(requestId, route.name, 502, result.code, keyId, started, upstreamMs);
-      }
-      refuse(res, requestId, result.code, null, route.name, keyId, started, limitHeaders ?? undefined);
-    });
+    runPipeline(ctx, 0, end);
   };
 
   const server = createServer({
@@ -291,7 +121,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     try {
       handle(req, res, requestId);
     } catch (err) {
-      fault(res, requestId, err);
+      sendGatewayFault(res, drain, logger, requestId, err);
     }
   });
 
@@ -317,15 +147,9 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     const requestId = nextId();
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
     const code: ErrorCode = tooLarge ? 'HEADERS_TOO_LARGE' : timedOut ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
-    const { status } = ERROR_CATALOGUE[code];
-    const message = tooLarge ? 'The request headers are over 16 KiB.' : timedOut ? `The request did not arrive within ${config.gateway.requestTimeoutMs} ms.` : ERROR_CATALOGUE.BAD_REQUEST.message;
-    const body = errorBody(code, message, requestId);
-    socket.end(
-      `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : timedOut ? 'Request Timeout' : 'Bad Request'}\r\n` +
-      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `x-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
-    );
-    count('unmatched', code);
+    const message = tooLarge ? 'The request headers are over 16 KiB.' : timedOut ? `The request did not arrive within ${config.gateway.requestTimeoutMs} ms.` : null;
+    socket.end(rawErrorResponse(code, message, requestId));
+    accounting.count('unmatched', code);
   });
   return server;
 }

@@ -4,7 +4,7 @@ import { compilePolicy, type CompiledPolicy } from '../domain/compiled-policy.js
 import { SECRET_LENGTH, checkSecretFormat, hashSecret } from '../domain/secret.js';
 import type { KeySource } from '../store/key-source.js';
 import type { Change } from '../store/types.js';
-import type { VerifiedToken } from './token-service.js';
+import type { VerifiedToken } from './tokens/token-service.js';
 
 export type Resolution =
   /** `hash` is the peppered hash of the secret presented (current or retired). */

@@ -4,17 +4,16 @@ import type { Config } from '../config/schema.js';
 import { createGatewayServer } from '../data-plane/gateway-server.js';
 import { KeyResolver } from '../data-plane/key-resolver.js';
 import type { KeySource } from '../store/key-source.js';
-import { compileRoutes } from '../data-plane/pipeline.js';
-import { UsageRecorder, type UsageSink } from '../data-plane/usage-recorder.js';
+import { compileRoutes } from '../data-plane/pipeline/compile-routes.js';
+import { UsageRecorder, type UsageSink } from '../data-plane/pipeline/usage-recorder.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RateLimiter } from '../store/rate-limit/types.js';
 import type { Change } from '../store/types.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
-import { limitCheck } from '../data-plane/stages/rate-limit.js';
 import { SigningKeyCipher } from '../domain/signing-key-cipher.js';
-import { createTokenExchange } from '../data-plane/token-endpoint.js';
-import { TokenService } from '../data-plane/token-service.js';
-import { TokenVerifier } from '../data-plane/token-verifier.js';
+import { compileTokenRoutes } from '../data-plane/tokens/token-routes.js';
+import { TokenService } from '../data-plane/tokens/token-service.js';
+import { TokenVerifier } from '../data-plane/tokens/token-verifier.js';
 import { drainState, type DrainState } from '../http/drain.js';
 
 export interface GatewayNodeDeps {
@@ -65,7 +64,8 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
   });
   const drain = drainState();
   const server = createGatewayServer({
-    config, routes, metrics, logger: deps.logger, usage, drain, tokens, exchange: createTokenExchange(resolver, tokens, limitCheck(deps.limiter, metrics.rateLimited)),
+    config, routes, metrics, logger: deps.logger, usage, drain,
+    localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited }),
   });
   return {
     server,

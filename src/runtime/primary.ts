@@ -9,7 +9,7 @@ import { listen } from '../http/listen.js';
 import { isMessage, type MetricsRequest, type MetricsResult, type ToPrimary, type ToWorker } from './ipc.js';
 import { IpcRequests } from '../store/ipc-requests.js';
 import { storeKeySource } from '../store/key-source.js';
-import { UsageRecorder } from '../data-plane/usage-recorder.js';
+import { UsageRecorder } from '../data-plane/pipeline/usage-recorder.js';
 import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './heartbeat.js';
 import { followStore } from './follow-store.js';
 import { Lifecycle } from './lifecycle.js';

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { sendError, sendJson } from '../control-plane/http.js';
 import { newRequestId } from '../domain/ids.js';
-import { KeygateError } from '../errors.js';
+import { KeygateError } from '../errors/catalogue.js';
 import { listen } from '../http/listen.js';
 
 export interface StartupRetryOptions {

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../../domain/api-key.js';
 import { BASE62 } from '../../domain/ids.js';
 import { generateSecret, hashSecret } from '../../domain/secret.js';
-import type { RequestContext } from '../context.js';
-import { scanHeaders } from '../credentials.js';
-import type { KeySource } from '../../store/key-source.js';
+import type { RequestContext } from '../pipeline/context.js';
+import { scanHeaders } from '../request/credentials.js';
 import { KeyResolver } from '../key-resolver.js';
-import type { TokenVerifier } from '../token-verifier.js';
+import type { KeySource } from '../../store/key-source.js';
+import type { TokenVerifier } from '../tokens/token-verifier.js';
 import { authenticateStage } from './authenticate.js';
 import { keyRecord } from '../../../test/support/fixtures.js';
 

@@ -1,14 +1,16 @@
 import type { KeyResolver } from '../key-resolver.js';
-import { readCredential } from '../credentials.js';
-import type { RequestContext, Stage, StageResult } from '../context.js';
-import type { TokenVerifier } from '../token-verifier.js';
+import { readCredential } from '../request/credentials.js';
+import type { RequestContext, Stage, StageResult } from '../pipeline/context.js';
+import type { TokenVerifier } from '../tokens/token-verifier.js';
+import type { Refusal } from '../../errors/http.js';
 
 /**
  * Credential → compiled policy. Unknown secrets, bad checksums, Basic credentials naming
  * another workspace and Basic on a key that may not use it all give the same 401, so the
- * answer never tells which part was wrong.
+ * answer never tells which part was wrong. A token is verified by `tokens`; without a verifier
+ * it is refused with `onToken` (or as TOKEN_INVALID).
  */
-export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier | null): Stage {
+export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier | null, onToken: Refusal | null = null): Stage {
   const finish = (ctx: RequestContext, basicWorkspace: string | null, res: Awaited<ReturnType<KeyResolver['resolve']>>): StageResult => {
     if (!res.ok) return res.code;
     const policy = res.policy;
@@ -16,6 +18,7 @@ export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier |
       return 'UNAUTHENTICATED';
     }
     ctx.policy = policy;
+    ctx.secretHash = res.hash;
     return null;
   };
   return (ctx) => {
@@ -27,7 +30,8 @@ export function authenticateStage(resolver: KeyResolver, tokens: TokenVerifier |
       case 'ambiguous':
         return 'AMBIGUOUS_CREDENTIALS';
       case 'token':
-        return tokens ? tokens.verify(ctx, cred.token) : 'TOKEN_INVALID';
+        if (tokens) return tokens.verify(ctx, cred.token);
+        return onToken ?? 'TOKEN_INVALID';
       case 'secret':
       case 'basic': {
         // The resolver checks the secret's format and checksum before any HMAC or store lookup;

@@ -5,28 +5,29 @@ import type { RouteConfig } from '../../config/schema.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
 import { keyRecord } from '../../../test/support/fixtures.js';
 import { anyCodeUnit, fuzz } from '../../../test/support/fuzz.js';
-import type { RequestContext, StageResult } from '../context.js';
-import { scanHeaders } from '../credentials.js';
+import { refusedCode, refusedMessage, type AdmittedContext } from '../pipeline/context.js';
+import type { ErrorCode } from '../../errors/catalogue.js';
+import { scanHeaders } from '../request/credentials.js';
 import { bodyPolicyStage } from './body-policy.js';
 
 type Route = Pick<RouteConfig, 'events' | 'profileAttributes'>;
 const EVENTS: Route = { events: { field: 'action' }, profileAttributes: false };
 const ATTRIBUTES: Route = { profileAttributes: true };
 const LIMITS = { maxBodyBytes: 64 * 1024, requestTimeoutMs: 5_000 };
-const OUTCOMES: StageResult[] = [null, 'INVALID_BODY', 'UNSUPPORTED_MEDIA_TYPE', 'BAD_REQUEST', 'BODY_TOO_LARGE', 'EVENT_NOT_ALLOWED', 'ATTRIBUTE_NOT_ALLOWED'];
+const OUTCOMES: Array<ErrorCode | null> = [null, 'INVALID_BODY', 'UNSUPPORTED_MEDIA_TYPE', 'BAD_REQUEST', 'BODY_TOO_LARGE', 'EVENT_NOT_ALLOWED', 'ATTRIBUTE_NOT_ALLOWED'];
 
 interface Lists { eventAllowlist: string[]; eventDenylist: string[]; profileAttributeAllowlist: string[] }
 
-async function run(route: Route, headers: Array<[string, string]>, body: Buffer | null, lists: Lists): Promise<{ result: StageResult; message: string | null }> {
+async function run(route: Route, headers: Array<[string, string]>, body: Buffer | null, lists: Lists): Promise<{ result: ErrorCode | null; message: string | null }> {
   const req = new PassThrough() as PassThrough & { headers: Record<string, string>; rawHeaders: string[] };
   req.rawHeaders = headers.flat();
   req.headers = {};
   for (const [n, v] of headers) req.headers[n.toLowerCase()] ??= v;
   if (body !== null) req.write(body);
   req.end();
-  const ctx = { req, scan: scanHeaders(req.rawHeaders), now: Date.now(), policy: compilePolicy(keyRecord(lists), null), message: null, body: null } as unknown as RequestContext;
-  const result = await bodyPolicyStage(route, LIMITS)(ctx);
-  return { result, message: ctx.message };
+  const ctx = { req, scan: scanHeaders(req.rawHeaders), now: Date.now(), policy: compilePolicy(keyRecord(lists), null), body: null } as unknown as AdmittedContext;
+  const r = await bodyPolicyStage(route, LIMITS)(ctx);
+  return { result: refusedCode(r), message: refusedMessage(r) };
 }
 
 /** Names from a small alphabet, so list entries and body names often meet. */

@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import type { RouteConfig } from '../../config/schema.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
 import { keyRecord } from '../../../test/support/fixtures.js';
-import type { RequestContext, StageResult } from '../context.js';
-import { scanHeaders } from '../credentials.js';
+import { refusedCode, refusedMessage, type AdmittedContext } from '../pipeline/context.js';
+import type { ErrorCode } from '../../errors/catalogue.js';
+import { scanHeaders } from '../request/credentials.js';
 import { bodyPolicyStage, type BodyPolicyOptions } from './body-policy.js';
 
 type Route = Pick<RouteConfig, 'events' | 'profileAttributes'>;
@@ -24,18 +25,17 @@ function fakeRequest(headers: Headers): PassThrough & { headers: Record<string, 
   return req;
 }
 
-function contextFor(req: ReturnType<typeof fakeRequest>, over: Parameters<typeof keyRecord>[0] = {}, now = Date.now()): RequestContext {
+function contextFor(req: ReturnType<typeof fakeRequest>, over: Parameters<typeof keyRecord>[0] = {}, now = Date.now()): AdmittedContext {
   return {
     req,
     scan: scanHeaders(req.rawHeaders),
     now,
     policy: compilePolicy(keyRecord(over), null),
-    message: null,
     body: null,
-  } as unknown as RequestContext;
+  } as unknown as AdmittedContext;
 }
 
-interface Run { result: StageResult; ctx: RequestContext }
+interface Run { result: ErrorCode | null; message: string | null; ctx: AdmittedContext }
 
 /**
  * Runs the stage on a complete body. `headers` defaults to JSON with the body's
@@ -49,8 +49,8 @@ async function run(route: Route, body: string | Buffer | null,
   if (bytes !== null) req.write(bytes);
   req.end();
   const ctx = contextFor(req, opts.key);
-  const result = await bodyPolicyStage(route, opts.limits ?? LIMITS)(ctx);
-  return { result, ctx };
+  const r = await bodyPolicyStage(route, opts.limits ?? LIMITS)(ctx);
+  return { result: refusedCode(r), message: refusedMessage(r), ctx };
 }
 
 const event = (action: unknown, extra: Record<string, unknown> = {}): string => JSON.stringify({ action, ...extra });
@@ -58,9 +58,9 @@ const event = (action: unknown, extra: Record<string, unknown> = {}): string => 
 describe('body-policy stage: the request must carry uncompressed JSON', () => {
   it('refuses a body without Content-Type with UNSUPPORTED_MEDIA_TYPE', async () => {
     const body = event('page.view');
-    const { result, ctx } = await run(EVENTS, body, { headers: [['Content-Length', String(body.length)]] });
+    const { result, message } = await run(EVENTS, body, { headers: [['Content-Length', String(body.length)]] });
     expect(result).toBe('UNSUPPORTED_MEDIA_TYPE');
-    expect(ctx.message).toMatch(/JSON/);
+    expect(message).toMatch(/JSON/);
   });
 
   it('refuses text/plain with UNSUPPORTED_MEDIA_TYPE', async () => {
@@ -79,9 +79,9 @@ describe('body-policy stage: the request must carry uncompressed JSON', () => {
   it('refuses two Content-Type headers with BAD_REQUEST, even when both say JSON', async () => {
     const body = event('page.view');
     for (const second of ['application/json', 'text/plain']) {
-      const { result, ctx } = await run(EVENTS, body, { headers: [JSON_TYPE, ['content-type', second], ['Content-Length', String(body.length)]] });
+      const { result, message } = await run(EVENTS, body, { headers: [JSON_TYPE, ['content-type', second], ['Content-Length', String(body.length)]] });
       expect(result, second).toBe('BAD_REQUEST');
-      expect(ctx.message).toMatch(/Content-Type/);
+      expect(message).toMatch(/Content-Type/);
     }
   });
 
@@ -97,18 +97,18 @@ describe('body-policy stage: the request must carry uncompressed JSON', () => {
     const body = event('page.visit+ACI-,+ACI-action+ACI-:+ACI-transaction.charge');
     for (const charset of ['utf-7', '"UTF-7"', 'utf-16', 'UTF-16LE', 'ibm037']) {
       const type = `application/json; charset=${charset}`;
-      const { result, ctx } = await run(EVENTS, body, { headers: [['Content-Type', type], ['Content-Length', String(body.length)]] });
+      const { result, message } = await run(EVENTS, body, { headers: [['Content-Type', type], ['Content-Length', String(body.length)]] });
       expect(result, type).toBe('UNSUPPORTED_MEDIA_TYPE');
-      expect(ctx.message, type).toMatch(/charset/);
+      expect(message, type).toMatch(/charset/);
     }
   });
 
   it('refuses a compressed body (Content-Encoding: gzip, deflate, br) with UNSUPPORTED_MEDIA_TYPE', async () => {
     const body = event('page.view');
     for (const encoding of ['gzip', 'deflate', 'br', 'identity, gzip']) {
-      const { result, ctx } = await run(EVENTS, body, { headers: [JSON_TYPE, ['Content-Encoding', encoding], ['Content-Length', String(body.length)]] });
+      const { result, message } = await run(EVENTS, body, { headers: [JSON_TYPE, ['Content-Encoding', encoding], ['Content-Length', String(body.length)]] });
       expect(result, encoding).toBe('UNSUPPORTED_MEDIA_TYPE');
-      expect(ctx.message).toMatch(/Content-Encoding/);
+      expect(message).toMatch(/Content-Encoding/);
     }
   });
 
@@ -139,9 +139,9 @@ describe('body-policy stage: size and time limits', () => {
     const req = fakeRequest([JSON_TYPE, ['Content-Length', String(LIMITS.maxBodyBytes + 1)]]);
     req.write(Buffer.alloc(100, 0x20)); // the start of the body has arrived; the rest never comes
     const ctx = contextFor(req);
-    const result = await bodyPolicyStage(EVENTS, LIMITS)(ctx);
-    expect(result).toBe('BODY_TOO_LARGE');
-    expect(ctx.message).toContain(String(LIMITS.maxBodyBytes));
+    const r = await bodyPolicyStage(EVENTS, LIMITS)(ctx);
+    expect(refusedCode(r)).toBe('BODY_TOO_LARGE');
+    expect(refusedMessage(r)).toContain(String(LIMITS.maxBodyBytes));
     expect(req.readableLength, 'nothing was read').toBe(100);
     expect(req.listenerCount('data')).toBe(0);
     expect(ctx.body).toBeNull();
@@ -167,7 +167,7 @@ describe('body-policy stage: size and time limits', () => {
     const pending = bodyPolicyStage(EVENTS, LIMITS)(ctx);
     for (let k = 0; k < 5; k++) req.write(Buffer.alloc(200, 0x20)); // 1000 bytes: under the cap
     req.write(Buffer.alloc(25, 0x20)); // 1025: one over; the body never ends
-    expect(await pending).toBe('BODY_TOO_LARGE');
+    expect(refusedCode(await pending)).toBe('BODY_TOO_LARGE');
     expect(req.listenerCount('data'), 'reading stopped').toBe(0);
     expect(ctx.body).toBeNull();
   });
@@ -229,23 +229,23 @@ describe('body-policy stage: strict JSON in UTF-8', () => {
       ['Latin-1 text', Buffer.from('{"action":"café"}', 'latin1')],
     ];
     for (const [what, bytes] of cases) {
-      const { result, ctx } = await run(EVENTS, bytes);
+      const { result, message } = await run(EVENTS, bytes);
       expect(result, what).toBe('INVALID_BODY');
-      expect(ctx.message, what).toMatch(/UTF-8/);
+      expect(message, what).toMatch(/UTF-8/);
     }
   });
 
   it('refuses a syntax error with INVALID_BODY and says why', async () => {
-    const { result, ctx } = await run(EVENTS, '{"action":"page.view",}');
+    const { result, message } = await run(EVENTS, '{"action":"page.view",}');
     expect(result).toBe('INVALID_BODY');
-    expect(ctx.message).toMatch(/not valid JSON/);
+    expect(message).toMatch(/not valid JSON/);
   });
 
   it('refuses a duplicate key, also when it is spelled with escapes', async () => {
     for (const body of ['{"action":"denied","action":"ok"}', '{"action":"ok","\\u0061ction":"denied"}', '[{"action":"a","x":{"k":1,"k":2}}]']) {
-      const { result, ctx } = await run(EVENTS, body);
+      const { result, message } = await run(EVENTS, body);
       expect(result, body).toBe('INVALID_BODY');
-      expect(ctx.message, body).toMatch(/duplicate key/);
+      expect(message, body).toMatch(/duplicate key/);
     }
   });
 
@@ -257,9 +257,9 @@ describe('body-policy stage: strict JSON in UTF-8', () => {
 
   it('checks an event name written with escapes as decoded', async () => {
     const key = { eventDenylist: ['transaction.charge'] };
-    const { result, ctx } = await run(EVENTS, '{"\\u0061ction":"transaction.\\u0063harge"}', { key });
+    const { result, message } = await run(EVENTS, '{"\\u0061ction":"transaction.\\u0063harge"}', { key });
     expect(result).toBe('EVENT_NOT_ALLOWED');
-    expect(ctx.message).toContain('"transaction.charge"');
+    expect(message).toContain('"transaction.charge"');
   });
 });
 
@@ -277,9 +277,9 @@ describe('body-policy stage: events', () => {
 
   it('refuses an event not on a non-empty allowlist, naming it', async () => {
     for (const name of ['page.viewed', 'page', 'checkout', 'Page.view', 'xcheckout.start', '']) {
-      const { result, ctx } = await run(EVENTS, event(name), { key: allow });
+      const { result, message } = await run(EVENTS, event(name), { key: allow });
       expect(result, name).toBe('EVENT_NOT_ALLOWED');
-      expect(ctx.message, name).toContain(JSON.stringify(name));
+      expect(message, name).toContain(JSON.stringify(name));
     }
   });
 
@@ -297,9 +297,9 @@ describe('body-policy stage: events', () => {
   it('lets the denylist win over the allowlist', async () => {
     const key = { eventAllowlist: ['transaction.*'], eventDenylist: ['transaction.charge'] };
     expect((await run(EVENTS, event('transaction.refund'), { key })).result).toBeNull();
-    const { result, ctx } = await run(EVENTS, event('transaction.charge'), { key });
+    const { result, message } = await run(EVENTS, event('transaction.charge'), { key });
     expect(result).toBe('EVENT_NOT_ALLOWED');
-    expect(ctx.message).toContain('"transaction.charge"');
+    expect(message).toContain('"transaction.charge"');
   });
 
   it('lets the denylist win over an exact allowlist entry and over "*"', async () => {
@@ -322,27 +322,27 @@ describe('body-policy stage: events', () => {
   it('refuses a batch with one denied event among allowed ones, naming it', async () => {
     const key = { eventDenylist: ['transaction.charge'] };
     const body = JSON.stringify([{ action: 'page.view' }, { action: 'transaction.charge' }, { action: 'page.click' }]);
-    const { result, ctx } = await run(EVENTS, body, { key });
+    const { result, message } = await run(EVENTS, body, { key });
     expect(result).toBe('EVENT_NOT_ALLOWED');
-    expect(ctx.message).toContain('"transaction.charge"');
+    expect(message).toContain('"transaction.charge"');
   });
 
   it('names the first refused event of a batch', async () => {
     const key = { eventAllowlist: ['page.*'] };
     const body = JSON.stringify([{ action: 'page.view' }, { action: 'first.refused' }, { action: 'second.refused' }]);
-    const { result, ctx } = await run(EVENTS, body, { key });
+    const { result, message } = await run(EVENTS, body, { key });
     expect(result).toBe('EVENT_NOT_ALLOWED');
-    expect(ctx.message).toContain('"first.refused"');
-    expect(ctx.message).not.toContain('second.refused');
+    expect(message).toContain('"first.refused"');
+    expect(message).not.toContain('second.refused');
   });
 
   it('quotes a refused name and cuts a long one short, so the name cannot shape the message', async () => {
     const hostile = `evil" and "more\n${'x'.repeat(5000)}`;
-    const { result, ctx } = await run(EVENTS, event(hostile), { key: { eventDenylist: ['evil*'] }, limits: { ...LIMITS, maxBodyBytes: 10_000 } });
+    const { result, message } = await run(EVENTS, event(hostile), { key: { eventDenylist: ['evil*'] }, limits: { ...LIMITS, maxBodyBytes: 10_000 } });
     expect(result).toBe('EVENT_NOT_ALLOWED');
-    expect(ctx.message).toContain(JSON.stringify(hostile.slice(0, 200)).slice(0, -1));
-    expect(ctx.message!.length).toBeLessThan(400);
-    expect(ctx.message).not.toContain('\n');
+    expect(message).toContain(JSON.stringify(hostile.slice(0, 200)).slice(0, -1));
+    expect(message!.length).toBeLessThan(400);
+    expect(message).not.toContain('\n');
   });
 
   describe('a body without a string at the event field is INVALID_BODY', () => {
@@ -369,16 +369,16 @@ describe('body-policy stage: events', () => {
     for (const [what, body] of cases) {
       it(`refuses ${what}`, async () => {
         // Even a key with no lists at all: the body's shape is checked first.
-        const { result, ctx } = await run(EVENTS, body);
+        const { result, message } = await run(EVENTS, body);
         expect(result).toBe('INVALID_BODY');
-        expect(ctx.message).toBeTruthy();
+        expect(message).toBeTruthy();
       });
     }
 
     it('names the field and the batch element at fault', async () => {
-      const { ctx } = await run(EVENTS, '[{"action":"a"},{"action":null}]');
-      expect(ctx.message).toContain('"action"');
-      expect(ctx.message).toContain('1');
+      const { message } = await run(EVENTS, '[{"action":"a"},{"action":null}]');
+      expect(message).toContain('"action"');
+      expect(message).toContain('1');
     });
   });
 
@@ -401,15 +401,15 @@ describe('body-policy stage: profile attributes', () => {
   });
 
   it('refuses a body with one attribute not on the allowlist, naming it', async () => {
-    const { result, ctx } = await run(ATTRIBUTES, '{"firstName":"Ada","email":"ada@example.com","tags":[]}', { key });
+    const { result, message } = await run(ATTRIBUTES, '{"firstName":"Ada","email":"ada@example.com","tags":[]}', { key });
     expect(result).toBe('ATTRIBUTE_NOT_ALLOWED');
-    expect(ctx.message).toContain('"email"');
+    expect(message).toContain('"email"');
   });
 
   it('names the first attribute not on the allowlist', async () => {
-    const { ctx } = await run(ATTRIBUTES, '{"firstName":"Ada","email":"e","phone":"p"}', { key });
-    expect(ctx.message).toContain('"email"');
-    expect(ctx.message).not.toContain('phone');
+    const { message } = await run(ATTRIBUTES, '{"firstName":"Ada","email":"e","phone":"p"}', { key });
+    expect(message).toContain('"email"');
+    expect(message).not.toContain('phone');
   });
 
   it('admits a nested object under an allowed key whole, whatever its own keys', async () => {
@@ -426,9 +426,9 @@ describe('body-policy stage: profile attributes', () => {
   });
 
   it('checks an attribute spelled with escapes as decoded', async () => {
-    const { result, ctx } = await run(ATTRIBUTES, '{"\\u0065mail":"e"}', { key });
+    const { result, message } = await run(ATTRIBUTES, '{"\\u0065mail":"e"}', { key });
     expect(result).toBe('ATTRIBUTE_NOT_ALLOWED');
-    expect(ctx.message).toContain('"email"');
+    expect(message).toContain('"email"');
   });
 
   it('refuses a body that is not an object with INVALID_BODY, with or without an allowlist', async () => {

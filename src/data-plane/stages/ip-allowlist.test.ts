@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../../domain/api-key.js';
 import { parseIp } from '../../domain/cidr.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
-import type { RequestContext } from '../context.js';
+import type { AdmittedContext } from '../pipeline/context.js';
 import { ipAllowlistStage } from './ip-allowlist.js';
 
 function keyRecord(ipAllowlist: string[]): KeyRecord {
@@ -20,7 +20,7 @@ function check(allowlist: string[], client: string | null) {
   const ctx = {
     policy: compilePolicy(keyRecord(allowlist), null),
     clientIp: client === null ? null : parseIp(client),
-  } as unknown as RequestContext;
+  } as unknown as AdmittedContext;
   if (client !== null && ctx.clientIp === null) throw new Error(`bad test address ${client}`);
   return ipAllowlistStage()(ctx);
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../../domain/api-key.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
 import type { Owner } from '../../domain/entities.js';
-import type { RequestContext } from '../context.js';
+import type { AdmittedContext } from '../pipeline/context.js';
 import { keyStatusStage } from './key-status.js';
 import { keyRecord as baseKeyRecord } from '../../../test/support/fixtures.js';
 
@@ -17,7 +17,7 @@ function owner(status: Owner['status']): Owner {
 }
 
 function run(rec: KeyRecord, own: Owner | null = null, now = NOW) {
-  const ctx = { policy: compilePolicy(rec, own), now } as unknown as RequestContext;
+  const ctx = { policy: compilePolicy(rec, own), now } as unknown as AdmittedContext;
   return keyStatusStage()(ctx);
 }
 

@@ -1,6 +1,6 @@
 import type { KeyStatus } from '../../domain/api-key.js';
-import type { ErrorCode } from '../../errors.js';
-import type { Stage } from '../context.js';
+import type { ErrorCode } from '../../errors/catalogue.js';
+import type { KeyStage } from '../pipeline/context.js';
 
 export const STATUS_REFUSAL: Record<KeyStatus, ErrorCode | null> = {
   active: null,
@@ -10,6 +10,6 @@ export const STATUS_REFUSAL: Record<KeyStatus, ErrorCode | null> = {
 };
 
 /** Disabled and suspended keys are 403, expired ones 401 (CONTRACT §4). */
-export function keyStatusStage(): Stage {
-  return (ctx) => STATUS_REFUSAL[ctx.policy!.status(ctx.now)];
+export function keyStatusStage(): KeyStage {
+  return (ctx) => STATUS_REFUSAL[ctx.policy.status(ctx.now)];
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { KeyRecord, KeyType } from '../../domain/api-key.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
-import type { RequestContext } from '../context.js';
+import type { AdmittedContext } from '../pipeline/context.js';
 import { keyTypeStage } from './key-type.js';
 
 function keyRecord(type: KeyType): KeyRecord {
@@ -15,7 +15,7 @@ function keyRecord(type: KeyType): KeyRecord {
   };
 }
 
-const ctxFor = (type: KeyType) => ({ policy: compilePolicy(keyRecord(type), null) }) as unknown as RequestContext;
+const ctxFor = (type: KeyType) => ({ policy: compilePolicy(keyRecord(type), null) }) as unknown as AdmittedContext;
 
 describe('keyTypeStage', () => {
   it('admits a workspace key on a workspace-only route', () => {

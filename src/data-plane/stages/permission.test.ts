@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../../domain/api-key.js';
 import { compilePolicy } from '../../domain/compiled-policy.js';
 import type { Owner } from '../../domain/entities.js';
-import type { RequestContext } from '../context.js';
+import type { AdmittedContext } from '../pipeline/context.js';
 import { permissionStage } from './permission.js';
 import { keyRecord as baseKeyRecord } from '../../../test/support/fixtures.js';
 
@@ -17,7 +17,7 @@ function owner(permissions: string[]): Owner {
 /** The stage's answer for a route requiring `permission`, for a key holding `keyPerms` (and an owner holding `ownerPerms`). */
 function check(permission: string, keyPerms: string[], ownerPerms: string[] | null = null) {
   const own = ownerPerms === null ? null : owner(ownerPerms);
-  const ctx = { policy: compilePolicy(keyRecord({ permissions: keyPerms, ownerId: own ? own.id : null }), own) } as unknown as RequestContext;
+  const ctx = { policy: compilePolicy(keyRecord({ permissions: keyPerms, ownerId: own ? own.id : null }), own) } as unknown as AdmittedContext;
   return permissionStage(permission)(ctx);
 }
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { RequestContext } from '../context.js';
+import type { AdmittedContext } from '../pipeline/context.js';
 import { profileScopeStage } from './profile-scope.js';
 
 function check(profile: string | null, params: Record<string, string>, param = 'id') {
-  const ctx = { profile, params } as unknown as RequestContext;
+  const ctx = { profile, params } as unknown as AdmittedContext;
   return profileScopeStage(param)(ctx);
 }
 

@@ -1,11 +1,11 @@
-import type { Stage } from '../context.js';
+import type { KeyStage } from '../pipeline/context.js';
 
 /**
  * On routes with `profileScope: <param>`, a request speaking for a profile (a simple-auth
  * token) may only name its own profile in that path parameter. Other credentials are not
  * restricted by this stage.
  */
-export function profileScopeStage(param: string): Stage {
+export function profileScopeStage(param: string): KeyStage {
   return (ctx) => {
     if (ctx.profile === null) return null;
     const raw = ctx.params[param];

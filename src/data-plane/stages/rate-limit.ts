@@ -1,6 +1,7 @@
 import type { CompiledPolicy } from '../../domain/compiled-policy.js';
 import type { CounterChild } from '../../observability/hot-metrics.js';
-import type { RequestContext, Stage, StageResult } from '../context.js';
+import type { AdmittedContext, KeyStage, StageResult } from '../pipeline/context.js';
+import { refusal } from '../../errors/http.js';
 import type { LimitDecision, RateLimiter } from '../../store/rate-limit/types.js';
 
 /**
@@ -22,17 +23,18 @@ export function limitCheck(limiter: RateLimiter, rateLimited: CounterChild): Lim
   };
 }
 
-/** The decision's headers go on the answer, admitted (forwarded) or refused. */
-function apply(ctx: RequestContext, d: LimitDecision): StageResult {
+/** The decision's headers go on the answer, admitted (forwarded, or a minted token) or refused. */
+function apply(ctx: AdmittedContext, d: LimitDecision): StageResult {
+  if (!d.ok) return refusal(d.code ?? 'RATE_LIMITED', null, d.headers ?? null);
   ctx.responseHeaders = d.headers ?? null;
-  return d.ok ? null : (d.code ?? 'RATE_LIMITED');
+  return null;
 }
 
 /** Per-key rate limit and quota; keys with neither pass untouched. */
-export function rateLimitStage(limiter: RateLimiter, rateLimited: CounterChild): Stage {
+export function rateLimitStage(limiter: RateLimiter, rateLimited: CounterChild): KeyStage {
   const check = limitCheck(limiter, rateLimited);
   return (ctx) => {
-    const decision = check(ctx.policy!, ctx.now);
+    const decision = check(ctx.policy, ctx.now);
     if (decision === null) return null;
     return decision instanceof Promise ? decision.then((d) => apply(ctx, d)) : apply(ctx, decision);
   };

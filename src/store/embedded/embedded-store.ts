@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { KeyRecord } from '../../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
-import { KeygateError } from '../../errors.js';
+import { KeygateError } from '../../errors/catalogue.js';
 import { NODE_REPORT_MAX_AGE_MS, type Change, type ChangeListener, type KeyStore, type KeyUsage, type NodeReport, type UsageDelta, type WriteBatch } from '../types.js';
 import { AuditFile } from './audit-file.js';
 import { CorruptStoreError, Journal, readFramedRecords, syncDir, writeFramedRecordsAtomic } from './journal.js';

@@ -2,7 +2,7 @@ import type { KeyRecord } from '../../domain/api-key.js';
 import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { Interner } from '../../domain/interner.js';
-import { KeygateError } from '../../errors.js';
+import { KeygateError } from '../../errors/catalogue.js';
 import { CorruptStoreError } from './journal.js';
 import { preconditionToken, type Change, type Entity, type EntityType, type WriteBatch } from '../types.js';
 

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { KeygateError } from '../../errors.js';
+import { KeygateError } from '../../errors/catalogue.js';
 import { requireRedis, startRedis, type RedisServer } from '../../../test/support/redis-server.js';
 import { RedisConnection, Script, type RedisClient, type RedisConnectionOptions } from './connection.js';
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { KeygateError } from '../../errors.js';
+import { KeygateError } from '../../errors/catalogue.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 
 export type RedisClient = Redis | Cluster;

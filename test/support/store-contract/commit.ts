@@ -1,7 +1,7 @@
 // The store contract: an empty store, commit with its versions and preconditions, and the group
 // delete guard.
 import { describe, expect, it } from 'vitest';
-import { KeygateError } from '../../../src/errors.js';
+import { KeygateError } from '../../../src/errors/catalogue.js';
 import type { Precondition, WriteBatch } from '../../../src/store/types.js';
 import type { ContractContext } from './harness.js';
 import { audit, deleteKey, group, keyRecord, owner, putKey, signingKey, T0, timeless, uniqueId, withoutSeq, workspace } from './records.js';

@@ -1,8 +1,8 @@
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { CompiledPolicy } from '../domain/compiled-policy.js';
-import type { RequestContext, StageResult } from './context.js';
-import { sameSecret, type KeyResolver } from './key-resolver.js';
+import type { CompiledPolicy } from '../../domain/compiled-policy.js';
+import type { RequestContext, StageResult } from '../pipeline/context.js';
+import { sameSecret, type KeyResolver } from '../key-resolver.js';
 import { CLOCK_SKEW_SECONDS, type TokenService, type VerifiedToken } from './token-service.js';
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SignJWT, UnsecuredJWT, exportJWK, generateKeyPair, importJWK } from 'jose';
-import { SigningKeyCipher } from '../domain/signing-key-cipher.js';
-import type { SigningAlgorithm, SigningKeyRecord } from '../domain/signing-key.js';
+import { SigningKeyCipher } from '../../domain/signing-key-cipher.js';
+import type { SigningAlgorithm, SigningKeyRecord } from '../../domain/signing-key.js';
 import { CLOCK_SKEW_SECONDS, TokenService, type TokenClaims } from './token-service.js';
 
 const ISSUER = 'https://keygate.test';

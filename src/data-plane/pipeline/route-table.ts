@@ -1,4 +1,4 @@
-import type { RouteConfig } from '../config/schema.js';
+import type { RouteConfig } from '../../config/schema.js';
 
 export interface RouteMatch<R> {
   route: R;

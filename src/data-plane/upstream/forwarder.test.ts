@@ -2,11 +2,13 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { DrainState } from '../http/drain.js';
-import { scanHeaders } from './credentials.js';
-import {
-  clientResponseHeaders, profileHeaderValue, Upstream, upstreamRequestHeaders, UpstreamClocks, type Clocked, type ForwardInfo, type ForwardResult,
-} from './forwarder.js';
+import type { DrainState } from '../../http/drain.js';
+import { scanHeaders } from '../request/credentials.js';
+import { UpstreamClocks, type Clocked } from './clocks.js';
+import type { ForwardResult } from './proxy-handler.js';
+import { profileHeaderValue, upstreamRequestHeaders, type ForwardInfo } from './request-headers.js';
+import { clientResponseHeaders } from './response-headers.js';
+import { Upstream } from './upstream.js';
 
 const raw = (...pairs: string[]): Buffer[] => pairs.map((p) => Buffer.from(p, 'latin1'));
 

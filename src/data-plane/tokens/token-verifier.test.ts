@@ -1,15 +1,15 @@
 import { describe, expect, it, vi } from 'vitest';
 import { exportJWK, generateKeyPair } from 'jose';
-import type { KeyRecord } from '../domain/api-key.js';
-import { generateSecret, hashSecret } from '../domain/secret.js';
-import type { SigningKeyRecord } from '../domain/signing-key.js';
-import type { RequestContext } from './context.js';
-import type { KeySource } from '../store/key-source.js';
-import { CredentialMemo, KeyResolver } from './key-resolver.js';
+import type { KeyRecord } from '../../domain/api-key.js';
+import { generateSecret, hashSecret } from '../../domain/secret.js';
+import type { SigningKeyRecord } from '../../domain/signing-key.js';
+import type { RequestContext } from '../pipeline/context.js';
+import { CredentialMemo, KeyResolver } from '../key-resolver.js';
+import type { KeySource } from '../../store/key-source.js';
 import { CLOCK_SKEW_SECONDS, TokenService } from './token-service.js';
 import { TokenVerifier } from './token-verifier.js';
-import { secretFingerprint } from '../domain/secret.js';
-import { keyRecord } from '../../test/support/fixtures.js';
+import { secretFingerprint } from '../../domain/secret.js';
+import { keyRecord } from '../../../test/support/fixtures.js';
 
 const PEPPER = 'unit-test-pepper';
 const WS = '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b';

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { RouteConfig } from '../config/schema.js';
-import { anyCodeUnit, fuzz } from '../../test/support/fuzz.js';
+import type { RouteConfig } from '../../config/schema.js';
+import { anyCodeUnit, fuzz } from '../../../test/support/fuzz.js';
 import { parseRequestTarget } from './request-target.js';
-import { RouteTable } from './route-table.js';
+import { RouteTable } from '../pipeline/route-table.js';
 
 /** Pieces of request targets, weighted towards what path tricks are made of. */
 const piece = fc.oneof(

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { UsageDelta } from '../store/types.js';
+import type { UsageDelta } from '../../store/types.js';
 import { UsageRecorder } from './usage-recorder.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00.000Z');

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fuzz, hostileString } from '../../test/support/fuzz.js';
+import { fuzz, hostileString } from '../../../test/support/fuzz.js';
 import { MAX_TOKEN_LENGTH, readCredential, scanHeaders } from './credentials.js';
 
 const KINDS = ['none', 'ambiguous', 'invalid', 'secret', 'basic', 'token'];

@@ -1,4 +1,4 @@
-import { isGuid } from '../domain/ids.js';
+import { isGuid } from '../../domain/ids.js';
 
 export type Credential =
   | { kind: 'none' }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT, importJWK, jwtVerify, type CryptoKey, type JWTPayload } from 'jose';
-import type { KeyType } from '../domain/api-key.js';
-import type { Environment } from '../domain/secret.js';
-import type { SigningKeyCipher } from '../domain/signing-key-cipher.js';
-import { nextSignerChange, signerAt, signsNowOrLater, type SigningAlgorithm, type SigningKeyRecord } from '../domain/signing-key.js';
+import type { KeyType } from '../../domain/api-key.js';
+import type { Environment } from '../../domain/secret.js';
+import type { SigningKeyCipher } from '../../domain/signing-key-cipher.js';
+import { nextSignerChange, signerAt, signsNowOrLater, type SigningAlgorithm, type SigningKeyRecord } from '../../domain/signing-key.js';
 
 export interface TokenClaims {
   /** The key the token was minted from. */

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fuzz, hostileString } from '../../test/support/fuzz.js';
-import { parseIp } from '../domain/cidr.js';
+import { fuzz, hostileString } from '../../../test/support/fuzz.js';
+import { parseIp } from '../../domain/cidr.js';
 import { createClientIpResolver } from './client-ip.js';
 
 const TRUSTED = ['10.0.0.0/8', 'fd00::/8'];

@@ -1,4 +1,4 @@
-import type { UsageDelta } from '../store/types.js';
+import type { UsageDelta } from '../../store/types.js';
 
 export type UsageSink = (deltas: UsageDelta[]) => Promise<void>;
 

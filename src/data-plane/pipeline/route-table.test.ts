@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RouteConfig } from '../config/schema.js';
+import type { RouteConfig } from '../../config/schema.js';
 import { RouteTable } from './route-table.js';
 
 interface TestRoute { name: string; config: RouteConfig }

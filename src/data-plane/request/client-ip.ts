@@ -1,4 +1,4 @@
-import { compileIpAllowlist, parseIp, type ParsedIp } from '../domain/cidr.js';
+import { compileIpAllowlist, parseIp, type ParsedIp } from '../../domain/cidr.js';
 
 export type ClientIpResolver = (peer: string | undefined, forwardedFor: string | string[] | undefined) => ParsedIp | null;
 

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ERROR_CATALOGUE, KeygateError, renderError } from './errors.js';
+import { ERROR_CATALOGUE, KeygateError, renderError } from './catalogue.js';
 
-const readme = readFileSync(resolve(import.meta.dirname, '..', 'README.md'), 'utf8');
+const readme = readFileSync(resolve(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
 const table = readme.slice(readme.indexOf('## Error codes'), readme.indexOf('## Metrics'));
 
 describe('the error catalogue', () => {

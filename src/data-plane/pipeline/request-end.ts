@@ -1,0 +1,89 @@
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { ERROR_CATALOGUE, type ErrorCode } from '../../errors/catalogue.js';
+import { bearerChallenge, errorJson, writeJson } from '../../errors/http.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { DrainState } from '../../http/drain.js';
+import type { CompiledRoute, RequestContext } from './context.js';
+import type { Accounting } from './accounting.js';
+import type { RequestEnd } from './context.js';
+
+export interface RequestEndDeps {
+  accounting: Accounting;
+  metrics: Metrics;
+  logger: Logger;
+  drain: DrainState;
+  /** Every route, so each upstream's timer is bound once at startup. */
+  routes: readonly CompiledRoute[];
+}
+
+const CHALLENGE = bearerChallenge('keygate');
+
+/**
+ * Every JSON answer the gateway makes itself; while draining it closes the connection. The
+ * request id is the last header.
+ */
+export function sendGatewayJson(res: ServerResponse, drain: DrainState, requestId: string, status: number, payload: string,
+  headers?: Readonly<Record<string, string>>): void {
+  if (drain.draining) res.shouldKeepAlive = false;
+  writeJson(res, status, payload, headers, 'x-request-id', requestId);
+}
+
+/**
+ * A catalogued refusal on the gateway port: `Cache-Control: no-store`, a Bearer challenge on a
+ * 401, and the connection closed after a 413 or 408 (an unread body is not worth draining).
+ * Returns the status sent.
+ */
+export function sendGatewayError(res: ServerResponse, drain: DrainState, requestId: string, code: ErrorCode, message: string | null,
+  extra: Readonly<Record<string, string>> | null): number {
+  const { status } = ERROR_CATALOGUE[code];
+  const headers: Record<string, string> = { ...extra, 'cache-control': 'no-store' };
+  if (status === 401) headers['www-authenticate'] = CHALLENGE;
+  if (status === 413 || status === 408) res.shouldKeepAlive = false;
+  sendGatewayJson(res, drain, requestId, status, errorJson(code, message, requestId), headers);
+  return status;
+}
+
+/** An unexpected failure: logged, answered 500 if nothing was sent yet, else the connection is cut. */
+export function sendGatewayFault(res: ServerResponse, drain: DrainState, logger: Logger, requestId: string, err: unknown): void {
+  logger.error({ err, requestId }, 'gateway request failed');
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendGatewayJson(res, drain, requestId, 500, errorJson('INTERNAL', null, requestId));
+}
+
+/** The gateway's one `RequestEnd`: the response writer and the accounting around every request. */
+export function createRequestEnd({ accounting, metrics, logger, drain, routes }: RequestEndDeps): RequestEnd {
+  const upstreamTimers = new Map<string, ReturnType<Metrics['upstreamDuration']['labels']>>();
+  for (const route of routes) {
+    for (const u of route.upstreams) if (!upstreamTimers.has(u.name)) upstreamTimers.set(u.name, metrics.upstreamDuration.labels({ upstream: u.name }));
+  }
+  const keyOf = (ctx: RequestContext): string | null => ctx.policy?.keyId ?? null;
+  const end: RequestEnd = {
+    drain,
+    logger,
+    json(ctx, status, payload, headers) {
+      sendGatewayJson(ctx.res, drain, ctx.requestId, status, payload, headers);
+      accounting.finish(ctx.requestId, ctx.route.name, status, 'OK', keyOf(ctx), ctx.started, 0);
+    },
+    refuse(ctx, code, message, headers) {
+      const status = sendGatewayError(ctx.res, drain, ctx.requestId, code, message, headers);
+      accounting.finish(ctx.requestId, ctx.route.name, status, code, keyOf(ctx), ctx.started, 0);
+    },
+    finish(ctx, status, outcome, upstreamMs) {
+      accounting.finish(ctx.requestId, ctx.route.name, status, outcome, keyOf(ctx), ctx.started, upstreamMs);
+    },
+    closed(ctx, upstreamMs) {
+      accounting.finish(ctx.requestId, ctx.route.name, 499, 'CLIENT_CLOSED', keyOf(ctx), ctx.started, upstreamMs);
+    },
+    fault(ctx, err) {
+      sendGatewayFault(ctx.res, drain, logger, ctx.requestId, err);
+    },
+    upstreamTime(upstream, ms) {
+      upstreamTimers.get(upstream)?.observe(ms / 1000);
+    },
+  };
+  return end;
+}

@@ -1,0 +1,178 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Dispatcher } from 'undici';
+import type { ErrorCode } from '../../errors/catalogue.js';
+import type { DrainState } from '../../http/drain.js';
+import { clocks, type Clocked } from './clocks.js';
+import { clientResponseHeaders } from './response-headers.js';
+
+export type ForwardResult =
+  | { ok: true; status: number }
+  | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT' | 'REQUEST_TIMEOUT'> | 'CLIENT_GONE'; responded: boolean }
+  /** The request could not be sent as built (undici refused an argument: a header, the path): the gateway's own fault. */
+  | { ok: false; code: 'INTERNAL'; responded: false; err: Error };
+
+// undici's headers and body timeouts are off (the handler keeps the time): connecting is all it times.
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT']);
+/** undici refuses the request before contacting anyone: never an upstream fault. */
+const INVALID_REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
+const CLIENT_GONE = new Error('the client closed the connection');
+const TIMED_OUT = new Error('the upstream did not answer in time');
+const REQUEST_TIMED_OUT = new Error('the request did not arrive within the request timeout');
+
+// One 'close' listener per client connection, not one per request: HTTP/1.1 has one request
+// in flight per connection, so the socket names the forward a vanished client should abort.
+const IN_FLIGHT = Symbol('keygate.inFlight');
+type WatchedSocket = Socket & { [IN_FLIGHT]?: ProxyHandler | null };
+function onClientSocketClose(this: WatchedSocket): void {
+  const handler = this[IN_FLIGHT];
+  if (handler) handler.clientGone();
+}
+
+/**
+ * The request in flight on `socket` did not arrive within the server's request timeout (its
+ * body still trickling in while it streams upstream): its exchange ends as REQUEST_TIMEOUT,
+ * for the caller to answer 408, and the upstream call is aborted once that answer is out.
+ * False when no exchange is in flight there or its answer has begun.
+ */
+export function requestTimedOut(socket: Socket): boolean {
+  const handler = (socket as WatchedSocket)[IN_FLIGHT];
+  return handler ? handler.requestTimedOut() : false;
+}
+
+/**
+ * undici's own handler interface (the one its HTTP/1.1 client calls directly, so no adapter
+ * sits between and response headers stay raw): response bytes go straight into the client's
+ * response with back-pressure both ways, and a client that goes away aborts the upstream call.
+ */
+export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
+  private abortUpstream: ((reason: Error) => void) | null = null;
+  private resume: (() => void) | null = null;
+  /** The client is not reading: the upstream is paused, and its silence is not its fault. */
+  private paused = false;
+  private status = 0;
+  private settled = false;
+  private abortWith: Error | null = null;
+  /**
+   * The upstream's clock (UpstreamClocks) runs from when the request is sent (a slow upload
+   * is the client's time, bounded by the server's requestTimeoutMs) until the response
+   * headers, then between body chunks. Not undici's own timeouts: those tick at about one
+   * second and each request leaves a timer object behind until the next tick, which the GC
+   * then has to promote and sweep.
+   */
+  progressAt = 0;
+  prev: Clocked | null = null;
+  next: Clocked | null = null;
+  private readonly socket: WatchedSocket | null;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly requestId: string,
+    private readonly drain: DrainState,
+    readonly timeoutMs: number,
+    private readonly extraHeaders: Readonly<Record<string, string>> | null,
+    private readonly done: (result: ForwardResult) => void,
+  ) {
+    const socket = res.socket as WatchedSocket | null;
+    this.socket = socket;
+    if (socket) {
+      if (socket[IN_FLIGHT] === undefined) socket.once('close', onClientSocketClose);
+      socket[IN_FLIGHT] = this;
+    }
+  }
+
+  /** Starts the upstream's clock, or starts it again. */
+  private arm(): void {
+    if (this.settled) return;
+    this.progressAt = performance.now();
+    clocks.add(this);
+  }
+
+  timedOut(): void {
+    if (!this.settled && !this.paused) this.abort(TIMED_OUT);
+  }
+
+  clientGone(): void {
+    if (!this.settled) this.abort(CLIENT_GONE);
+  }
+
+  requestTimedOut(): boolean {
+    if (this.settled || this.res.headersSent) return false;
+    this.settle({ ok: false, code: 'REQUEST_TIMEOUT', responded: false });
+    // Aborting the upstream call destroys the request stream, and with it the connection: only
+    // once the 408 is out.
+    const abort = (): void => this.abort(REQUEST_TIMED_OUT);
+    if (this.res.writableFinished || this.res.destroyed) abort();
+    else {
+      this.res.once('finish', abort);
+      this.res.once('close', abort);
+    }
+    return true;
+  }
+
+  private abort(reason: Error): void {
+    if (this.abortWith !== null) return;
+    this.abortWith = reason;
+    if (this.abortUpstream) this.abortUpstream(reason);
+    // Still queued for a connection: answer now; the dispatch is aborted when it starts.
+    else this.onError(reason);
+  }
+
+  onConnect(abort: (reason: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.abortWith !== null) abort(this.abortWith);
+  }
+
+  onRequestSent(): void {
+    this.arm();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx informational: the client gets only the final answer
+    if (this.settled) return true; // already answered (the request timed out): the rest is dropped
+    this.arm();
+    this.status = statusCode;
+    this.resume = resume;
+    if (this.drain.draining) this.res.shouldKeepAlive = false;
+    this.res.writeHead(statusCode, clientResponseHeaders(rawHeaders, this.requestId, this.extraHeaders));
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.settled) return true;
+    this.arm();
+    if (this.res.write(chunk)) return true;
+    // A slow client pauses the upstream; the clock starts again when the client drains.
+    this.paused = true;
+    this.res.once('drain', () => {
+      this.paused = false;
+      this.arm();
+      this.resume!();
+    });
+    return false;
+  }
+
+  onComplete(): void {
+    if (this.settled) return;
+    this.res.end();
+    this.settle({ ok: true, status: this.status });
+  }
+
+  onError(err: Error): void {
+    const code = (err as { code?: string }).code ?? '';
+    const responded = this.res.headersSent;
+    const reason = this.abortWith ?? err;
+    if (reason === CLIENT_GONE) this.settle({ ok: false, code: 'CLIENT_GONE', responded });
+    else if (!responded && INVALID_REQUEST_CODES.has(code)) this.settle({ ok: false, code: 'INTERNAL', responded, err });
+    else if (reason === TIMED_OUT || TIMEOUT_CODES.has(code)) this.settle({ ok: false, code: 'UPSTREAM_TIMEOUT', responded });
+    else this.settle({ ok: false, code: 'UPSTREAM_UNAVAILABLE', responded });
+  }
+
+  private settle(result: ForwardResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    clocks.remove(this);
+    if (this.socket && this.socket[IN_FLIGHT] === this) this.socket[IN_FLIGHT] = null;
+    this.done(result);
+  }
+}
