@@ -571,6 +571,17 @@ describe('the Host header', () => {
     }
   });
 
+  it('two Host headers are 400 BAD_REQUEST with the error body, as on the gateway, and nothing is written (regression: the admin port took the first)', async () => {
+    const name = `two-hosts-${Date.now()}`;
+    const body = JSON.stringify({ name });
+    const host = new URL(kg.adminUrl).host;
+    const res = await expectRejected(async () => {
+      const r = await sendRaw(kg.adminUrl, `POST /v1/workspaces HTTP/1.1\r\nHost: ${host}\r\nHost: other.example\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      return { status: r.status, body: r.json, headers: new Headers(r.headers) };
+    }, 400, 'BAD_REQUEST', ['Host']);
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+  });
+
   it('an HTTP/1.0 request needs no Host', async () => {
     const res = await sendRaw(kg.adminUrl, 'GET /healthz HTTP/1.0\r\n\r\n');
     expect(res.status, res.text).toBe(200);

@@ -47,6 +47,13 @@ function authenticate(req: IncomingMessage, tokens: ReadonlyArray<{ name: string
   return found;
 }
 
+/** How many Host fields the request carries (`req.headers` keeps only the first). */
+function hostCount(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
+  return n;
+}
+
 export function createAdminServer(deps: AdminServerDeps): Server {
   const router = buildAdminRouter(deps);
   const { logger, metrics, config } = deps;
@@ -55,6 +62,8 @@ export function createAdminServer(deps: AdminServerDeps): Server {
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, trace: { route: string }): Promise<{ status: number; route: string }> => {
     // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (Node's own answer has no error body).
     if (req.headers.host === undefined && req.httpVersionMinor !== 0) throw new KeygateError('BAD_REQUEST', 'The request has no Host header.');
+    // RFC 9112 §3.2: more than one Host is a 400 too (Node keeps the first and drops the rest).
+    if (hostCount(req.rawHeaders) > 1) throw new KeygateError('BAD_REQUEST', 'The request has more than one Host header.');
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
     if (path === '/healthz' || path === '/readyz' || path === '/metrics') {
