@@ -16,17 +16,19 @@ export const LOAD_CORE = CORES > 1 ? '1' : '0';
 export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 export const PEPPER = 'bench-pepper-0123456789abcdef';
 
+/** A positive number from the environment variable `name`, or `fallback` when it is unset. */
+export function num(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, not ${JSON.stringify(v)}`);
+  return n;
+}
+
 export interface Knobs { seconds: number; warmup: number; rounds: number; connections: number }
 
 /** BENCH_SECONDS, BENCH_WARMUP_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS over each bench's defaults. */
 export function knobs(defaults: Knobs): Knobs {
-  const num = (name: string, fallback: number): number => {
-    const v = process.env[name];
-    if (v === undefined || v === '') return fallback;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, not ${JSON.stringify(v)}`);
-    return n;
-  };
   return {
     seconds: num('BENCH_SECONDS', defaults.seconds),
     warmup: num('BENCH_WARMUP_SECONDS', defaults.warmup),

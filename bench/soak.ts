@@ -30,16 +30,8 @@ import type { ChildProcess } from 'node:child_process';
 import { Client, Pool } from 'undici';
 import { startRedis, type RedisServer } from '../test/support/redis-server.js';
 import {
-  ADMIN_TOKEN, CORES, ROOT, adminCall, round3, runMain, startKeygate, startUpstream, stop, writeResults, type Keygate,
+  ADMIN_TOKEN, CORES, ROOT, adminCall, num, round3, runMain, startKeygate, startUpstream, stop, writeResults, type Keygate,
 } from './lib.js';
-
-const num = (name: string, fallback: number): number => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, not ${JSON.stringify(v)}`);
-  return n;
-};
 
 const SECONDS = num('SOAK_SECONDS', 180);
 const RATE = num('SOAK_RATE', 400);
