@@ -5,10 +5,13 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSecret } from '../src/domain/secret.js';
 import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
-import { gatewayConfig, gw, metricSamples, metricSum } from './support/gateway.js';
+import { gatewayConfig, gw, metricSamples, metricSum, pollUntil } from './support/gateway.js';
 import { startKeygate, type Keygate } from './support/keygate.js';
 import { promtool, requirePromtool } from './support/promtool.js';
+import { startNode, uniquePrefix, useCleanup } from './support/redis-nodes.js';
+import { requireRedis, startRedis } from './support/redis-server.js';
 import { closedPort, useUpstreamPair } from './support/upstream.js';
 
 const pair = useUpstreamPair();
@@ -93,5 +96,34 @@ describe('metrics on the status port after mixed traffic', () => {
     expect(text).not.toMatch(/^# TYPE \S+_total gauge$/m);
     expect(text).not.toMatch(/key_[A-Za-z0-9]{6,}/);
     expect(text).not.toMatch(/kg_(live|test)_/);
+  });
+});
+
+describe.skipIf(!requireRedis())('metrics of a node on Redis', () => {
+  const defer = useCleanup();
+
+  it('show each Redis circuit breaker closed, then the request path\'s open while Redis hangs, and staleness growing; promtool passes', async () => {
+    const redis = await startRedis();
+    defer(() => redis.cleanup());
+    const node = await startNode(defer, { events: pair.events, eventsTest: pair.eventsTest, url: redis.url, keyPrefix: uniquePrefix('metrics') });
+    const scrapeStatus = async (): Promise<string> => (await fetch(`${node.statusUrl}/metrics`)).text();
+    let text = await scrapeStatus();
+    expect(metricSum(text, 'keygate_circuit_breaker_open', { breaker: 'requests' })).toBe(0);
+    expect(metricSum(text, 'keygate_circuit_breaker_open', { breaker: 'admin' })).toBe(0);
+    expect(metricSamples(text).filter((s) => s.name === 'keygate_circuit_breaker_open')).toHaveLength(2);
+    if (requirePromtool()) expect(promtool(['check', 'metrics'], text)).toMatchObject({ code: 0, stdout: '', stderr: '' });
+
+    redis.pause();
+    defer(() => { if (redis.running) redis.resume(); });
+    // Unknown keys must be looked up in Redis: each lookup times out, and three in a row open the breaker.
+    for (let i = 0; i < 4; i++) expect((await gw(node, '/v1/events', { headers: { 'x-api-key': generateSecret('live').secret } })).status).toBeGreaterThanOrEqual(400);
+    const open = await pollUntil(scrapeStatus, (t) => metricSum(t, 'keygate_circuit_breaker_open', { breaker: 'requests' }) === 1, 5_000, 100);
+    expect(open.ok).toBe(true);
+    text = open.value;
+    expect(metricSum(text, 'keygate_propagation_staleness_seconds')).toBeGreaterThan(0.1);
+    redis.resume();
+    const closed = await pollUntil(scrapeStatus, (t) => metricSum(t, 'keygate_circuit_breaker_open', { breaker: 'requests' }) === 0
+      && metricSum(t, 'keygate_propagation_staleness_seconds') < 2, 10_000, 100);
+    expect(closed.ok).toBe(true);
   });
 });
