@@ -55,7 +55,7 @@ describe('/auth/forward: the decision for the original request', () => {
     expect(res.headers['x-keygate-workspace-id']).toBe('3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b');
     expect(res.headers['x-keygate-key-type']).toBe('workspace');
     expect(res.headers['x-keygate-environment']).toBe('live');
-    expect(res.headers['x-keygate-profile']).toBeUndefined();
+    expect(res.headers['x-keygate-profile']).toBe('');
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.headers['x-request-id']).toMatch(/.+/);
     expect(res.headers['ratelimit-limit']).toBeUndefined();

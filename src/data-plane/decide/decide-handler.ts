@@ -4,7 +4,8 @@ import { profileHeaderValue } from '../upstream/request-headers.js';
 /**
  * The final handler of a decision: the request passed every stage of its route, so the proxy
  * may forward it. A 200 without a body, carrying the identity the proxy copies upstream (the
- * same `X-Keygate-*` headers keygate's own forwarding adds), the key's `RateLimit-*`, and
+ * `X-Keygate-*` headers keygate's own forwarding adds; `X-Keygate-Profile` empty unless a
+ * profile token spoke), the key's `RateLimit-*`, and
  * `Cache-Control: no-store`: a cached allow would outlive a revocation.
  */
 export function decideHandler(): FinalHandler {
@@ -20,7 +21,9 @@ export function decideHandler(): FinalHandler {
       'x-keygate-key-type': policy.type,
       'x-keygate-environment': policy.environment,
     };
-    if (ctx.profile !== null) headers['x-keygate-profile'] = profileHeaderValue(ctx.profile);
+    // Always present, empty but for a profile token: a proxy that copies an absent header
+    // would leave the client's own value, or (Caddy 2.6) its placeholder's text, in its place.
+    headers['x-keygate-profile'] = ctx.profile === null ? '' : profileHeaderValue(ctx.profile);
     headers['cache-control'] = 'no-store';
     headers['content-length'] = '0';
     headers['x-request-id'] = ctx.requestId;
