@@ -1,36 +1,16 @@
 // keygate behind the proxies platform teams already run: a real nginx (auth_request) and a real
 // Caddy (forward_auth), each started from the recipe shipped in deploy/ with only its addresses
 // changed, in front of a real `keygate serve` and a recording upstream.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCaddy } from './support/caddy.js';
+import { caddyRecipe, startCaddy } from './support/caddy.js';
 import { pollUntil, scrape, metricSum } from './support/gateway.js';
 import { httpRequest, type SimpleResponse } from './support/http-request.js';
 import { ADMIN_TOKEN, PEPPER, startKeygate, type Keygate } from './support/keygate.js';
-import { startNginx } from './support/nginx.js';
+import { nginxRecipe, startNginx } from './support/nginx.js';
 import { requireBinary } from './support/proxy-binaries.js';
 import { headerValue, startUpstream, type RecordingUpstream } from './support/upstream.js';
 
-const DEPLOY = join(import.meta.dirname, '..', 'deploy');
 const MAX_STALENESS_MS = 2_000;
-
-/** nginx's recipe on its test addresses: listen on `{{PORT}}`, keygate's and the API's ports. */
-function nginxRecipe(keygate: string, api: string): string {
-  const text = readFileSync(join(DEPLOY, 'nginx', 'keygate-forward-auth.conf'), 'utf8');
-  return swap(swap(swap(text, 'listen 8000;', 'listen 127.0.0.1:{{PORT}};'), 'server 127.0.0.1:8080;', `server ${keygate};`), 'server 127.0.0.1:9000;', `server ${api};`);
-}
-
-function caddyRecipe(keygate: string, api: string): string {
-  const text = readFileSync(join(DEPLOY, 'caddy', 'Caddyfile'), 'utf8');
-  return swap(swap(swap(text, ':8000 {', 'http://127.0.0.1:{{PORT}} {'), 'forward_auth 127.0.0.1:8080 {', `forward_auth ${keygate} {`), 'reverse_proxy 127.0.0.1:9000', `reverse_proxy ${api}`);
-}
-
-/** Replaces the one occurrence of `from` (the recipe changed shape if there is none). */
-function swap(text: string, from: string, to: string): string {
-  if (text.split(from).length !== 2) throw new Error(`the recipe no longer holds exactly one "${from}"`);
-  return text.replace(from, to);
-}
 
 const hostPort = (url: string): string => url.replace(/^http:\/\//, '');
 

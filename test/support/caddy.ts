@@ -1,10 +1,20 @@
 // A real Caddy on a free port, with its own Caddyfile, home and data directories in a
 // temporary directory, its admin endpoint off and no automatic HTTPS.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitForPort, which } from './proxy-binaries.js';
+import { freePort, swapOnce, waitForPort, which } from './proxy-binaries.js';
+
+const RECIPE = join(import.meta.dirname, '..', '..', 'deploy', 'caddy', 'Caddyfile');
+
+/** The shipped Caddy recipe (deploy/caddy/Caddyfile) listening on `{{PORT}}`, asking `keygate`, proxying to `api` (`host:port`). */
+export function caddyRecipe(keygate: string, api: string): string {
+  let text = readFileSync(RECIPE, 'utf8');
+  text = swapOnce(text, ':8000 {', 'http://127.0.0.1:{{PORT}} {');
+  text = swapOnce(text, 'forward_auth 127.0.0.1:8080 {', `forward_auth ${keygate} {`);
+  return swapOnce(text, 'reverse_proxy 127.0.0.1:9000', `reverse_proxy ${api}`);
+}
 
 export interface Caddy {
   url: string;

@@ -1,9 +1,23 @@
 // A real nginx on a free port, with its own config and prefix in a temporary directory.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitForPort, which } from './proxy-binaries.js';
+import { freePort, swapOnce, waitForPort, which } from './proxy-binaries.js';
+
+const RECIPE = join(import.meta.dirname, '..', '..', 'deploy', 'nginx', 'keygate-forward-auth.conf');
+
+/**
+ * The shipped nginx recipe (deploy/nginx/keygate-forward-auth.conf) on other addresses: it
+ * listens on `{{PORT}}` (see startNginx), asks keygate at `keygate` and proxies to `api`
+ * (each `host:port`). Nothing else of it changes.
+ */
+export function nginxRecipe(keygate: string, api: string): string {
+  let text = readFileSync(RECIPE, 'utf8');
+  text = swapOnce(text, 'listen 8000;', 'listen 127.0.0.1:{{PORT}};');
+  text = swapOnce(text, 'server 127.0.0.1:8080;', `server ${keygate};`);
+  return swapOnce(text, 'server 127.0.0.1:9000;', `server ${api};`);
+}
 
 export interface Nginx {
   url: string;

@@ -59,3 +59,9 @@ export async function waitForPort(port: number, timeoutMs: number, failed: () =>
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** `text` with its one occurrence of `from` replaced (a recipe that no longer holds exactly one has changed shape). */
+export function swapOnce(text: string, from: string, to: string): string {
+  if (text.split(from).length !== 2) throw new Error(`the recipe no longer holds exactly one "${from}"`);
+  return text.replace(from, to);
+}
