@@ -8,7 +8,7 @@ import { httpRequest, type SimpleResponse } from './support/http-request.js';
 import { ADMIN_TOKEN, PEPPER, startKeygate, type Keygate } from './support/keygate.js';
 import { nginxRecipe, startNginx } from './support/nginx.js';
 import { requireBinary } from './support/proxy-binaries.js';
-import { headerValue, startUpstream, type RecordingUpstream } from './support/upstream.js';
+import { closedPort, headerValue, startUpstream, type RecordingUpstream } from './support/upstream.js';
 
 const MAX_STALENESS_MS = 2_000;
 
@@ -161,3 +161,19 @@ function suite(name: string, install: string, budgetOnAllowed: boolean, start: (
 
 suite('nginx', 'apt-get install nginx-light', true, async (keygate, api) => startNginx(nginxRecipe(keygate, api)));
 suite('caddy', 'apt-get install caddy', false, async (keygate, api) => startCaddy(caddyRecipe(keygate, api)));
+
+describe.skipIf(!requireBinary('nginx', 'apt-get install nginx-light'))('nginx with keygate unreachable', () => {
+  it('fails closed: 500 with a JSON error, nothing forwarded', async () => {
+    const api = await startUpstream('api');
+    const nginx = await startNginx(nginxRecipe(`127.0.0.1:${await closedPort()}`, hostPort(api.url)));
+    try {
+      const res = await httpRequest(`${nginx.url}/v1/events`, { headers: { 'x-api-key': 'kg_live_000000000000000000000000_000000' } });
+      expect(res.status).toBe(500);
+      expect(res.body.error.code).toBe('INTERNAL');
+      expect(api.requests).toEqual([]);
+    } finally {
+      await nginx.stop();
+      await api.close();
+    }
+  });
+});
