@@ -35,8 +35,6 @@ const SCHEME_AUTHORITY = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
 
 const NOT_NAMED = fixedRefusal('BAD_REQUEST',
   'Name the original request: X-Original-Method with X-Original-URI (or X-Original-URL), or X-Forwarded-Method with X-Forwarded-Uri.');
-const BAD_PATH = fixedRefusal('BAD_REQUEST',
-  'The original request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).');
 
 /** The first value of each header `/auth/forward` reads, and which came more than once. */
 function readHeaders(raw: readonly string[]): { values: Partial<Record<Named, string>>; twice: Named | null } {
@@ -60,7 +58,11 @@ function original(method: string | undefined, uri: string | undefined, methodNam
   const m = method.trim();
   if (!METHOD.test(m)) return refusal('BAD_REQUEST', `${methodName} is not an HTTP method.`);
   const target = parseRequestTarget(uri.trim());
-  if (target === null) return uri.trim().startsWith('/') ? BAD_PATH : refusal('BAD_REQUEST', `${uriName} must be a path starting with "/".`);
+  if (target === null) {
+    return refusal('BAD_REQUEST', uri.trim().startsWith('/')
+      ? `${uriName}: the original request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).`
+      : `${uriName} must be a path starting with "/".`);
+  }
   return { method: m.toUpperCase(), path: target.path, search: target.search };
 }
 
