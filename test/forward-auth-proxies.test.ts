@@ -8,6 +8,8 @@ import { httpRequest, type SimpleResponse } from './support/http-request.js';
 import { ADMIN_TOKEN, PEPPER, startKeygate, type Keygate } from './support/keygate.js';
 import { nginxRecipe, startNginx } from './support/nginx.js';
 import { requireBinary } from './support/proxy-binaries.js';
+import { startNode, uniquePrefix, useCleanup } from './support/redis-nodes.js';
+import { requireRedis, startRedis } from './support/redis-server.js';
 import { closedPort, headerValue, startUpstream, type RecordingUpstream } from './support/upstream.js';
 
 const MAX_STALENESS_MS = 2_000;
@@ -175,5 +177,48 @@ describe.skipIf(!requireBinary('nginx', 'apt-get install nginx-light'))('nginx w
       await nginx.stop();
       await api.close();
     }
+  });
+});
+
+describe.skipIf(!requireBinary('nginx', 'apt-get install nginx-light') || !requireRedis())('nginx in front of one of two keygate nodes on Redis', () => {
+  const defer = useCleanup();
+
+  it('refuses a key disabled through the other node within maxStalenessMs, and both nodes share its rate limit', async () => {
+    const redis = await startRedis();
+    defer(() => redis.cleanup());
+    const events = await startUpstream('events');
+    const eventsTest = await startUpstream('events-test');
+    defer(() => events.close());
+    defer(() => eventsTest.close());
+    const opts = {
+      events, eventsTest, url: redis.url, keyPrefix: uniquePrefix('fa'), propagation: { maxStalenessMs: MAX_STALENESS_MS },
+      gateway: { trustedProxies: ['127.0.0.1/32'] },
+    };
+    const admin = await startNode(defer, opts);
+    const decider = await startNode(defer, opts);
+    const nginx = await startNginx(nginxRecipe(hostPort(decider.gatewayUrl!), hostPort(events.url)));
+    defer(() => nginx.stop());
+    const workspaceId = (await admin.admin('POST', '/v1/workspaces', { name: 'fa' })).body.id as string;
+    const created = await admin.admin('POST', '/v1/keys', { workspaceId, name: 'k', permissions: ['events.read'], rateLimit: { limit: 3, windowSeconds: 60 } });
+    const { secret } = created.body as { secret: string };
+    const call = (): Promise<SimpleResponse> => httpRequest(`${nginx.url}/v1/events`, { headers: { 'x-api-key': secret } });
+    expect((await call()).status).toBe(200);
+    // The other node's proxied request draws on the same budget on Redis.
+    expect((await httpRequest(`${admin.gatewayUrl!}/v1/events`, { headers: { 'x-api-key': secret } })).status).toBe(200);
+    const second = await call();
+    expect(second.status).toBe(200);
+    expect(second.headers['ratelimit-remaining']).toBe('0');
+    expect((await call()).status).toBe(429);
+
+    const other = await admin.admin('POST', '/v1/keys', { workspaceId, name: 'k2', permissions: ['events.read'] });
+    const secret2 = other.body.secret as string;
+    const call2 = (): Promise<SimpleResponse> => httpRequest(`${nginx.url}/v1/events`, { headers: { 'x-api-key': secret2 } });
+    expect((await call2()).status).toBe(200);
+    const disabledAt = Date.now();
+    expect((await admin.admin('PATCH', `/v1/keys/${other.body.key.id as string}`, { enabled: false })).status).toBe(200);
+    const off = await pollUntil(call2, (r) => r.status !== 200, MAX_STALENESS_MS, 10);
+    expect(off.ok, `still ${off.value.status} ${Date.now() - disabledAt} ms after the change`).toBe(true);
+    expect(off.value.status).toBe(403);
+    expect(off.value.body.error.code).toBe('KEY_DISABLED');
   });
 });
