@@ -144,6 +144,21 @@ describe('/auth/forward: the decision for the original request', () => {
     expect(proxied.status).toBe(200);
   });
 
+  it('decides a body-policy route that says decideWithoutBody with every check but the body policy', async () => {
+    const g = gw = await startGateway({ routes: `
+  - { name: send-events, method: POST, path: /v1/events, upstream: events, permission: events.create, events: { field: action }, decideWithoutBody: true }
+  - { name: update-profile, method: PATCH, path: "/v1/profiles/{profileId}", upstream: events, permission: profiles.update, profileAttributes: true }
+` });
+    const secret = g.addKey({ permissions: ['events.create'], eventDenylist: ['*'] });
+    const res = await nginxAsks(g, 'POST', '/v1/events', { 'x-api-key': secret });
+    expect(res.status, res.text).toBe(200);
+    expectRefusal(await nginxAsks(g, 'POST', '/v1/events', { 'x-api-key': g.addKey({ permissions: ['events.read'] }) }), 403, 'PERMISSION_DENIED');
+    expectRefusal(await nginxAsks(g, 'PATCH', '/v1/profiles/p1', { 'x-api-key': secret }), 403, 'BODY_POLICY_NOT_DECIDABLE');
+    // The proxy path still checks the body.
+    const proxied = await httpRequest(`${g.url}/v1/events`, { method: 'POST', headers: { 'x-api-key': secret, 'content-type': 'application/json' }, body: '{"action":"a"}' });
+    expect(proxied.body.error.code).toBe('EVENT_NOT_ALLOWED');
+  });
+
   it('counts a decision as a proxied request of its route: metrics, usage, and one rate-limit budget', async () => {
     const g = await start();
     const secret = g.addKey({ id: 'key_rl', rateLimit: { limit: 3, windowSeconds: 60 } });

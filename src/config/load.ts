@@ -77,6 +77,9 @@ function crossCheck(config: Config, declaresPresets: boolean): string[] {
     if (sameShape !== undefined) errors.push(`${at}: duplicate route ${route.method} ${route.path} (same as routes[${sameShape}])`);
     else shapes.set(shape, i);
     if (RESERVED_PATHS.has(route.path) || route.path === RESERVED_PREFIX || route.path.startsWith(`${RESERVED_PREFIX}/`)) errors.push(`${at}.path: "${route.path}" is reserved for keygate's own endpoint`);
+    if (route.decideWithoutBody && route.events === undefined && !route.profileAttributes) {
+      errors.push(`${at}.decideWithoutBody: the route has no body policy (events or profileAttributes) to leave out of its decisions`);
+    }
     if (route.profileScope !== undefined && !route.path.includes(`{${route.profileScope}}`)) {
       errors.push(`${at}.profileScope: "${route.profileScope}" is not a {parameter} of the path`);
     }

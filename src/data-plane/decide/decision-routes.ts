@@ -3,6 +3,7 @@ import type { ErrorCode } from '../../errors/catalogue.js';
 import { errorJson, fixedRefusal } from '../../errors/http.js';
 import type { ConfiguredRoute, RequestEnd } from '../pipeline/context.js';
 import { RouteTable } from '../pipeline/route-table.js';
+import { readsBody } from '../stages/body-policy.js';
 import { decideHandler } from './decide-handler.js';
 import { FORWARD_PATH, envoyOriginal, forwardedOriginal, isDecisionPath } from './original-request.js';
 
@@ -26,15 +27,17 @@ const UNDECIDABLE = fixedRefusal('BODY_POLICY_NOT_DECIDABLE');
  * `/auth/forward` and `/auth/envoy/<path>`: each configured route again, with the same stages
  * and key checks (compiled once, so a decision runs exactly what a proxied request runs) but
  * answered by the decision instead of forwarding. A route with a body policy cannot be decided
- * without the body a proxy does not send: its decision refuses before any credential is read.
+ * without the body a proxy does not send: its decision refuses before any credential is read,
+ * unless the route says `decideWithoutBody: true` (then it is decided without that policy).
  */
 export function compileDecisionRoutes(routes: readonly ConfiguredRoute[]): DecisionRoutes {
   const decide = decideHandler();
   const variants = routes.map((r): ConfiguredRoute => {
     const inspects = r.config.events !== undefined || r.config.profileAttributes;
-    return inspects
-      ? { config: r.config, name: r.name, stages: [() => UNDECIDABLE], checks: [], final: decide, upstreams: [] }
-      : { config: r.config, name: r.name, stages: r.stages, checks: r.checks, final: decide, upstreams: [] };
+    if (!inspects) return { config: r.config, name: r.name, stages: r.stages, checks: r.checks, final: decide, upstreams: [] };
+    // `decideWithoutBody: true`: the operator accepts that decisions leave the body policy out.
+    if (r.config.decideWithoutBody) return { config: r.config, name: r.name, stages: r.stages, checks: r.checks.filter((c) => !readsBody(c)), final: decide, upstreams: [] };
+    return { config: r.config, name: r.name, stages: [() => UNDECIDABLE], checks: [], final: decide, upstreams: [] };
   });
   const table = new RouteTable(variants);
   return {

@@ -14,3 +14,12 @@ describe('the forward-auth and verify endpoints are reserved paths', () => {
     expect(ok(parseConfigText(yaml({ routes: route('/auth/forwarded') }), {})).routes).toHaveLength(1);
   });
 });
+
+describe('decideWithoutBody', () => {
+  it('is accepted on a route with a body policy, and refused, naming it, on one without', () => {
+    const events = '  - { name: r, method: POST, path: /v1/events, upstream: events, permission: events.create, events: { field: action }, decideWithoutBody: true }';
+    expect(ok(parseConfigText(yaml({ routes: events }), {})).routes[0]!.decideWithoutBody).toBe(true);
+    const plain = '  - { name: r, method: GET, path: /v1/events, upstream: events, permission: events.read, decideWithoutBody: true }';
+    expect(errors(parseConfigText(yaml({ routes: plain }), {}))).toEqual(['routes[0].decideWithoutBody: the route has no body policy (events or profileAttributes) to leave out of its decisions']);
+  });
+});
