@@ -71,6 +71,8 @@ const route = z.strictObject({
   events: z.strictObject({ field: z.string().min(1).max(200) }).optional(),
   profileAttributes: bool.default(false),
   profileScope: z.string().min(1).optional(),
+  /** Forward-auth decisions on a route with a body policy skip it instead of refusing. */
+  decideWithoutBody: bool.default(false),
 });
 
 const keyRateLimit = z.strictObject({

@@ -18,6 +18,7 @@ import { peerMemo } from './request/peer.js';
 import { parseRequestTarget } from './request/request-target.js';
 import { RouteTable } from './pipeline/route-table.js';
 import type { UsageRecorder } from './pipeline/usage-recorder.js';
+import { errorHeader, type DecisionRoutes } from './decide/decision-routes.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -29,6 +30,8 @@ export interface GatewayDeps {
   logger: Logger;
   usage: UsageRecorder;
   drain: DrainState;
+  /** Forward-auth (`/auth/forward`, `/auth/envoy/…`): the configured routes, decided instead of forwarded. */
+  decisions?: DecisionRoutes;
 }
 
 /** Set on a socket whose request was refused for its Transfer-Encoding: the parser's own error on it follows. */
@@ -56,10 +59,13 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   const peerOf = peerMemo(config.gateway.trustedProxies);
   const accounting = new Accounting({ metrics: deps.metrics, logger, usage: deps.usage, accessLog: config.gateway.accessLog });
   const end = createRequestEnd({ accounting, metrics: deps.metrics, logger, drain, routes: [...deps.routes, ...local.values()] });
+  const decisions = deps.decisions ?? null;
+  const decisionEnd = decisions?.end(end) ?? end;
 
   /** A refusal before any route is known: counted under `unmatched`. */
-  const refuseUnmatched = (res: ServerResponse, requestId: string, code: ErrorCode, message: string | null, started: number): void => {
-    const status = sendGatewayError(res, drain, requestId, code, message, null);
+  const refuseUnmatched = (res: ServerResponse, requestId: string, code: ErrorCode, message: string | null, started: number,
+    headers: Readonly<Record<string, string>> | null = null): void => {
+    const status = sendGatewayError(res, drain, requestId, code, message, headers);
     accounting.finish(requestId, 'unmatched', status, code, null, started, 0);
   };
 
@@ -80,7 +86,15 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     if (scan.hosts === 0 && req.httpVersionMinor !== 0) return refuseUnmatched(res, requestId, 'BAD_REQUEST', 'The request has no Host header.', started);
     let route: CompiledRoute | undefined = local.get(target.path);
     let params = NO_PARAMS;
-    if (route === undefined) {
+    let { path, search } = target;
+    let ending = end;
+    if (route === undefined && decisions !== null && decisions.owns(path)) {
+      // Forward-auth: the original request's route, path and query, as the proxy names them.
+      const d = decisions.match(req, path, search);
+      if (d.refused) return refuseUnmatched(res, requestId, d.code, d.message, started, { 'x-keygate-error': errorHeader(d.code, d.message, requestId) });
+      ({ route, params, path, search } = d);
+      ending = decisionEnd;
+    } else if (route === undefined) {
       const match = table.match(req.method ?? '', target.path);
       if (match === null) return refuseUnmatched(res, requestId, 'ROUTE_NOT_FOUND', null, started);
       route = match.route;
@@ -88,9 +102,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     }
     const peer = peerOf(req.socket);
     const ctx: RequestContext = {
-      req, res, requestId, route, params,
-      path: target.path,
-      search: target.search,
+      req, res, requestId, route, params, path, search,
       scan,
       now: Date.now(),
       started,
@@ -104,7 +116,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       body: null,
       tokenRequest: null,
     };
-    runPipeline(ctx, 0, end);
+    runPipeline(ctx, 0, ending);
   };
 
   const server = createServer({

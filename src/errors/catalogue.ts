@@ -19,6 +19,7 @@ export const ERROR_CATALOGUE = {
   PROFILE_SCOPE: { status: 403, message: 'A profile token may only access its own profile.' },
   EVENT_NOT_ALLOWED: { status: 403, message: 'The API key may not send this event.' },
   ATTRIBUTE_NOT_ALLOWED: { status: 403, message: 'The API key may not modify this attribute.' },
+  BODY_POLICY_NOT_DECIDABLE: { status: 403, message: "This route checks request bodies, which a forward-auth decision never sees: send its requests through keygate's proxy path." },
   // 404
   ROUTE_NOT_FOUND: { status: 404, message: 'No route matches this request.' },
   NOT_FOUND: { status: 404, message: 'Not found.' },

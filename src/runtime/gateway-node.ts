@@ -15,6 +15,8 @@ import { compileTokenRoutes } from '../data-plane/tokens/token-routes.js';
 import { TokenService } from '../data-plane/tokens/token-service.js';
 import { TokenVerifier } from '../data-plane/tokens/token-verifier.js';
 import { drainState, type DrainState } from '../http/drain.js';
+import { compileDecisionRoutes } from '../data-plane/decide/decision-routes.js';
+import { VERIFY_PATH, compileVerifyRoute } from '../data-plane/decide/verify.js';
 
 export interface GatewayNodeDeps {
   config: Config;
@@ -60,14 +62,18 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
     cipher: SigningKeyCipher.fromSecrets(config.secrets),
     rotationDelaySeconds: config.tokens.rotationDelaySeconds,
   });
+  const verifier = new TokenVerifier(tokens, resolver);
   const { routes, upstreams } = compileRoutes({
-    config, resolver, tokens: new TokenVerifier(tokens, resolver), limiter: deps.limiter, rateLimited: metrics.rateLimited,
+    config, resolver, tokens: verifier, limiter: deps.limiter, rateLimited: metrics.rateLimited,
   });
+  const localRoutes = new Map(compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited,
+    minted: { key: metrics.tokensMinted.labels({ auth: 'key' }), simple: metrics.tokensMinted.labels({ auth: 'simple' }) } }));
+  localRoutes.set(VERIFY_PATH, compileVerifyRoute({
+    resolver, tokens: verifier, limiter: deps.limiter, rateLimited: metrics.rateLimited, requestTimeoutMs: config.gateway.requestTimeoutMs,
+  }));
   const drain = drainState();
   const server = createGatewayServer({
-    config, routes, metrics, logger: deps.logger, usage, drain,
-    localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited,
-      minted: { key: metrics.tokensMinted.labels({ auth: 'key' }), simple: metrics.tokensMinted.labels({ auth: 'simple' }) } }),
+    config, routes, metrics, logger: deps.logger, usage, drain, localRoutes, decisions: compileDecisionRoutes(routes),
   });
   return {
     server,
