@@ -122,6 +122,7 @@ export async function startKeygate(dir: string, name: string, opts: {
   writeFileSync(file, stringify({
     gateway: { listen: { host: '127.0.0.1', port: 0 }, workers: 1, accessLog: false, ...opts.gateway },
     admin: { listen: { host: '127.0.0.1', port: 0 }, tokens: [{ name: 'bench', token: ADMIN_TOKEN }] },
+    status: { listen: { host: '127.0.0.1', port: 0 } },
     store: opts.store,
     secrets: { pepper: PEPPER },
     upstreams: { api: { url: `http://127.0.0.1:${opts.upstreamPort}` } },

@@ -97,6 +97,14 @@ export const configSchema = z.strictObject({
     listen: listen('127.0.0.1', 8081),
     tokens: z.array(adminToken).min(1, { message: 'at least one admin token is required' }),
   }),
+  /**
+   * The status listener: `/healthz`, `/readyz` and `/metrics` only, no token, for probes and
+   * scrapers that must not reach the admin API. `enabled: false` runs without it.
+   */
+  status: z.strictObject({
+    enabled: bool.default(true),
+    listen: listen('0.0.0.0', 8082),
+  }).prefault({}),
   store: z.strictObject({
     driver: z.enum(['embedded', 'redis']).default('embedded'),
     path: z.string().min(1).default('./data'),

@@ -10,16 +10,16 @@ import { queryObject, readJsonBody, sendError, sendJson } from './http.js';
 import { Router } from './router.js';
 import { directoryRoutes } from './routes/directory.js';
 import { keyRoutes } from './routes/keys.js';
-import { metaRoutes, notReadyReason } from './routes/meta.js';
+import { metaRoutes } from './routes/meta.js';
 import type { AdminContext, AdminDeps, AdminHandler } from './routes/types.js';
 import type { DrainState } from '../http/drain.js';
 
 export interface AdminServerDeps extends AdminDeps {
   logger: Logger;
-  /** Whether the process is ready to serve (store open, every listener up). */
-  ready: () => boolean;
-  /** The /metrics text; defaults to this process's registry (a cluster primary adds its workers'). */
-  metricsText?: () => Promise<string>;
+  /** Why the process should get no traffic now (starting, draining, store stale…), or null when ready. */
+  notReady: () => string | null;
+  /** The /metrics text (a cluster primary adds its workers' to its own). */
+  metricsText: () => Promise<string>;
   /** Set once shutdown starts: answers then close their connection. */
   drain?: DrainState;
 }
@@ -75,13 +75,12 @@ export function createAdminServer(deps: AdminServerDeps): Server {
         return { status: 200, route: path };
       }
       if (path === '/readyz') {
-        const reason = notReadyReason(deps.store, config.propagation.maxStalenessMs, deps.ready());
+        const reason = deps.notReady();
         if (reason === null) sendJson(res, 200, { ready: true, status: 'ready' });
         else sendJson(res, 503, { ready: false, status: 'not ready', reason });
         return { status: reason === null ? 200 : 503, route: path };
       }
-      metrics.storeVersion.set(deps.store.appliedVersion());
-      const text = deps.metricsText ? await deps.metricsText() : await metrics.registry.metrics();
+      const text = await deps.metricsText();
       res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
       res.end(text);
       return { status: 200, route: path };

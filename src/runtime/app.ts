@@ -12,7 +12,10 @@ import type { CounterStore } from '../store/rate-limit/types.js';
 import { RedisConnection } from '../store/redis/connection.js';
 import { RedisStore } from '../store/redis/redis-store.js';
 import type { KeyStore } from '../store/types.js';
+import { createStatusServer, type StatusServer } from '../observability/status-server.js';
+import { listen } from '../http/listen.js';
 import { freshnessBeatMs } from './process.js';
+import { Readiness } from './readiness.js';
 import { retryStartup, startupAdminServer } from './startup.js';
 
 /** Everything the control plane runs on, built once here and handed down (no globals). */
@@ -32,6 +35,13 @@ export interface App {
   limiter: CounterStore;
   /** How many keygate processes share the limits (kept by the heartbeat; 1 when embedded). */
   instances: { count: number };
+  /** `/readyz` on both ports: the phase the runtime sets, and the store's freshness. */
+  readiness: Readiness;
+  /** This process's metrics as Prometheus text (a cluster primary serves its workers' summed with them instead). */
+  metricsText: () => Promise<string>;
+  /** The status listener (`status.enabled`), open from before the store opens until the process ends. */
+  status: StatusServer | null;
+  statusUrl: string | null;
 }
 
 /** The store and the rate limiter the config asks for. */
@@ -112,10 +122,33 @@ async function openBackend(config: Config, logger: Logger, metrics: Metrics, ins
   }
 }
 
+/**
+ * The status port first, so probes get their answer (alive, not ready: store not loaded or not
+ * connected) while the store opens; then the store and everything on it.
+ */
 export async function buildApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics();
   const instances = { count: 1 };
-  const { store, limiter } = await openBackend(config, logger, metrics, instances);
+  const readiness = new Readiness(config.store.driver, config.propagation.maxStalenessMs);
+  const metricsText = async (): Promise<string> => {
+    if (readiness.store !== null) metrics.storeVersion.set(readiness.store.appliedVersion());
+    return metrics.registry.metrics();
+  };
+  const status = config.status.enabled ? createStatusServer({ notReady: () => readiness.reason(), metricsText }, logger) : null;
+  let statusUrl: string | null = null;
+  let opened: { store: KeyStore; limiter: App['limiter'] };
+  try {
+    if (status) {
+      statusUrl = await listen(status.server, config.status.listen.host, config.status.listen.port);
+      logger.info({ status: statusUrl }, 'status port listening: /healthz, /readyz, /metrics');
+    }
+    opened = await openBackend(config, logger, metrics, instances);
+  } catch (err) {
+    await status?.close();
+    throw err;
+  }
+  const { store, limiter } = opened;
+  readiness.store = store;
   const catalogue = new PermissionCatalogue(config.routes.map((r) => r.permission));
   const signingKeys = new SigningKeyService(store, config);
   await signingKeys.ensureActive();
@@ -123,6 +156,10 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
   return {
     limiter,
     instances,
+    readiness,
+    metricsText,
+    status,
+    statusUrl,
     signingKeys,
     config,
     logger,

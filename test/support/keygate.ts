@@ -13,6 +13,7 @@ export function baseConfig(dataDir: string): Record<string, unknown> {
   return {
     gateway: { listen: { host: '127.0.0.1', port: 0 } },
     admin: { listen: { host: '127.0.0.1', port: 0 }, tokens: [{ name: 'ops', token: ADMIN_TOKEN }] },
+    status: { listen: { host: '127.0.0.1', port: 0 } },
     store: { driver: 'embedded', path: dataDir },
     secrets: { pepper: PEPPER },
     upstreams: { events: { url: 'http://127.0.0.1:9' }, 'events-test': { url: 'http://127.0.0.1:9' } },
@@ -28,6 +29,8 @@ export function baseConfig(dataDir: string): Record<string, unknown> {
 export interface Keygate {
   adminUrl: string;
   gatewayUrl: string | null;
+  /** The status listener's URL (null when the config turns it off). */
+  statusUrl: string | null;
   dataDir: string;
   configFile: string;
   proc: ChildProcess;
@@ -66,7 +69,7 @@ export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
   proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
 
-  const ready = await new Promise<{ admin: string; gateway: string | null }>((res, rej) => {
+  const ready = await new Promise<{ admin: string; gateway: string | null; status: string | null }>((res, rej) => {
     let buffered = '';
     const timer = setTimeout(() => rej(new Error(`keygate did not become ready:\n${output.join('\n')}\n${stderr}`)), 15_000);
     proc.stdout!.on('data', (d: Buffer) => {
@@ -77,10 +80,10 @@ export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
         buffered = buffered.slice(nl + 1);
         output.push(line);
         try {
-          const msg = JSON.parse(line) as { msg?: string; admin?: string; gateway?: string | null };
+          const msg = JSON.parse(line) as { msg?: string; admin?: string; gateway?: string | null; status?: string | null };
           if (msg.msg === 'ready' && msg.admin) {
             clearTimeout(timer);
-            res({ admin: msg.admin, gateway: msg.gateway ?? null });
+            res({ admin: msg.admin, gateway: msg.gateway ?? null, status: msg.status ?? null });
           }
         } catch {
           // not JSON: kept in output for diagnosis
@@ -97,6 +100,7 @@ export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
   return {
     adminUrl,
     gatewayUrl: ready.gateway,
+    statusUrl: ready.status,
     dataDir,
     configFile,
     proc,

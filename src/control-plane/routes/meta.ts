@@ -1,21 +1,5 @@
 import { auditQuerySchema, parseBody } from '../schemas.js';
-import type { KeyStore } from '../../store/types.js';
 import type { AdminDeps, AdminRouter } from './types.js';
-
-/**
- * Why this node should get no traffic now, or null when it is ready: it is starting or
- * stopping, its store is unavailable, or it cannot confirm that its view of the store is
- * within `maxStalenessMs` (a hung or unreachable Redis: the feed has not answered since).
- */
-export function notReadyReason(store: KeyStore, maxStalenessMs: number, started: boolean, now = Date.now()): string | null {
-  if (!started) return 'not started, or shutting down';
-  if (!store.healthy()) return 'store unavailable';
-  const confirmed = store.feedConfirmedAt();
-  if (confirmed === 0) return 'store not connected';
-  const age = now - confirmed;
-  if (age > maxStalenessMs) return `store view stale: last confirmed ${(age / 1000).toFixed(1)} s ago (bound ${maxStalenessMs / 1000} s)`;
-  return null;
-}
 
 export function metaRoutes(router: AdminRouter, { store, catalogue, config, signingKeys }: AdminDeps): void {
   // Public halves only: a signing key's private part never leaves the store and the gateways.
