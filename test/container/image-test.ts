@@ -216,6 +216,10 @@ async function exercise(mode: string, proc: ChildProcess, ports: { gateway: numb
     const code = await Promise.race([exited, new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), 20_000); })]);
     clearTimeout(timer);
     check(code === 0, `${mode}: SIGTERM drains and exits 0 (${secs(Date.now() - termAt)})`, `${String(code)}\n${output}`);
+    if (healthcheck && STATUS_LISTENER) {
+      const after = healthcheck();
+      check(after !== 0, `${mode}: the HEALTHCHECK command fails once keygate is gone`, String(after));
+    }
   } catch (e) {
     check(false, `${mode}: ${(e as Error).message}`, output);
   } finally {
