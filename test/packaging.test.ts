@@ -1,0 +1,88 @@
+// `npm pack` gives a tarball that installs into an empty directory with production dependencies
+// only, and whose `keygate` command checks a config and serves (nothing is published).
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { CLI, baseConfig } from './support/keygate.js';
+
+const REPO = resolve(import.meta.dirname, '..');
+const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string; devDependencies: Record<string, string>; dependencies: Record<string, string> };
+const run = promisify(execFile);
+
+interface Packed { filename: string; files: Array<{ path: string }> }
+
+describe('the npm package', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keygate-pack-'));
+  const app = join(dir, 'app');
+  let packed: Packed;
+  let bin: string;
+
+  beforeAll(async () => {
+    // npm test builds dist/ first; packing must not build again (nor race another build).
+    if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: npm run build first');
+    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: REPO, maxBuffer: 16 << 20 });
+    packed = (JSON.parse(stdout) as Packed[])[0]!;
+    mkdirSync(app);
+    // An empty directory, production dependencies only, from the npm cache when it has them.
+    await run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock', join(dir, packed.filename)], {
+      cwd: app,
+      maxBuffer: 16 << 20,
+      env: { ...process.env, NODE_ENV: 'production' },
+    });
+    bin = join(app, 'node_modules/.bin/keygate');
+  }, 240_000);
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('holds the build, the configs, the LICENSE and no test or source file', () => {
+    const paths = packed.files.map((f) => f.path);
+    for (const needed of ['package.json', 'LICENSE', 'README.md', 'dist/cli.js', 'dist/main.js', 'config/gateway.yaml', 'config/container.yaml']) expect(paths).toContain(needed);
+    expect(paths.filter((p) => /(^|\/)(src|test|bench|helm)\//.test(p) || /\.(test|fuzz)\.[jt]s/.test(p))).toEqual([]);
+  });
+
+  it('installs into an empty directory without any dev dependency', () => {
+    expect(existsSync(bin)).toBe(true);
+    for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(join(app, 'node_modules', dep)), dep).toBe(true);
+    const dev = Object.keys(pkg.devDependencies).filter((d) => existsSync(join(app, 'node_modules', d)));
+    expect(dev).toEqual([]);
+  });
+
+  it('answers keygate --version with the package version', async () => {
+    const { stdout } = await run(bin, ['--version']);
+    expect(stdout).toBe(`${pkg.version}\n`);
+  });
+
+  it('runs keygate check-config on the config it ships', async () => {
+    const { stdout } = await run(bin, ['check-config', join(app, 'node_modules/keygate/config/gateway.yaml')], { env: { ...process.env, NODE_ENV: 'development' } });
+    expect(stdout.trim()).toBe('OK');
+  });
+
+  it('runs keygate serve: ready, /readyz 200 on the status port, SIGTERM exits 0', async () => {
+    const config = join(dir, 'gateway.yaml');
+    writeFileSync(config, stringify(baseConfig(join(dir, 'data'))));
+    const proc = spawn(bin, ['serve', '--config', config], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    let out = '';
+    const ready = await new Promise<{ status: string }>((res, rej) => {
+      const timer = setTimeout(() => rej(new Error(`not ready:\n${out}`)), 20_000);
+      proc.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        for (const line of out.split('\n')) {
+          if (!line.includes('"msg":"ready"')) continue;
+          clearTimeout(timer);
+          res(JSON.parse(line) as { status: string });
+        }
+      });
+      void exited.then((code) => rej(new Error(`exited ${code}:\n${out}`)));
+    });
+    const readyz = await fetch(`${ready.status}/readyz`);
+    expect(readyz.status).toBe(200);
+    proc.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  }, 30_000);
+});
