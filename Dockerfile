@@ -20,7 +20,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # 3. The image: node, tini, production dependencies, dist/ and the default config.
 FROM ${NODE_IMAGE}
-# tini is PID 1: it forwards SIGTERM to keygate (which drains and exits 0) and reaps orphans.
+# tini is PID 1: it forwards SIGTERM to keygate (which drains and exits 0) and reaps orphans;
+# -s (subreaper) keeps it reaping where it is not PID 1 (a pod sharing its process namespace).
 # A numeric non-root user, so Kubernetes' runAsNonRoot can verify it.
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends tini \
@@ -43,5 +44,5 @@ EXPOSE 8080 8081 8082
 # The status port's /healthz (liveness: restart when it fails); KEYGATE_STATUS_PORT moves it.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.KEYGATE_STATUS_PORT || 8082}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/opt/keygate/dist/cli.js"]
+ENTRYPOINT ["/usr/bin/tini", "-s", "--", "node", "/opt/keygate/dist/cli.js"]
 CMD ["serve", "--config", "/etc/keygate/gateway.yaml"]
