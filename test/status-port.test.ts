@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
 import { gatewayConfig, gw, metricSum, pollUntil } from './support/gateway.js';
 import { CLI, startKeygate, type Keygate } from './support/keygate.js';
+import { promtool, requirePromtool } from './support/promtool.js';
 import { useUpstreamPair } from './support/upstream.js';
 
 const pair = useUpstreamPair();
@@ -101,6 +102,12 @@ describe('status port with workers', () => {
     expect(metricSum(fromStatus, 'keygate_requests_total', { route: 'list-events', outcome: 'OK' })).toBe(n);
     expect(metricSum((await get(`${kg.adminUrl}/metrics`)).text, 'keygate_requests_total', { route: 'list-events', outcome: 'OK' })).toBe(n);
     expect((await get(`${kg.statusUrl}/readyz`)).json).toEqual({ ready: true, status: 'ready' });
+    // Gauges of state are the worst process's, not a sum: build info stays 1, staleness stays small.
+    expect(metricSum(fromStatus, 'keygate_build_info')).toBe(1);
+    expect(metricSum(fromStatus, 'keygate_propagation_max_staleness_seconds')).toBe(30);
+    expect(metricSum(fromStatus, 'keygate_propagation_staleness_seconds')).toBeLessThan(5);
+    expect(metricSum(fromStatus, 'keygate_key_cache_entries')).toBeGreaterThanOrEqual(1);
+    if (requirePromtool()) expect(promtool(['check', 'metrics'], fromStatus)).toMatchObject({ code: 0, stdout: '', stderr: '' });
   });
 });
 

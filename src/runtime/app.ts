@@ -57,6 +57,8 @@ function backend(config: Config, logger: Logger, metrics: Metrics, instances: { 
     fastTimeoutMs: config.store.timeoutMs,
   });
   const store = new RedisStore({ connection, logger, feedBlockMs: freshnessBeatMs(config) });
+  metrics.probes.breakers.set('requests', () => connection.breaker.open);
+  metrics.probes.breakers.set('admin', () => connection.slowBreaker.open);
   const limiter = new RedisRateLimiter(connection, config.rateLimit.onStoreError, () => instances.count, () => metrics.rateLimitFallbacks.inc());
   return { store, limiter };
 }
@@ -128,6 +130,7 @@ async function openBackend(config: Config, logger: Logger, metrics: Metrics, ins
  */
 export async function buildApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics();
+  metrics.maxStaleness.set(config.propagation.maxStalenessMs / 1000);
   const instances = { count: 1 };
   const readiness = new Readiness(config.store.driver, config.propagation.maxStalenessMs);
   const metricsText = async (): Promise<string> => {

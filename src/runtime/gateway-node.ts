@@ -52,6 +52,7 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
       storeError: () => metrics.storeErrors.inc({ operation: 'key_lookup' }),
     },
   });
+  metrics.probes.keyCacheEntries = () => resolver.size;
   const usage = new UsageRecorder(deps.usageSink);
   usage.start();
   const tokens = new TokenService(config.tokens.issuer, config.tokens.ttlSeconds, {
@@ -65,7 +66,8 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
   const drain = drainState();
   const server = createGatewayServer({
     config, routes, metrics, logger: deps.logger, usage, drain,
-    localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited }),
+    localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited,
+      minted: { key: metrics.tokensMinted.labels({ auth: 'key' }), simple: metrics.tokensMinted.labels({ auth: 'simple' }) } }),
   });
   return {
     server,

@@ -54,6 +54,8 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     return AggregatorRegistry.aggregate([own, ...replies.filter((r): r is MetricsJson => r !== null)]).metrics();
   };
 
+  // This process's own view; each worker reports its own, and the scrape keeps the worst.
+  metrics.probes.viewConfirmedAt = () => store.feedConfirmedAt();
   const { limiter } = app;
   const keys = storeKeySource(store);
   // Workers' usage counts are gathered here and written in batches, kept across store faults.

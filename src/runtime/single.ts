@@ -25,6 +25,7 @@ export async function startSingle(app: App): Promise<void> {
     // The embedded store's feed is synchronous, so it is always confirmed current; the Redis
     // store's is confirmed by each read of its stream.
     const maxStaleness = config.propagation.maxStalenessMs;
+    app.metrics.probes.viewConfirmedAt = () => store.feedConfirmedAt();
     const gateway = createGatewayNode({
       config,
       logger,

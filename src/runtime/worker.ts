@@ -23,6 +23,8 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   // Nothing is trusted from the cache until the primary first confirms how current it is.
   let confirmedAt = 0;
   let appliedVersion = 0;
+  metrics.maxStaleness.set(config.propagation.maxStalenessMs / 1000);
+  metrics.probes.viewConfirmedAt = () => confirmedAt;
   const node = createGatewayNode({
     config,
     logger,

@@ -122,7 +122,8 @@ routes:${opts.routes ?? DEFAULT_ROUTES}
   const recorder = new UsageRecorder(async (deltas) => { usage.push(...deltas); });
   const server = createGatewayServer({
     config, routes, metrics, logger, usage: recorder, drain: drainState(),
-    localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter, rateLimited: metrics.rateLimited }),
+    localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter, rateLimited: metrics.rateLimited,
+      minted: { key: metrics.tokensMinted.labels({ auth: 'key' }), simple: metrics.tokensMinted.labels({ auth: 'simple' }) } }),
   });
   const port = await listen(server);
 

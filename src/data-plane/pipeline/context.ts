@@ -10,6 +10,7 @@ import type { Peer } from '../request/peer.js';
 import type { Logger } from 'pino';
 import type { DrainState } from '../../http/drain.js';
 import type { Upstream } from '../upstream/upstream.js';
+import type { UpstreamErrorKind } from '../../observability/metrics.js';
 
 /** What the pipeline knows about one request as it moves through the stages. */
 export interface RequestContext {
@@ -114,8 +115,8 @@ export interface RequestEnd {
   closed(ctx: RequestContext, upstreamMs: number): void;
   /** An unexpected failure: logged, answered 500 if nothing was sent yet (else the connection is cut); not counted. */
   fault(ctx: RequestContext, err: unknown): void;
-  /** The time an upstream took to answer, on its pre-bound timer. */
-  upstreamTime(upstream: string, ms: number): void;
+  /** The time an upstream took to answer, on its pre-bound timer, and how it failed (null: it answered, not 5xx). */
+  upstreamTime(upstream: string, ms: number, error: UpstreamErrorKind | null): void;
 }
 
 /**

@@ -2,7 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../errors/catalogue.js';
 import { bearerChallenge, errorJson, writeJson } from '../../errors/http.js';
-import type { Metrics } from '../../observability/metrics.js';
+import type { CounterChild } from '../../observability/hot-metrics.js';
+import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.js';
 import type { DrainState } from '../../http/drain.js';
 import type { CompiledRoute, RequestContext } from './context.js';
 import type { Accounting } from './accounting.js';
@@ -60,6 +61,14 @@ export function createRequestEnd({ accounting, metrics, logger, drain, routes }:
   for (const route of routes) {
     for (const u of route.upstreams) if (!upstreamTimers.has(u.name)) upstreamTimers.set(u.name, metrics.upstreamDuration.labels({ upstream: u.name }));
   }
+  // Upstream names come from the config and kinds from a fixed set: bound on first use.
+  const upstreamErrors = new Map<string, CounterChild>();
+  const upstreamError = (upstream: string, kind: UpstreamErrorKind): void => {
+    const k = `${upstream}\u0000${kind}`;
+    let c = upstreamErrors.get(k);
+    if (!c) upstreamErrors.set(k, (c = metrics.upstreamErrors.labels({ upstream, kind })));
+    c.inc();
+  };
   const keyOf = (ctx: RequestContext): string | null => ctx.policy?.keyId ?? null;
   const end: RequestEnd = {
     drain,
@@ -81,8 +90,9 @@ export function createRequestEnd({ accounting, metrics, logger, drain, routes }:
     fault(ctx, err) {
       sendGatewayFault(ctx.res, drain, logger, ctx.requestId, err);
     },
-    upstreamTime(upstream, ms) {
+    upstreamTime(upstream, ms, error) {
       upstreamTimers.get(upstream)?.observe(ms / 1000);
+      if (error !== null) upstreamError(upstream, error);
     },
   };
   return end;

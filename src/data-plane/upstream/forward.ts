@@ -1,6 +1,16 @@
 import { upstreamRequestHeaders } from './request-headers.js';
 import type { Upstream } from './upstream.js';
 import { admitted, type FinalHandler } from '../pipeline/context.js';
+import type { UpstreamErrorKind } from '../../observability/metrics.js';
+import type { ForwardResult } from './proxy-handler.js';
+
+/** How a forward failed at the upstream, for keygate_upstream_errors_total (null: not the upstream's failure). */
+function upstreamErrorOf(result: ForwardResult): UpstreamErrorKind | null {
+  if (result.ok) return result.status >= 500 ? '5xx' : null;
+  if (result.code === 'UPSTREAM_TIMEOUT') return 'timeout';
+  if (result.code === 'UPSTREAM_UNAVAILABLE') return result.responded ? 'reset' : 'unavailable';
+  return null;
+}
 
 /**
  * The final handler of every configured route: the admitted request streams to the route's
@@ -32,7 +42,7 @@ export function forwardHandler(upstream: Upstream, upstreamTest: Upstream): Fina
     const limitHeaders = ctx.responseHeaders;
     target.forward(req, res, ctx.path + ctx.search, headers, requestId, end.drain, ctx.body, scan.hasBody, limitHeaders, (result) => {
       const upstreamMs = performance.now() - upstreamStarted;
-      end.upstreamTime(target.name, upstreamMs);
+      end.upstreamTime(target.name, upstreamMs, upstreamErrorOf(result));
       if (result.ok) return end.finish(ctx, result.status, 'OK', upstreamMs);
       if (result.code === 'CLIENT_GONE') return end.closed(ctx, upstreamMs);
       if (result.code === 'INTERNAL') {
