@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { runCli } from './support/admin.js';
 import { CLI, baseConfig } from './support/keygate.js';
 
 const REPO = resolve(import.meta.dirname, '..');
@@ -85,4 +86,30 @@ describe('the npm package', () => {
     proc.kill('SIGTERM');
     expect(await exited).toBe(0);
   }, 30_000);
+});
+
+describe("the container image's config (config/container.yaml, /etc/keygate/gateway.yaml in the image)", () => {
+  const file = join(REPO, 'config/container.yaml');
+
+  it('passes check-config in production with the pepper and admin token from the environment', async () => {
+    const res = await runCli(['check-config', file], { NODE_ENV: 'production', KEYGATE_PEPPER: 'a-pepper-from-the-env-0123456789', KEYGATE_ADMIN_TOKEN: 'an-admin-token-0123456789' });
+    expect(res.stderr).toBe('');
+    expect(res.stdout.trim()).toBe('OK');
+  });
+
+  it('has no development defaults: without them it fails naming secrets.pepper and admin.tokens[0].token', async () => {
+    const res = await runCli(['check-config', file], { NODE_ENV: 'production', KEYGATE_PEPPER: undefined, KEYGATE_ADMIN_TOKEN: undefined });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('secrets.pepper');
+    expect(res.stderr).toContain('admin.tokens[0].token');
+  });
+
+  it('keeps its data on the volume and serves the status port on 8082, as the Dockerfile declares', () => {
+    const text = readFileSync(file, 'utf8');
+    expect(text).toContain('path: /var/lib/keygate');
+    expect(text).toContain('listen: { host: 0.0.0.0, port: "${KEYGATE_STATUS_PORT:-8082}" }');
+    const dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toContain('VOLUME ["/var/lib/keygate"]');
+    expect(dockerfile).toContain('COPY config/container.yaml /etc/keygate/gateway.yaml');
+  });
 });
