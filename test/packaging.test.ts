@@ -16,6 +16,9 @@ const run = promisify(execFile);
 
 interface Packed { filename: string; files: Array<{ path: string }> }
 
+/** The environment without what an enclosing npm script sets about this repository (its prefix, package, script). */
+const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_(config_(local_)?prefix|package_|lifecycle_)/.test(k)));
+
 describe('the npm package', () => {
   const dir = mkdtempSync(join(tmpdir(), 'keygate-pack-'));
   const app = join(dir, 'app');
@@ -25,14 +28,14 @@ describe('the npm package', () => {
   beforeAll(async () => {
     // npm test builds dist/ first; packing must not build again (nor race another build).
     if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: npm run build first');
-    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: REPO, maxBuffer: 16 << 20 });
+    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: REPO, maxBuffer: 16 << 20, env: npmEnv });
     packed = (JSON.parse(stdout) as Packed[])[0]!;
     mkdirSync(app);
     // An empty directory, production dependencies only, from the npm cache when it has them.
     await run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock', join(dir, packed.filename)], {
       cwd: app,
       maxBuffer: 16 << 20,
-      env: { ...process.env, NODE_ENV: 'production' },
+      env: { ...npmEnv, NODE_ENV: 'production' },
     });
     bin = join(app, 'node_modules/.bin/keygate');
   }, 240_000);
