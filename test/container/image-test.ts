@@ -374,6 +374,7 @@ function checkContents(): void {
       check(!existsSync(p), `no ${gone.startsWith('root') || gone.startsWith('usr') ? '/' : '/opt/keygate/'}${gone} in the image`);
     }
     check(existsSync(join(mnt, 'usr/bin/tini')), 'tini is installed from Debian');
+    check(existsSync(join(mnt, 'usr/bin/sleep')) || existsSync(join(mnt, 'bin/sleep')), 'sleep is there for the helm chart\'s preStop pause');
     check(existsSync(join(mnt, 'etc/keygate/gateway.yaml')), 'the default config is at /etc/keygate/gateway.yaml');
   } finally {
     sh('buildah', ['umount', ctr]);
@@ -404,6 +405,15 @@ async function main(): Promise<void> {
   check(config.Env.includes('NODE_ENV=production'), 'NODE_ENV=production');
 
   checkContents();
+
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const vctr = sh('buildah', ['from', '--pull-never', IMAGE]).trim();
+  try {
+    const printed = sh('buildah', ['run', '--isolation', 'chroot', '--network', 'host', vctr, '--', ...config.Entrypoint, '--version']).trim();
+    check(printed === version, `keygate --version in the image prints ${version}`, printed);
+  } finally {
+    sh('buildah', ['rm', vctr]);
+  }
 
   currentUpstream = await startUpstream();
   try {
