@@ -41,7 +41,7 @@ USER 10001:10001
 VOLUME ["/var/lib/keygate"]
 # gateway, admin (never public), status (/healthz, /readyz, /metrics)
 EXPOSE 8080 8081 8082
-# The status port's /healthz (liveness: restart when it fails); KEYGATE_STATUS_PORT moves it.
+# Healthy while the status port's /healthz answers (KEYGATE_STATUS_PORT moves it).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.KEYGATE_STATUS_PORT || 8082}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["/usr/bin/tini", "-s", "--", "node", "/opt/keygate/dist/cli.js"]
