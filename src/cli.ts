@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config/load.js';
 import { KEYS_USAGE, UsageError, runKeysCommand } from './cli/keys-command.js';
@@ -7,7 +8,14 @@ import { createLogger } from './observability/logger.js';
 const USAGE = `usage:
   keygate serve --config <file>      start the gateway and admin ports
   keygate check-config <file>        validate a config file (exit 0 when valid)
-  keygate keys <command> …           manage keys over the admin API (keygate keys help)`;
+  keygate keys <command> …           manage keys over the admin API (keygate keys help)
+  keygate --version                  print the version`;
+
+/** The version of the installed package: package.json beside dist/ (or src/), wherever that is installed. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return String(pkg.version);
+}
 
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
 const err = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -50,6 +58,11 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'keys':
       return runKeysCommand(rest, process.env, out, err);
+    case '--version':
+    case '-v':
+    case 'version':
+      out(version());
+      return 0;
     case undefined:
     case 'help':
     case '--help':
