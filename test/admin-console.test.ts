@@ -409,4 +409,30 @@ suite('admin console in Chromium', () => {
     expect(await page.getByRole('alert').textContent()).toContain('sign in again');
     await signIn(page);
   });
+  it('runs under its CSP: the browser refuses an inline script', async () => {
+    const violations: string[] = [];
+    page.on('console', (m) => { if (/Content Security Policy/.test(m.text())) violations.push(m.text()); });
+    await page.addScriptTag({ content: '(globalThis).__inlineRan = true;' }).catch(() => undefined);
+    expect(await page.evaluate(() => (globalThis as any).__inlineRan === true)).toBe(false);
+    await expect.poll(() => violations.length).toBeGreaterThan(0);
+  });
+
+  it('has an accessibility check that does catch a violation (an unnamed image and a field without a label)', async () => {
+    await page.evaluate(() => {
+      const d = (globalThis as any).document;
+      const img = d.createElement('img');
+      img.src = 'favicon.svg';
+      img.id = 'axe-probe-img';
+      const input = d.createElement('input');
+      input.id = 'axe-probe-input';
+      d.querySelector('main').append(img, input);
+    });
+    await expect(expectAccessible(page, 'probe')).rejects.toThrow(/image-alt|label/);
+    await page.evaluate(() => {
+      const d = (globalThis as any).document;
+      d.getElementById('axe-probe-img').remove();
+      d.getElementById('axe-probe-input').remove();
+    });
+    await expectAccessible(page, 'after the probe');
+  });
 });
