@@ -399,6 +399,24 @@ suite('admin console in Chromium', () => {
     await expect.poll(() => page.evaluate(() => (globalThis as any).document.activeElement?.textContent)).toBe('Add API key');
   });
 
+  it('signs in with a scoped token that may not read the catalogue (403), and the page says what was refused', async () => {
+    // Scoped admin tokens are not in this build: the 403 they get is simulated on the catalogue.
+    const refused = JSON.stringify({ error: { code: 'FORBIDDEN', message: 'This token lacks the scope keys:read.', requestId: 'r2' } });
+    await page.evaluate(() => (globalThis as any).sessionStorage.clear());
+    await page.route('**/v1/permissions', (route) => route.fulfill({ status: 403, contentType: 'application/json', body: refused }));
+    try {
+      await page.reload();
+      await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await expect.poll(() => page.getByRole('heading', { name: 'API keys' }).isVisible()).toBe(true);
+      await page.getByRole('button', { name: 'Add API key' }).click();
+      await expect.poll(() => dialog('Add API key').getByRole('alert').textContent()).toContain('lacks the scope keys:read');
+      await page.keyboard.press('Escape');
+    } finally {
+      await page.unroute('**/v1/permissions');
+    }
+  });
+
   it('goes back to sign-in when the API refuses the stored token', async () => {
     await page.evaluate(() => {
       const store = (globalThis as any).sessionStorage;

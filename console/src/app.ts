@@ -18,8 +18,13 @@ function SignIn(props: { onSignedIn: () => void; notice: string | null }): VNode
     setBusy(true);
     setError(null);
     try {
-      // Any authenticated read tells whether the token is good; the catalogue needs no scope beyond reading keys.
-      await api('GET', '/v1/permissions', undefined, { token: token.trim() });
+      // Any authenticated read tells whether the token is good. A scoped token that may not read
+      // the catalogue (403) is still a good token: the pages it may not read say so.
+      try {
+        await api('GET', '/v1/permissions', undefined, { token: token.trim() });
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 403)) throw err;
+      }
       session.signIn(token.trim());
       props.onSignedIn();
     } catch (err) {

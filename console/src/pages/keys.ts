@@ -144,7 +144,7 @@ function AddKeyDialog(props: { workspaces: Workspace[]; groups: Group[]; onClose
       setBusy(false);
     }
   };
-  const general = error && !(error instanceof ApiError && error.fields.size > 0) ? error : null;
+  const general = error && !(error instanceof ApiError && error.fields.size > 0) ? error : (catalogue.error ?? null);
   const input = (k: 'name', label: string) => html`<${Field} label=${label} error=${about(k)}>${(id: string, d?: string) =>
     html`<input id=${id} value=${form[k]} onInput=${field(k)} required maxLength=${200} aria-describedby=${d} aria-invalid=${about(k) ? 'true' : undefined} />`}<//>`;
   const select = (k: 'workspaceId' | 'type' | 'environment' | 'groupId' | 'preset', label: string, options: ReadonlyArray<[string, string]>, hint?: string) =>
