@@ -1,6 +1,7 @@
 // The admin console end to end: `keygate serve` (dist/cli.js, with the built console) before a
 // real upstream, driven in Debian's Chromium by role and accessible name, with an axe-core
 // check of every page. It also writes the README's screenshots (docs/screenshots).
+import { createHmac } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
@@ -37,6 +38,32 @@ async function signIn(p: Page): Promise<void> {
 }
 
 const dialog = (name: string) => page.getByRole('dialog', { name });
+
+/**
+ * Presses Tab through the page and returns the visible, enabled controls it never reached
+ * (tabs other than the selected one are left out: the arrow keys move between them).
+ */
+async function unreachableByTab(p: Page): Promise<string[]> {
+  const count = await p.evaluate(() => {
+    const d = (globalThis as any).document;
+    const all = [...d.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')] as any[];
+    const controls = all.filter((el) => !el.disabled && el.getClientRects().length > 0 && el.tabIndex >= 0 && el.closest('[inert]') === null);
+    all.forEach((el) => el.removeAttribute('data-kbd'));
+    controls.forEach((el, i) => el.setAttribute('data-kbd', `${i}: ${el.tagName.toLowerCase()} ${(el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 40)}`));
+    controls[0]?.focus();
+    return controls.length;
+  });
+  const reached = new Set<string>();
+  const first = await p.evaluate(() => (globalThis as any).document.activeElement?.getAttribute('data-kbd') ?? null);
+  if (first !== null) reached.add(first);
+  for (let i = 0; i < count + 5; i++) {
+    await p.keyboard.press('Tab');
+    const label = await p.evaluate(() => (globalThis as any).document.activeElement?.getAttribute('data-kbd') ?? null);
+    if (label !== null) reached.add(label);
+  }
+  const all = await p.evaluate(() => [...(globalThis as any).document.querySelectorAll('[data-kbd]')].map((el: any) => el.getAttribute('data-kbd') as string));
+  return all.filter((l) => !reached.has(l));
+}
 
 /** The key created through the console, shared by the steps that follow it. */
 const created = { id: '', name: 'ios-app', secret: '', workspaceId: '' };
@@ -263,7 +290,35 @@ suite('admin console in Chromium', () => {
     created.secret = fresh;
   });
 
+  it('shows an error of the add dialog with the field it names, and creates nothing', async () => {
+    await page.getByRole('link', { name: 'API keys', exact: true }).click();
+    const before = (await kg.admin('GET', '/v1/keys?limit=500')).body.items.length;
+    await page.getByRole('button', { name: 'Add API key' }).click();
+    const add = dialog('Add API key');
+    await add.getByRole('button', { name: 'Create' }).click();
+    const name = add.getByRole('textbox', { name: 'Name', exact: true });
+    await expect.poll(() => name.getAttribute('aria-invalid')).toBe('true');
+    const errorId = (await name.getAttribute('aria-describedby'))!.split(' ').pop()!;
+    expect(await add.locator(`[id="${errorId}"]`).textContent()).toBe('must not be empty');
+    await add.getByRole('button', { name: 'Cancel' }).click();
+    await expect.poll(() => add.count()).toBe(0);
+    expect((await kg.admin('GET', '/v1/keys?limit=500')).body.items.length).toBe(before);
+  });
+
+  it('reaches every control of the key list and of a key by the keyboard', async () => {
+    await page.getByRole('link', { name: 'API keys', exact: true }).click();
+    await expect.poll(() => page.getByRole('link', { name: created.name }).isVisible()).toBe(true);
+    expect(await unreachableByTab(page)).toEqual([]);
+    await page.goto(`${consoleUrl}#/keys/${created.id}`);
+    await page.getByRole('tab', { name: 'Permissions' }).click();
+    await expect.poll(() => page.getByRole('checkbox', { name: 'events.read', exact: true }).isVisible()).toBe(true);
+    expect(await unreachableByTab(page)).toEqual([]);
+    await page.getByRole('tab', { name: 'General' }).click();
+    expect(await unreachableByTab(page)).toEqual([]);
+  });
+
   it('shows usage by outcome and the activity of the key', async () => {
+    await page.goto(`${consoleUrl}#/keys/${created.id}`);
     await page.getByRole('tab', { name: 'Usage' }).click();
     // Usage counts are flushed every second.
     await expect.poll(async () => {
@@ -319,6 +374,72 @@ suite('admin console in Chromium', () => {
     await expect.poll(names).toHaveLength(4);
   });
 
+  it('enables Basic authentication: the workspace GUID to copy, and the gateway takes GUID:secret', async () => {
+    await page.goto(`${consoleUrl}#/keys/${created.id}`);
+    await page.getByRole('tab', { name: 'Basic authentication' }).click();
+    expect(await page.getByRole('textbox', { name: 'Workspace GUID' }).inputValue()).toBe(created.workspaceId);
+    await page.getByRole('button', { name: 'Copy workspace GUID' }).click();
+    expect(await page.evaluate(() => (globalThis as any).navigator.clipboard.readText())).toBe(created.workspaceId);
+    const basic = `Basic ${Buffer.from(`${created.workspaceId}:${created.secret}`).toString('base64')}`;
+    const call = async (): Promise<number> => (await fetch(`${kg.gatewayUrl}/v1/events`, { headers: { authorization: basic } })).status;
+    expect(await call()).toBe(401);
+    await page.getByRole('checkbox', { name: 'Allow Basic authentication' }).check();
+    await page.getByRole('button', { name: 'Apply settings' }).click();
+    await expect.poll(call).toBe(200);
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Settings applied' }).count()).toBe(1);
+    expect(await page.getByText('after a propagation delay').isVisible()).toBe(true);
+  });
+
+  it('edits the event denylist and allowlist, and the gateway checks the events of a body by them', async () => {
+    const sender = await createKey(kg, { workspaceId: created.workspaceId, name: 'event-sender', permissions: ['events.create'] });
+    const send = async (action: string): Promise<{ status: number; code: string | null }> => {
+      const res = await fetch(`${kg.gatewayUrl}/v1/events`, {
+        method: 'POST', headers: { 'x-api-key': sender.secret, 'content-type': 'application/json' }, body: JSON.stringify({ action }),
+      });
+      const body = await res.json() as { error?: { code: string } };
+      return { status: res.status, code: body.error?.code ?? null };
+    };
+    await page.goto(`${consoleUrl}#/keys/${sender.key.id}`);
+    await page.getByRole('tab', { name: 'Denylist' }).click();
+    await page.getByRole('textbox', { name: 'Denied events' }).fill('transaction.*');
+    await page.getByRole('tab', { name: 'Allowlist', exact: true }).click();
+    await page.getByRole('textbox', { name: 'Allowed events' }).fill('page.view\ntransaction.charge');
+    await page.getByRole('button', { name: 'Apply settings' }).click();
+    await expect.poll(() => send('transaction.charge')).toEqual({ status: 403, code: 'EVENT_NOT_ALLOWED' });
+    expect(await send('page.view')).toEqual({ status: 200, code: null });
+    expect(await send('signup')).toEqual({ status: 403, code: 'EVENT_NOT_ALLOWED' });
+    const key = (await kg.admin('GET', `/v1/keys/${sender.key.id}`)).body;
+    expect(key.eventDenylist).toEqual(['transaction.*']);
+    expect(key.eventAllowlist).toEqual(['page.view', 'transaction.charge']);
+  });
+
+  it('enables simple authentication on a profile key: the salt shows once, and signs a profile token', async () => {
+    const profile = await createKey(kg, { workspaceId: created.workspaceId, name: 'mobile-sdk', type: 'profile', permissions: ['profiles.read'] });
+    await page.goto(`${consoleUrl}#/keys/${profile.key.id}`);
+    await page.getByRole('tab', { name: 'Basic authentication' }).click();
+    expect(await page.getByRole('checkbox', { name: 'Allow Basic authentication' }).isDisabled()).toBe(true);
+    expect(await page.getByText('Only workspace keys may use Basic authentication').isVisible()).toBe(true);
+    await page.getByRole('tab', { name: 'Simple authentication' }).click();
+    await page.getByRole('checkbox', { name: 'Allow simple authentication' }).check();
+    await page.getByRole('button', { name: 'Apply settings' }).click();
+    const once = dialog('Copy this salt now');
+    await expect.poll(() => once.isVisible()).toBe(true);
+    const salt = await once.getByRole('textbox', { name: 'Salt' }).inputValue();
+    expect(salt.length).toBeGreaterThan(20);
+    await expectAccessible(page, 'salt dialog');
+    await once.getByRole('button', { name: 'Done' }).click();
+    expect(await page.content()).not.toContain(salt);
+    const signature = createHmac('sha256', Buffer.from(salt, 'utf8')).update('user-42').digest('hex');
+    const mint = await fetch(`${kg.gatewayUrl}/auth/token`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ apiKey: profile.secret, identity: { customId: 'user-42' }, signature }),
+    });
+    expect(mint.status).toBe(200);
+    const { token } = await mint.json() as { token: string };
+    const res = await fetch(`${kg.gatewayUrl}/v1/profiles/user-42`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+  });
+
   it('shows locked permissions read-only with the reason', async () => {
     const locked = await createKey(kg, { workspaceId: created.workspaceId, name: 'locked-key', permissions: ['events.create'], permissionsLocked: true });
     await page.goto(`${consoleUrl}#/keys/${locked.key.id}`);
@@ -370,11 +491,22 @@ suite('admin console in Chromium', () => {
     await page.getByRole('button', { name: 'Create group' }).click();
     await expect.poll(() => page.getByRole('row', { name: /backend/ }).count()).toBe(1);
     await expectAccessible(page, 'groups page');
+    // A group with keys is not deleted, and the page says why.
+    await page.getByRole('button', { name: 'Delete group mobile' }).click();
+    await dialog('Delete group “mobile”?').getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/group/i);
+    expect(await page.getByRole('row', { name: /mobile/ }).count()).toBe(1);
+    await page.getByRole('button', { name: 'Delete group backend' }).click();
+    await dialog('Delete group “backend”?').getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(() => page.getByRole('row', { name: /backend/ }).count()).toBe(0);
 
     await page.getByRole('link', { name: 'Audit log' }).click();
     await expect.poll(() => page.getByRole('cell', { name: 'owner.update' }).count()).toBeGreaterThan(0);
     expect(await page.getByRole('cell', { name: 'key.delete' }).count()).toBe(1);
     await expectAccessible(page, 'audit page');
+    await page.getByLabel('Key ID').fill(created.id);
+    await page.getByRole('button', { name: 'Show entries' }).click();
+    await expect.poll(async () => new Set(await page.locator('tbody tr td:nth-child(4)').allTextContents())).toEqual(new Set([created.id]));
 
     await page.getByRole('link', { name: 'Nodes' }).click();
     const nodes = (await kg.admin('GET', '/v1/nodes')).body.items;
