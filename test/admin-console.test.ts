@@ -20,6 +20,8 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 let consoleUrl: string;
+/** Script errors and CSP violations the page reported while it was driven. */
+const pageProblems: string[] = [];
 
 /** Calls the gateway with a secret; the status and error code. */
 async function gateway(secret: string, method = 'GET', path = '/v1/events'): Promise<{ status: number; code: string | null }> {
@@ -82,6 +84,11 @@ suite('admin console in Chromium', () => {
     context = await browser.newContext({ viewport: { width: 1280, height: 860 }, reducedMotion: 'reduce' });
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: kg.adminUrl });
     page = await context.newPage();
+    page.on('pageerror', (err) => pageProblems.push(`pageerror: ${err.message}`));
+    page.on('console', (m) => {
+      // A refused API call is logged by Chromium as a failed resource: those are expected answers.
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageProblems.push(`console: ${m.text()}`);
+    });
   });
 
   afterAll(async () => {
@@ -315,6 +322,33 @@ suite('admin console in Chromium', () => {
     expect(await unreachableByTab(page)).toEqual([]);
     await page.getByRole('tab', { name: 'General' }).click();
     expect(await unreachableByTab(page)).toEqual([]);
+  });
+
+  it('sets a rate limit and a quota in General, and Usage shows their state', async () => {
+    await page.goto(`${consoleUrl}#/keys/${created.id}`);
+    const panel = page.getByRole('tabpanel');
+    await panel.getByRole('spinbutton', { name: 'Rate limit (requests)' }).fill('100');
+    await panel.getByRole('spinbutton', { name: 'Rate limit window (seconds)' }).fill('60');
+    await panel.getByRole('spinbutton', { name: 'Quota (requests)' }).fill('1000');
+    await panel.getByRole('combobox', { name: 'Quota period' }).selectOption('day');
+    await page.getByRole('button', { name: 'Apply settings' }).click();
+    await expect.poll(async () => {
+      const key = (await kg.admin('GET', `/v1/keys/${created.id}`)).body;
+      return [key.rateLimit, key.quota];
+    }).toEqual([{ limit: 100, windowSeconds: 60 }, { limit: 1000, period: 'day' }]);
+    expect((await gateway(created.secret)).status).toBe(200);
+    await page.getByRole('tab', { name: 'Usage' }).click();
+    await expect.poll(() => page.getByRole('tabpanel').textContent()).toMatch(/99 of 100 left in 60 s/);
+    expect(await page.getByRole('tabpanel').textContent()).toMatch(/1 of 1000 used this day/);
+    // Emptying the fields removes both.
+    await page.getByRole('tab', { name: 'General' }).click();
+    await panel.getByRole('spinbutton', { name: 'Rate limit (requests)' }).fill('');
+    await panel.getByRole('spinbutton', { name: 'Quota (requests)' }).fill('');
+    await page.getByRole('button', { name: 'Apply settings' }).click();
+    await expect.poll(async () => {
+      const key = (await kg.admin('GET', `/v1/keys/${created.id}`)).body;
+      return [key.rateLimit, key.quota];
+    }).toEqual([null, null]);
   });
 
   it('shows usage by outcome and the activity of the key', async () => {
@@ -559,6 +593,10 @@ suite('admin console in Chromium', () => {
     expect(await page.getByRole('alert').textContent()).toContain('sign in again');
     await signIn(page);
   });
+  it('logged no script error and no CSP violation while it was driven', () => {
+    expect(pageProblems).toEqual([]);
+  });
+
   it('runs under its CSP: the browser refuses an inline script', async () => {
     const violations: string[] = [];
     page.on('console', (m) => { if (/Content Security Policy/.test(m.text())) violations.push(m.text()); });

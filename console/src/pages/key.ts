@@ -2,7 +2,7 @@ import type { VNode } from 'preact';
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
 import {
-  ApiError, api, listAll, type ApiKey, type AuditEntry, type Catalogue, type Group, type Owner, type RequestRecord, type Usage,
+  ApiError, api, listAll, type ApiKey, type AuditEntry, type Catalogue, type Group, type Owner, type RequestRecord, type Usage, type Workspace,
 } from '../api.js';
 import { navigate, useLoad } from '../hooks.js';
 import { Alert, CopyButton, Dialog, Field, OnceDialog, StatusBadge, Tabs, formatDate, linesOf, useModal } from '../ui.js';
@@ -109,6 +109,7 @@ export function KeyPage(props: { id: string }): VNode {
   const catalogue = useLoad(async () => (await api<Catalogue>('GET', '/v1/permissions')).data, []);
   const groups = useLoad(() => listAll<Group>('/v1/groups'), []);
   const owners = useLoad(() => listAll<Owner>('/v1/owners'), []);
+  const workspaces = useLoad(() => listAll<Workspace>('/v1/workspaces'), []);
   const loaded = useLoad(() => api<ApiKey>('GET', `/v1/keys/${encodeURIComponent(props.id)}`), [props.id]);
   const [draft, setDraft] = useState<{ initial: Draft; current: Draft; version: number } | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -212,7 +213,8 @@ export function KeyPage(props: { id: string }): VNode {
 
   const panel = (): VNode => {
     switch (tab) {
-      case 'General': return html`<${GeneralTab} keyValue=${key} draft=${d} update=${update} about=${about} groups=${groups.data ?? []} owners=${owners.data ?? []} />`;
+      case 'General': return html`<${GeneralTab} keyValue=${key} draft=${d} update=${update} about=${about} groups=${groups.data ?? []} owners=${owners.data ?? []}
+        workspaceName=${workspaces.data?.find((w) => w.id === key.workspaceId)?.name ?? null} />`;
       case 'Permissions': return html`<div>
         <${PermissionMatrix} catalogue=${cat} ticks=${d.ticks} locked=${key.permissionsLocked} lockReason=${lockReason}
           onChange=${(ticks: Set<string>) => update({ ticks })} onPreset=${(name: string) => update({ ticks: expand(cat.presets[name] ?? [], cat) })} />
@@ -263,7 +265,7 @@ export function KeyPage(props: { id: string }): VNode {
 
 interface TabProps { keyValue: ApiKey; draft: Draft; update: (c: Partial<Draft>) => void; about: (f: string) => string | null }
 
-function GeneralTab(props: TabProps & { groups: Group[]; owners: Owner[] }): VNode {
+function GeneralTab(props: TabProps & { groups: Group[]; owners: Owner[]; workspaceName: string | null }): VNode {
   const { keyValue: key, draft: d, update, about } = props;
   const text = (f: 'name' | 'description' | 'expiresAt' | 'rateLimit' | 'rateWindow' | 'quota') => (e: Event): void =>
     update({ [f]: (e.currentTarget as HTMLInputElement).value });
@@ -273,7 +275,7 @@ function GeneralTab(props: TabProps & { groups: Group[]; owners: Owner[] }): VNo
       <dt>Prefix</dt><dd><code>${key.prefix}</code></dd>
       <dt>Type</dt><dd>${key.type}</dd>
       <dt>Environment</dt><dd>${key.environment}</dd>
-      <dt>Workspace</dt><dd><code>${key.workspaceId}</code></dd>
+      <dt>Workspace</dt><dd>${props.workspaceName ? html`${props.workspaceName} ` : null}<code>${key.workspaceId}</code></dd>
       <dt>Created</dt><dd>${formatDate(key.createdAt)}</dd>
       <dt>Last used</dt><dd>${formatDate(key.lastUsedAt)}</dd>
       <dt>Version</dt><dd>${key.version}</dd>
