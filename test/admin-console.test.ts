@@ -349,6 +349,12 @@ suite('admin console in Chromium', () => {
       const key = (await kg.admin('GET', `/v1/keys/${created.id}`)).body;
       return [key.rateLimit, key.quota];
     }).toEqual([null, null]);
+
+    // The expiry date, in the browser's local time.
+    await panel.getByLabel('Expires').fill('2030-01-02T03:04');
+    const expected = await page.evaluate(() => new Date('2030-01-02T03:04').toISOString());
+    await page.getByRole('button', { name: 'Apply settings' }).click();
+    await expect.poll(async () => (await kg.admin('GET', `/v1/keys/${created.id}`)).body.expiresAt).toBe(expected);
   });
 
   it('shows usage by outcome and the activity of the key', async () => {
@@ -472,6 +478,21 @@ suite('admin console in Chromium', () => {
     const { token } = await mint.json() as { token: string };
     const res = await fetch(`${kg.gatewayUrl}/v1/profiles/user-42`, { headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
+  });
+
+  it('pages a long key list: "Load more keys" asks for the next page', async () => {
+    const ws = await createWorkspace(kg, 'bulk');
+    for (let i = 0; i < 105; i++) await createKey(kg, { workspaceId: ws, name: `bulk-${String(i).padStart(3, '0')}` });
+    await page.goto(`${consoleUrl}#/keys`);
+    await page.getByLabel('Filter by workspace').selectOption({ label: 'bulk' });
+    const rows = page.locator('table.keys tbody tr:not(.group-row)');
+    await expect.poll(() => rows.count()).toBe(100);
+    expect(await page.getByRole('status').filter({ hasText: 'keys' }).textContent()).toBe('100+ keys');
+    await page.getByRole('button', { name: 'Load more keys' }).click();
+    await expect.poll(() => rows.count()).toBe(105);
+    expect(await page.getByRole('button', { name: 'Load more keys' }).count()).toBe(0);
+    expect(new Set(await rows.locator('td:first-child a').allTextContents()).size).toBe(105);
+    await page.getByLabel('Filter by workspace').selectOption('');
   });
 
   it('shows locked permissions read-only with the reason', async () => {

@@ -5,7 +5,8 @@ import { ApiError, api, listAll, type ApiKey, type Catalogue, type Group, type W
 import { navigate, useLoad } from '../hooks.js';
 import { Alert, Dialog, Field, OnceDialog, StatusBadge, formatDate, useModal } from '../ui.js';
 
-const PAGE = 200;
+/** Keys per page of the list; "Load more keys" asks for the next. */
+const PAGE = 100;
 
 interface Filters { q: string; type: string; environment: string; status: string; workspaceId: string }
 
