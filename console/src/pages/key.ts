@@ -74,10 +74,11 @@ function patchOf(key: ApiKey, initial: Draft, d: Draft, catalogue: Catalogue): R
   if (d.groupId !== (key.groupId ?? '')) p.groupId = d.groupId === '' ? null : d.groupId;
   if (d.ownerId !== (key.ownerId ?? '')) p.ownerId = d.ownerId === '' ? null : d.ownerId;
   if (d.expiresAt !== initial.expiresAt) p.expiresAt = d.expiresAt === '' ? null : new Date(d.expiresAt).toISOString();
-  if (d.rateLimit !== initial.rateLimit || d.rateWindow !== initial.rateWindow) {
+  // The window alone means nothing without a limit.
+  if (d.rateLimit !== initial.rateLimit || (d.rateLimit.trim() !== '' && d.rateWindow !== initial.rateWindow)) {
     p.rateLimit = d.rateLimit.trim() === '' ? null : { limit: num(d.rateLimit), windowSeconds: num(d.rateWindow) };
   }
-  if (d.quota !== initial.quota || d.quotaPeriod !== initial.quotaPeriod) {
+  if (d.quota !== initial.quota || (d.quota.trim() !== '' && d.quotaPeriod !== initial.quotaPeriod)) {
     p.quota = d.quota.trim() === '' ? null : { limit: num(d.quota), period: d.quotaPeriod };
   }
   const ticksChanged = d.ticks.size !== initial.ticks.size || [...d.ticks].some((t) => !initial.ticks.has(t));
