@@ -37,6 +37,13 @@ async function signIn(p: Page): Promise<void> {
 
 const dialog = (name: string) => page.getByRole('dialog', { name });
 
+/** Opens a view by its hash route; the same route again is a reload (a fragment navigation to itself does nothing). */
+async function open(route: string): Promise<void> {
+  const target = `${consoleUrl}#${route}`;
+  if (page.url() === target) await page.reload();
+  else await page.goto(target);
+}
+
 /**
  * Presses Tab through the page and returns the visible, enabled controls it never reached
  * (tabs other than the selected one are left out: the arrow keys move between them).
@@ -79,6 +86,8 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 860 }, reducedMotion: 'reduce' });
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: kg.adminUrl });
+    // Shorter than a test's own timeout, so a control that never appears is named in the failure.
+    context.setDefaultTimeout(10_000);
     page = await context.newPage();
     page.on('pageerror', (err) => pageProblems.push(`pageerror: ${err.message}`));
     page.on('console', (m) => {
@@ -312,7 +321,7 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     await page.getByRole('link', { name: 'API keys', exact: true }).click();
     await expect.poll(() => page.getByRole('link', { name: created.name }).isVisible()).toBe(true);
     expect(await unreachableByTab(page)).toEqual([]);
-    await page.goto(`${consoleUrl}#/keys/${created.id}`);
+    await open(`/keys/${created.id}`);
     await page.getByRole('tab', { name: 'Permissions' }).click();
     await expect.poll(() => page.getByRole('checkbox', { name: 'events.read', exact: true }).isVisible()).toBe(true);
     expect(await unreachableByTab(page)).toEqual([]);
@@ -321,8 +330,13 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
   });
 
   it('sets a rate limit and a quota in General, and Usage shows their state', async () => {
-    await page.goto(`${consoleUrl}#/keys/${created.id}`);
+    await open(`/keys/${created.id}`);
     const panel = page.getByRole('tabpanel');
+    // A window or period without a limit changes nothing.
+    await panel.getByRole('spinbutton', { name: 'Rate limit window (seconds)' }).fill('5');
+    await panel.getByRole('combobox', { name: 'Quota period' }).selectOption('day');
+    expect(await page.getByRole('button', { name: 'Apply settings' }).isDisabled()).toBe(true);
+    expect(await page.getByText('No pending change').isVisible()).toBe(true);
     await panel.getByRole('spinbutton', { name: 'Rate limit (requests)' }).fill('100');
     await panel.getByRole('spinbutton', { name: 'Rate limit window (seconds)' }).fill('60');
     await panel.getByRole('spinbutton', { name: 'Quota (requests)' }).fill('1000');
@@ -354,7 +368,7 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
   });
 
   it('shows usage by outcome and the activity of the key', async () => {
-    await page.goto(`${consoleUrl}#/keys/${created.id}`);
+    await open(`/keys/${created.id}`);
     await page.getByRole('tab', { name: 'Usage' }).click();
     // Usage counts are flushed every second.
     await expect.poll(async () => {
@@ -411,7 +425,7 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
   });
 
   it('enables Basic authentication: the workspace GUID to copy, and the gateway takes GUID:secret', async () => {
-    await page.goto(`${consoleUrl}#/keys/${created.id}`);
+    await open(`/keys/${created.id}`);
     await page.getByRole('tab', { name: 'Basic authentication' }).click();
     expect(await page.getByRole('textbox', { name: 'Workspace GUID' }).inputValue()).toBe(created.workspaceId);
     await page.getByRole('button', { name: 'Copy workspace GUID' }).click();
@@ -435,7 +449,7 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
       const body = await res.json() as { error?: { code: string } };
       return { status: res.status, code: body.error?.code ?? null };
     };
-    await page.goto(`${consoleUrl}#/keys/${sender.key.id}`);
+    await open(`/keys/${sender.key.id}`);
     await page.getByRole('tab', { name: 'Denylist' }).click();
     await page.getByRole('textbox', { name: 'Denied events' }).fill('transaction.*');
     await page.getByRole('tab', { name: 'Allowlist', exact: true }).click();
@@ -451,7 +465,7 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
 
   it('enables simple authentication on a profile key: the salt shows once, and signs a profile token', async () => {
     const profile = await createKey(kg, { workspaceId: created.workspaceId, name: 'mobile-sdk', type: 'profile', permissions: ['profiles.read'] });
-    await page.goto(`${consoleUrl}#/keys/${profile.key.id}`);
+    await open(`/keys/${profile.key.id}`);
     await page.getByRole('tab', { name: 'Basic authentication' }).click();
     expect(await page.getByRole('checkbox', { name: 'Allow Basic authentication' }).isDisabled()).toBe(true);
     expect(await page.getByText('Only workspace keys may use Basic authentication').isVisible()).toBe(true);
@@ -479,7 +493,7 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
   it('pages a long key list: "Load more keys" asks for the next page', async () => {
     const ws = await createWorkspace(kg, 'bulk');
     for (let i = 0; i < 105; i++) await createKey(kg, { workspaceId: ws, name: `bulk-${String(i).padStart(3, '0')}` });
-    await page.goto(`${consoleUrl}#/keys`);
+    await open(`/keys`);
     await page.getByLabel('Filter by workspace').selectOption({ label: 'bulk' });
     const rows = page.locator('table.keys tbody tr:not(.group-row)');
     await expect.poll(() => rows.count()).toBe(100);
@@ -493,7 +507,7 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
 
   it('shows locked permissions read-only with the reason', async () => {
     const locked = await createKey(kg, { workspaceId: created.workspaceId, name: 'locked-key', permissions: ['events.create'], permissionsLocked: true });
-    await page.goto(`${consoleUrl}#/keys/${locked.key.id}`);
+    await open(`/keys/${locked.key.id}`);
     await page.getByRole('tab', { name: 'Permissions' }).click();
     const box = page.getByRole('checkbox', { name: 'events.create', exact: true });
     expect(await box.isChecked()).toBe(true);
@@ -504,7 +518,7 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
   });
 
   it('deletes a key after a confirmation naming it, and the gateway refuses its secret', async () => {
-    await page.goto(`${consoleUrl}#/keys/${created.id}`);
+    await open(`/keys/${created.id}`);
     await expect.poll(() => page.getByRole('heading', { name: created.name }).isVisible()).toBe(true);
     await page.getByRole('button', { name: 'Delete' }).click();
     const confirm = dialog(`Delete key “${created.name}”?`);
