@@ -317,7 +317,7 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     expect((await kg.admin('GET', '/v1/keys?limit=500')).body.items.length).toBe(before);
   });
 
-  it('reaches every control of the key list and of a key by the keyboard', async () => {
+  it('reaches every control of every page by the keyboard', async () => {
     await page.getByRole('link', { name: 'API keys', exact: true }).click();
     await expect.poll(() => page.getByRole('link', { name: created.name }).isVisible()).toBe(true);
     expect(await unreachableByTab(page)).toEqual([]);
@@ -327,6 +327,11 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     expect(await unreachableByTab(page)).toEqual([]);
     await page.getByRole('tab', { name: 'General' }).click();
     expect(await unreachableByTab(page)).toEqual([]);
+    for (const [link, heading] of [['Workspaces', 'Workspaces'], ['Groups', 'Groups'], ['Owners', 'Owners'], ['Audit log', 'Audit log'], ['Nodes', 'Nodes']]) {
+      await page.getByRole('link', { name: link, exact: true }).click();
+      await expect.poll(() => page.getByRole('heading', { name: heading, exact: true }).isVisible()).toBe(true);
+      expect(await unreachableByTab(page), link).toEqual([]);
+    }
   });
 
   it('sets a rate limit and a quota in General, and Usage shows their state', async () => {
@@ -505,13 +510,24 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     await page.getByLabel('Filter by workspace').selectOption('');
   });
 
-  it('shows locked permissions read-only with the reason', async () => {
-    const locked = await createKey(kg, { workspaceId: created.workspaceId, name: 'locked-key', permissions: ['events.create'], permissionsLocked: true });
-    await open(`/keys/${locked.key.id}`);
+  it('creates a key with a preset and locked permissions, which then show read-only with the reason', async () => {
+    await open('/keys');
+    await page.getByRole('button', { name: 'Add API key' }).click();
+    const add = dialog('Add API key');
+    await add.getByLabel('Name', { exact: true }).fill('locked-key');
+    await add.getByLabel('Permission preset').selectOption('read-only');
+    await add.getByRole('checkbox', { name: /Lock permissions/ }).check();
+    await add.getByRole('button', { name: 'Create' }).click();
+    await dialog('Copy this key now').getByRole('button', { name: 'Done' }).click();
+    await expect.poll(() => page.getByRole('heading', { name: 'locked-key' }).isVisible()).toBe(true);
+    const id = new URL(page.url()).hash.split('/').pop()!;
+    const locked = (await kg.admin('GET', `/v1/keys/${id}`)).body;
+    expect([locked.permissions, locked.permissionsLocked]).toEqual([['*.read'], true]);
     await page.getByRole('tab', { name: 'Permissions' }).click();
-    const box = page.getByRole('checkbox', { name: 'events.create', exact: true });
+    const box = page.getByRole('checkbox', { name: 'events.read', exact: true });
     expect(await box.isChecked()).toBe(true);
     expect(await box.isDisabled()).toBe(true);
+    expect(await page.getByRole('checkbox', { name: 'events.create', exact: true }).isDisabled()).toBe(true);
     expect(await page.getByRole('button', { name: 'full-access' }).isDisabled()).toBe(true);
     expect(await page.getByText('locked when the key was created').isVisible()).toBe(true);
     await expectAccessible(page, 'locked permissions');
@@ -548,6 +564,9 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     await expect.poll(() => page.getByRole('button', { name: 'Enable owner partner-co' }).isVisible()).toBe(true);
     expect(await gateway(k1.secret)).toEqual({ status: 403, code: 'KEY_SUSPENDED' });
     await expectAccessible(page, 'owners page');
+    await page.getByRole('button', { name: 'Enable owner partner-co' }).click();
+    await expect.poll(() => page.getByRole('button', { name: 'Disable owner partner-co' }).isVisible()).toBe(true);
+    expect(await gateway(k1.secret)).toEqual({ status: 200, code: null });
   });
 
   it('lists groups, the audit log and the nodes with their applied store version', async () => {
