@@ -1,11 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Actor } from '../domain/entities.js';
 import { newRequestId } from '../domain/ids.js';
 import { safeEqual } from '../domain/secret.js';
 import { ERROR_CATALOGUE, KeygateError, type ErrorCode } from '../errors/catalogue.js';
 import { rawErrorResponse } from '../errors/http.js';
+import { CONSOLE_PATH, loadConsoleAssets } from './console-assets.js';
 import { queryObject, readJsonBody, sendError, sendJson } from './http.js';
 import { Router } from './router.js';
 import { directoryRoutes } from './routes/directory.js';
@@ -22,7 +24,11 @@ export interface AdminServerDeps extends AdminDeps {
   metricsText: () => Promise<string>;
   /** Set once shutdown starts: answers then close their connection. */
   drain?: DrainState;
+  /** Where the built admin console lives (default: `dist/console`, beside this module's folder). */
+  consoleDir?: string;
 }
+
+const CONSOLE_DIR = fileURLToPath(new URL('../console/', import.meta.url));
 
 export function buildAdminRouter(deps: AdminDeps): Router<AdminHandler> {
   const router = new Router<AdminHandler>();
@@ -57,6 +63,9 @@ function hostCount(raw: readonly string[]): number {
 export function createAdminServer(deps: AdminServerDeps): Server {
   const router = buildAdminRouter(deps);
   const { logger, metrics, config } = deps;
+  // Static files, public like /healthz: the console holds no secret; it asks for a token and
+  // sends it to the /v1 API like any other client.
+  const consoleAssets = loadConsoleAssets(deps.consoleDir ?? CONSOLE_DIR);
 
   // `trace.route` is the matched template, so errors on a route are counted under it too.
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, trace: { route: string }): Promise<{ status: number; route: string }> => {
@@ -84,6 +93,10 @@ export function createAdminServer(deps: AdminServerDeps): Server {
       res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
       res.end(text);
       return { status: 200, route: path };
+    }
+    if (path === '/console' || path.startsWith(CONSOLE_PATH)) {
+      trace.route = CONSOLE_PATH;
+      return { status: consoleAssets.serve(req, res, path), route: CONSOLE_PATH };
     }
     if (!path.startsWith('/v1/')) throw new KeygateError('NOT_FOUND', `No admin endpoint at ${path}.`);
     const actor = authenticate(req, config.admin.tokens);
