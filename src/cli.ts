@@ -1,13 +1,9 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config/load.js';
-import { KEYS_USAGE, UsageError, runKeysCommand } from './cli/keys-command.js';
+import { UsageError } from './cli/exit-codes.js';
+import { failure, runCommand } from './cli/run.js';
 import { createLogger } from './observability/logger.js';
-
-const USAGE = `usage:
-  keygate serve --config <file>      start the gateway and admin ports
-  keygate check-config <file>        validate a config file (exit 0 when valid)
-  keygate keys <command> …           manage keys over the admin API (keygate keys help)`;
 
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
 const err = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -48,15 +44,8 @@ async function main(argv: string[]): Promise<number> {
       out('OK');
       return 0;
     }
-    case 'keys':
-      return runKeysCommand(rest, process.env, out, err);
-    case undefined:
-    case 'help':
-    case '--help':
-      out(USAGE);
-      return command === undefined ? 2 : 0;
     default:
-      throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+      return runCommand(argv, { out, err, env: process.env });
   }
 }
 
@@ -65,14 +54,8 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      err(`keygate: ${(e as Error).message}`);
-      process.exitCode = 2;
-    } else {
-      err(`keygate: ${(e as Error).message}`);
-      process.exitCode = 1;
-    }
+    const { message, code } = failure(e);
+    err(`keygate: ${message}`);
+    process.exitCode = code;
   },
 );
-
-export { KEYS_USAGE };
