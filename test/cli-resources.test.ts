@@ -3,26 +3,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { failure, runCommand } from '../src/cli/run.js';
 import { SECRET, createWorkspace, stopAndClean } from './support/admin.js';
+import { cliIn, type CliResult } from './support/cli.js';
 import { ADMIN_TOKEN, baseConfig, startKeygate, type Keygate } from './support/keygate.js';
-
-export interface CliResult { code: number; stdout: string; stderr: string }
-
-/** Runs `keygate <args>` in this process, with the admin URL and token in its environment unless given. */
-export async function cliIn(env: Record<string, string | undefined>, args: string[]): Promise<CliResult> {
-  const out: string[] = [];
-  const err: string[] = [];
-  let code: number;
-  try {
-    code = await runCommand(args, { out: (s) => out.push(s), err: (s) => err.push(s), env });
-  } catch (e) {
-    const f = failure(e);
-    err.push(`keygate: ${f.message}`);
-    code = f.code;
-  }
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-}
 
 const json = (r: CliResult): any => {
   expect(r.code, r.stderr).toBe(0);
