@@ -49,13 +49,25 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+/**
+ * Export and import end with their store closed, but a Redis client's timers may hold the
+ * process a few seconds longer: exit once stdout and stderr have flushed.
+ */
+function exitWhenFlushed(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+const args = process.argv.slice(2);
+main(args).then(
   (code) => {
-    if (code >= 0) process.exitCode = code;
+    if (code < 0) return;
+    process.exitCode = code;
+    if (args[0] === 'export' || args[0] === 'import') exitWhenFlushed(code);
   },
   (e: unknown) => {
     const { message, code } = failure(e);
     err(`keygate: ${message}`);
     process.exitCode = code;
+    if (args[0] === 'export' || args[0] === 'import') exitWhenFlushed(code);
   },
 );

@@ -157,8 +157,9 @@ describe.skipIf(!useRedis)('keygate export → keygate import, embedded store �
     expect(res.code, res.stderr).toBe(0);
     expect(JSON.parse(res.stdout)).toMatchObject({ store: 'redis', imported: { workspace: 1, group: 1, owner: 1, key: 5, 'signing-key': 1 } });
     target = await startKeygate({ config });
-    await expectKeysWork(target, fixture, upstreams);
+    // Read before the keys are used again (which moves their usage and lastUsedAt).
     expectSameAdminView(await snapshot(target, fixture.ids), fixture);
+    await expectKeysWork(target, fixture, upstreams);
   });
 
   it('refuses to import into a store that is not empty (exit 5), writing nothing', async () => {
@@ -222,7 +223,23 @@ describe.skipIf(!useRedis)('keygate export | keygate import, Redis → embedded 
     await stopAndClean(source);
     source = undefined;
     target = await startKeygate({ dataDir, config: embedded });
-    await expectKeysWork(target, fixture, upstreams);
+    // Read before the keys are used again (which moves their usage and lastUsedAt).
     expectSameAdminView(await snapshot(target, fixture.ids), fixture);
+    await expectKeysWork(target, fixture, upstreams);
+  });
+});
+
+describe('keygate export of a store that is not there', () => {
+  const tmp = tempDir('keygate-transfer-missing-');
+  afterAll(() => tmp.cleanup());
+
+  it('exits 1 naming the path, and creates no directory there (a mistyped store.path is no empty backup)', async () => {
+    const missing = join(tmp.dir, 'no-such-data');
+    const config = writeYaml(tmp.dir, 'missing.yaml', gatewayConfig({ events: { url: 'http://127.0.0.1:1' }, eventsTest: { url: 'http://127.0.0.1:1' } } as never)(missing));
+    const res = await runCli(['export', '--config', config, '--file', join(tmp.dir, 'out.ndjson')]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`there is no store at ${missing}`);
+    expect(existsSync(missing)).toBe(false);
+    expect(existsSync(join(tmp.dir, 'out.ndjson'))).toBe(false);
   });
 });

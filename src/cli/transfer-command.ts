@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -78,6 +78,10 @@ async function writeOut(stream: NodeJS.WritableStream, text: string): Promise<vo
 
 export async function runExport(args: string[], io: Io): Promise<number> {
   const { config, file } = parse(args, 'export');
+  // Opening an embedded store makes its directory: a mistyped store.path must not export an empty store.
+  if (config.store.driver === 'embedded' && !existsSync(config.store.path)) {
+    throw new CliError(`there is no store at ${resolve(config.store.path)} (store.path of ${describeStore(config)}): nothing to export`, EXIT.FAILED);
+  }
   const store = await openStore(config);
   const pepper = config.secrets.pepper;
   const cipher = SigningKeyCipher.fromSecrets(config.secrets);
@@ -118,6 +122,7 @@ export async function runExport(args: string[], io: Io): Promise<number> {
       temp = null;
     }
     io.err(`exported ${total(counts)} from ${describeStore(config)}${file !== undefined ? ` to ${file}` : ''}`);
+    if (Object.values(counts).every((n) => n === 0)) io.err(`warning: that store was never written: is ${config.store.driver === 'embedded' ? 'store.path' : 'store.keyPrefix'} the one keygate runs on?`);
     return EXIT.OK;
   } catch (err) {
     if (err instanceof CliError) throw err;
