@@ -113,9 +113,11 @@ describe('the CLI over admin tokens, deletes, audit filters, pagination and If-M
     const stale = await cli('keys', 'update', key.id, '--name', 'lost', '--if-match', '"stale"');
     expect(stale.code).toBe(1);
     expect(stale.stderr).toMatch(/error 412 /);
-    const etag = (await kg.admin('GET', `/v1/keys/${key.id}`)).headers.get('etag')!;
-    expect(json(await cli('keys', 'update', key.id, '--name', 'kept', '--if-match', etag)).name).toBe('kept');
-    const staleDelete = await cli('keys', 'delete', key.id, '--if-match', etag);
+    const shown = await cli('keys', 'get', key.id, '-o', 'table');
+    const etag = /\netag: (\S+)$/.exec(shown.stdout)?.[1];
+    expect(etag).toBe((await kg.admin('GET', `/v1/keys/${key.id}`)).headers.get('etag'));
+    expect(json(await cli('keys', 'update', key.id, '--name', 'kept', '--if-match', etag!)).name).toBe('kept');
+    const staleDelete = await cli('keys', 'delete', key.id, '--if-match', etag!);
     expect(staleDelete.code).toBe(1);
     expect(staleDelete.stderr).toMatch(/error 412 /);
   });

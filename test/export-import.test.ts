@@ -178,6 +178,17 @@ describe.skipIf(!useRedis)('keygate export â†’ keygate import, embedded store â†
     expect(res.stderr).toContain('another secrets.pepper');
   });
 
+  it('import --check checks a backup against a config without opening its store', async () => {
+    const ok = await runCli(['import', '--config', redisConfig, '--check', '--file', dump]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, records: { key: 5, workspace: 1 } });
+    const config = redisNodeConfig({ ...upstreams, url: 'redis://127.0.0.1:1', keyPrefix: 'unreachable:' })(join(tmp.dir, 'unused')) as Record<string, any>;
+    config.secrets = { pepper: 'another-pepper-0123456789abcdef' };
+    const refused = await runCli(['import', '--config', writeYaml(tmp.dir, 'check-other-pepper.yaml', config), '--check', '--file', dump]);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toContain('the stream would be refused: line 1: the export was written under another secrets.pepper');
+  });
+
   it('refuses a damaged or cut stream (exit 5)', async () => {
     const lines = readFileSync(dump, 'utf8').trimEnd().split('\n');
     const cut = join(tmp.dir, 'cut.ndjson');

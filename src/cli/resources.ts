@@ -59,7 +59,13 @@ function showWithSecret(ctx: VerbContext, body: Record<string, unknown>, objectF
 
 const get = (path: string, what: string): Verb => ({
   args: `<${what}>`, id: what,
-  run: async (ctx) => show(ctx, await ctx.client().call('GET', `${path}/${ctx.id}`)),
+  run: async (ctx) => {
+    const res = await ctx.client().call('GET', `${path}/${ctx.id}`);
+    show(ctx, res);
+    // For --if-match: a table has room for the answer's ETag; JSON stays the body as the API gave it.
+    const etag = res.headers.etag;
+    if (ctx.format === 'table' && typeof etag === 'string') ctx.io.out(`etag: ${etag}`);
+  },
 });
 
 const remove = (path: string, what: string): Verb => ({

@@ -11,7 +11,7 @@ import { createLogger } from '../observability/logger.js';
 import { storeFromConfig } from '../runtime/store-factory.js';
 import { exportLines } from '../store/transfer/export.js';
 import { RECORD_TYPES, type Counts } from '../store/transfer/format.js';
-import { ImportRefusedError, importExport } from '../store/transfer/import.js';
+import { ImportRefusedError, checkExport, importExport } from '../store/transfer/import.js';
 import type { KeyStore } from '../store/types.js';
 import type { Io } from './command.js';
 import { CliError, EXIT, UsageError } from './exit-codes.js';
@@ -21,21 +21,23 @@ import { keygateVersion } from './version.js';
 export const EXPORT_USAGE = `usage:
   keygate export --config <file> [--file <path>]    writes the whole store as a stream (stdout without --file)
   keygate import --config <file> [--file <path>]    loads a stream into an empty store (stdin without --file)
+  keygate import --config <file> --check [--file <path>]   checks a stream (a backup) without writing
 Both read and write the store of the config's store section directly, as serve does (an
 embedded store only while keygate is stopped). The stream holds key hashes and sealed signing
 keys: keep it like the store itself. Source and target must share secrets.pepper (and
 secrets.signingKeyEncryptionKey, when set).`;
 
-const FLAGS = { config: { type: 'string', short: 'c' }, file: { type: 'string', short: 'f' }, output: { type: 'string', short: 'o' } } as const;
+const FLAGS = { config: { type: 'string', short: 'c' }, file: { type: 'string', short: 'f' }, output: { type: 'string', short: 'o' }, check: { type: 'boolean' } } as const;
 
-function parse(args: string[], command: string): { config: Config; configFile: string; file: string | undefined; output: string | undefined } {
+function parse(args: string[], command: string): { config: Config; configFile: string; file: string | undefined; output: string | undefined; check: boolean } {
   const { values, positionals } = parseArgs({ args, options: FLAGS, allowPositionals: true, strict: true });
+  if (values.check === true && command !== 'import') throw new UsageError('--check is an import flag');
   if (values.config === undefined) throw new UsageError(`${command} needs --config <file> (the config of the node whose store it ${command === 'export' ? 'reads' : 'fills'})`);
   if (positionals.length > 1 || (positionals.length === 1 && values.file !== undefined)) throw new UsageError(`${command} takes one file: --file <path>`);
   const loaded = loadConfigFile(values.config);
   if (!loaded.ok) throw new CliError(loaded.errors.map((e) => `${values.config}: ${e}`).join('\n'), EXIT.FAILED);
   const file = values.file ?? positionals[0];
-  return { config: loaded.config, configFile: values.config, file: file === '-' ? undefined : file, output: values.output };
+  return { config: loaded.config, configFile: values.config, file: file === '-' ? undefined : file, output: values.output, check: values.check === true };
 }
 
 function describeStore(config: Config): string {
@@ -138,7 +140,7 @@ export async function runExport(args: string[], io: Io): Promise<number> {
 const fileLines = (path: string) => (): AsyncIterable<string> => createInterface({ input: createReadStream(path), crlfDelay: Infinity });
 
 export async function runImport(args: string[], io: Io, stdin: NodeJS.ReadableStream = process.stdin): Promise<number> {
-  const { config, file, output } = parse(args, 'import');
+  const { config, file, output, check } = parse(args, 'import');
   const format = outputFormat(output, io.env);
   let spool: string | null = null;
   let path = file;
@@ -154,10 +156,25 @@ export async function runImport(args: string[], io: Io, stdin: NodeJS.ReadableSt
   }
   let store: KeyStore | null = null;
   try {
+    const opts = { pepper: config.secrets.pepper, cipher: SigningKeyCipher.fromSecrets(config.secrets) };
+    if (check) {
+      // A backup's check: the whole stream against this config's pepper and encryption key; no store is opened.
+      let counts: Counts;
+      try {
+        counts = await checkExport(fileLines(path)(), opts);
+      } catch (err) {
+        if (err instanceof ImportRefusedError) throw new CliError(`the stream would be refused: ${err.message}`, EXIT.IMPORT_REFUSED);
+        throw err;
+      }
+      if (format === 'json') io.out(JSON.stringify({ valid: true, records: counts }, null, 2));
+      else io.out(renderRows(['RECORDS', 'COUNT'], RECORD_TYPES.map((t) => [t, String(counts[t])])));
+      io.err(`a whole export of ${total(counts)}, for this config's pepper and signing-key encryption`);
+      return EXIT.OK;
+    }
     store = await openStore(config);
     let counts: Counts;
     try {
-      counts = await importExport(store, fileLines(path), { pepper: config.secrets.pepper, cipher: SigningKeyCipher.fromSecrets(config.secrets) });
+      counts = await importExport(store, fileLines(path), opts);
     } catch (err) {
       if (err instanceof ImportRefusedError) throw new CliError(`import refused, nothing written: ${err.message}`, EXIT.IMPORT_REFUSED);
       throw new CliError(`the import stopped while writing (${(err as Error).message}); ${describeStore(config)} now holds part of the export: empty it before importing again`, EXIT.FAILED);
