@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     // Tests of the CLI against admin API calls that land with the admin API's second half;
-    // drop this exclude once that is merged.
+    // drop that pattern once it is merged.
     exclude: [...configDefaults.exclude, '**/*.after-admin-api.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
