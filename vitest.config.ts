@@ -1,8 +1,11 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    // Tests of the CLI against admin API calls that land with the admin API's second half;
+    // drop that pattern once it is merged.
+    exclude: [...configDefaults.exclude, '**/*.after-admin-api.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Integration suites start real child processes; two cores cannot run many at once.

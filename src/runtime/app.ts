@@ -5,18 +5,16 @@ import { SigningKeyService } from '../control-plane/signing-key-service.js';
 import { PermissionCatalogue } from '../domain/permissions.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { EmbeddedStore } from '../store/embedded/embedded-store.js';
 import { LocalRateLimiter } from '../store/rate-limit/local.js';
 import { RedisRateLimiter } from '../store/rate-limit/redis.js';
 import type { CounterStore } from '../store/rate-limit/types.js';
-import { RedisConnection } from '../store/redis/connection.js';
-import { RedisStore } from '../store/redis/redis-store.js';
 import type { KeyStore } from '../store/types.js';
 import { createStatusServer, type StatusServer } from '../observability/status-server.js';
 import { listen } from '../http/listen.js';
 import { freshnessBeatMs } from './process.js';
 import { Readiness } from './readiness.js';
 import { retryStartup, startupAdminServer } from './startup.js';
+import { storeFromConfig } from './store-factory.js';
 
 /** Everything the control plane runs on, built once here and handed down (no globals). */
 export interface App {
@@ -46,17 +44,8 @@ export interface App {
 
 /** The store and the rate limiter the config asks for. */
 function backend(config: Config, logger: Logger, metrics: Metrics, instances: { count: number }): { store: KeyStore; limiter: App['limiter'] } {
-  if (config.store.driver === 'embedded') {
-    return { store: new EmbeddedStore({ path: config.store.path, logger }), limiter: new LocalRateLimiter() };
-  }
-  const connection = new RedisConnection({
-    ...(config.store.url !== undefined ? { url: config.store.url } : {}),
-    ...(config.store.cluster !== undefined ? { cluster: config.store.cluster } : {}),
-    keyPrefix: config.store.keyPrefix,
-    logger,
-    fastTimeoutMs: config.store.timeoutMs,
-  });
-  const store = new RedisStore({ connection, logger, feedBlockMs: freshnessBeatMs(config) });
+  const { store, connection } = storeFromConfig(config, logger, { feedBlockMs: freshnessBeatMs(config) });
+  if (connection === null) return { store, limiter: new LocalRateLimiter() };
   metrics.probes.breakers.set('requests', () => connection.breaker.open);
   metrics.probes.breakers.set('admin', () => connection.slowBreaker.open);
   const limiter = new RedisRateLimiter(connection, config.rateLimit.onStoreError, () => instances.count, () => metrics.rateLimitFallbacks.inc());

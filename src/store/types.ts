@@ -98,6 +98,12 @@ export interface KeyStore {
   listSigningKeys(): Promise<SigningKeyRecord[]>;
   /** Newest first. */
   listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]>;
+  /**
+   * The whole audit log in commit order, oldest first: up to `count` entries after the first
+   * `position` ones. Positions never move (new entries come after), so an export can page
+   * through a log that grows meanwhile.
+   */
+  scanAudit(position: number, count: number): Promise<AuditEntry[]>;
 
   commit(batch: WriteBatch): Promise<number>;
 

@@ -265,6 +265,16 @@ export class EmbeddedStore implements KeyStore {
     return out;
   }
 
+  async scanAudit(position: number, count: number): Promise<AuditEntry[]> {
+    if (count <= 0 || !this.auditFile) return [];
+    // The audit file holds the older entries, the recent list the ones since the last compaction.
+    const inFile = this.auditFile.count;
+    const out = position < inFile ? await this.auditFile.range(position, Math.min(count, inFile - position)) : [];
+    const from = Math.max(0, position - inFile);
+    for (const entry of this.state.recentAudit.slice(from, from + count - out.length)) out.push(clone(entry));
+    return out;
+  }
+
   /** Serialised: each batch is checked, made durable, then applied, one at a time. */
   commit(batch: WriteBatch): Promise<number> {
     const run = this.writeChain.then(() => this.commitNow(batch));

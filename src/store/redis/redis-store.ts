@@ -173,6 +173,13 @@ export class RedisStore implements KeyStore {
     return raws.map((r) => JSON.parse(r) as AuditEntry);
   }
 
+  async scanAudit(position: number, count: number): Promise<AuditEntry[]> {
+    if (count <= 0) return [];
+    // The list is newest first (LPUSH): counted from its tail, positions do not move as it grows.
+    const raws = await this.conn.slowCall((c) => c.lrange(this.k('audit'), -(position + count), -(position + 1)));
+    return raws.reverse().map((r) => JSON.parse(r) as AuditEntry);
+  }
+
   async commit(batch: WriteBatch): Promise<number> {
     const ops = batch.ops.map((op) => {
       if (op.op === 'delete') return { op: 'delete', type: op.type, id: op.id };

@@ -7,6 +7,7 @@ import { contractContext, type StoreFactory } from './harness.js';
 import { keysContract } from './keys.js';
 import { nodesContract } from './nodes.js';
 import { readsContract } from './reads.js';
+import { transferContract } from './transfer.js';
 import { usageContract } from './usage.js';
 
 export type { StoreFactory } from './harness.js';
@@ -21,5 +22,6 @@ export function storeContract(name: string, factory: StoreFactory): void {
     changeFeedContract(context);
     usageContract(context);
     nodesContract(context);
+    transferContract(context);
   });
 }
