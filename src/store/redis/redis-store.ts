@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KeyRecord } from '../../domain/api-key.js';
-import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
+import type { AdminTokenRecord, AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import type {
-  Change, ChangeListener, EntityType, KeyStore, KeyUsage, NodeReport, ResetListener, UsageDelta, WriteBatch,
+  AuditPage, Change, ChangeListener, EntityType, KeyStore, KeyUsage, NodeReport, ResetListener, UsageDelta, WriteBatch,
 } from '../types.js';
 import { NODE_REPORT_MAX_AGE_MS } from '../types.js';
 import { ChangeFeedReader, parseFeedEntry } from './change-feed.js';
 import type { RedisConnection } from './connection.js';
-import { COMMIT, LOOKUP, RECORD_USAGE } from './scripts.js';
+import { AUDIT_PAGE, COMMIT, LOOKUP, RECORD_USAGE } from './scripts.js';
 
 export interface RedisStoreOptions {
   connection: RedisConnection;
@@ -166,6 +166,26 @@ export class RedisStore implements KeyStore {
     return this.listRecords('signing-key');
   }
 
+  async workspaceHasKeys(workspaceId: string): Promise<boolean> {
+    return (await this.conn.slowCall((c) => c.scard(this.k(`w:${workspaceId}`)))) > 0;
+  }
+
+  getAdminToken(id: string): Promise<AdminTokenRecord | null> {
+    return this.getRecord('admin-token', id);
+  }
+
+  listAdminTokens(): Promise<AdminTokenRecord[]> {
+    return this.listRecords('admin-token');
+  }
+
+  async pageAudit(filter: { targetId?: string; before?: number; limit: number }): Promise<AuditPage> {
+    const list = filter.targetId === undefined ? this.k('audit') : this.k(`audit:${filter.targetId}`);
+    if (filter.limit <= 0) return { entries: [], next: filter.before ?? null };
+    const [before, raws] = (await this.conn.slowCall((c) => AUDIT_PAGE.run(c, [list], [filter.before ?? -1, filter.limit]))) as [number, string[]];
+    const rest = before - raws.length;
+    return { entries: raws.map((r) => JSON.parse(r) as AuditEntry), next: rest > 0 ? rest : null };
+  }
+
   async listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]> {
     if (filter.limit <= 0) return [];
     const list = filter.targetId === undefined ? this.k('audit') : this.k(`audit:${filter.targetId}`);
@@ -183,7 +203,7 @@ export class RedisStore implements KeyStore {
       return {
         op: 'put', type, id: value.id, json: JSON.stringify(rest),
         hashes: [value.secretHash, ...value.retiredSecrets.map((r) => r.hash)],
-        groupId: value.groupId, ownerId: value.ownerId,
+        groupId: value.groupId, ownerId: value.ownerId, workspaceId: value.workspaceId,
       };
     });
     const changes = batch.ops.map((op) =>
@@ -191,6 +211,8 @@ export class RedisStore implements KeyStore {
     const envelope = JSON.stringify({
       expect: batch.expect ?? [],
       emptyGroups: batch.expectEmptyGroups ?? [],
+      emptyOwners: batch.expectEmptyOwners ?? [],
+      emptyWorkspaces: batch.expectEmptyWorkspaces ?? [],
       ops,
       audit: batch.audit.map((a) => ({ target: a.target.id, json: JSON.stringify(a) })),
       changes: JSON.stringify(changes),
