@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { checkAdminResponse } from './openapi-check.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -121,6 +122,7 @@ export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
       if (text !== '') {
         try { parsed = JSON.parse(text); } catch { parsed = text; }
       }
+      checkAdminResponse(method, path, res.status, parsed, res.headers);
       return { status: res.status, body: parsed, headers: res.headers };
     },
   };
