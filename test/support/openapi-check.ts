@@ -44,7 +44,9 @@ export function adminResponseMismatches(method: string, url: string, status: num
   const path = new URL(url, 'http://admin').pathname;
   if (!path.startsWith('/v1/')) return [];
   const { ops } = load();
-  const op = ops.find((o) => o.template.test(path));
+  // A literal path wins over a template (`/v1/signing-keys/rotate` over `/v1/signing-keys/{id}`), as in the router.
+  const matching = ops.filter((o) => o.template.test(path)).sort((x, y) => x.path.split('{').length - y.path.split('{').length);
+  const op = matching.find((o) => o.methods.has(method.toLowerCase())) ?? matching[0];
   const where = `${method} ${path} → ${status}`;
   const isError = status >= 400;
   let response: Json | undefined;
