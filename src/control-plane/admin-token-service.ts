@@ -43,8 +43,10 @@ export class AdminTokenService {
     if (found !== null) return found;
     const id = adminTokenIdOf(presented);
     if (id === null) return null;
+    // Hashed before the lookup, so an unknown id costs what a wrong secret does.
+    const hash = hashSecret(this.config.secrets.pepper, presented);
     const rec = await this.store.getAdminToken(id);
-    if (rec === null || !safeEqual(hashSecret(this.config.secrets.pepper, presented), rec.secretHash)) return null;
+    if (rec === null || !safeEqual(hash, rec.secretHash)) return null;
     return {
       actor: { type: 'admin', name: rec.name, tokenId: rec.id },
       grant: { scopes: rec.scopes, workspaces: rec.workspaces ? new Set(rec.workspaces) : null },

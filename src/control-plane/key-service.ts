@@ -7,7 +7,7 @@ import { newAuditId, newKeyId } from '../domain/ids.js';
 import { effectivePermissions, type PermissionCatalogue } from '../domain/permissions.js';
 import { generateSecret, hashSecret } from '../domain/secret.js';
 import { KeygateError, ValidationError } from '../errors/catalogue.js';
-import type { KeyStore } from '../store/types.js';
+import { preconditionToken, type KeyStore } from '../store/types.js';
 import type { CreateKeyInput, KeyListQuery, PatchKeyInput } from './schemas.js';
 
 export interface KeyServiceDeps {
@@ -172,10 +172,15 @@ export class KeyService {
     await this.checkReferences(rec, { workspaceId: true, groupId: true, ownerId: true, expiresAt: true }, problems, grant);
     if (problems.length > 0) throw new ValidationError(problems);
     const key = await this.view(rec);
+    // The workspace must still be there where the write applies: a delete may race this create.
+    const ws = await this.store.getWorkspace(rec.workspaceId);
     await this.store.commit({
       ops: [{ op: 'put', entity: { type: 'key', value: rec } }],
       audit: [this.audit(actor, 'key.create', rec, null, key)],
-      expect: [{ type: 'key', id: rec.id, token: null }],
+      expect: [
+        { type: 'key', id: rec.id, token: null },
+        ...(ws ? [{ type: 'workspace' as const, id: ws.id, token: preconditionToken({ type: 'workspace', value: ws }) }] : []),
+      ],
     });
     return { key, secret, salt };
   }
