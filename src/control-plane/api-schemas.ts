@@ -122,3 +122,11 @@ export const signingKeySchema = z.strictObject({
 
 /** The one shape of every list: a page of items and the cursor of the next page (null: the last). */
 export const page = <T extends z.ZodType>(item: T) => z.strictObject({ items: z.array(item), nextCursor: z.string().nullable() });
+
+/** The named schemas of the document (`#/components/schemas/<name>`), so generated clients get named types. */
+export const apiRegistry = z.registry<{ id: string }>();
+for (const [id, schema] of Object.entries({
+  Error: errorSchema, Key: keySchema, KeyWithSecret: keyWithSecretSchema, Workspace: workspaceSchema, Group: groupSchema,
+  Owner: ownerSchema, AdminToken: adminTokenSchema, AdminTokenWithSecret: adminTokenWithSecretSchema,
+  AuditEntry: auditEntrySchema, Usage: usageSchema, Permissions: permissionsSchema, Node: nodeSchema, SigningKey: signingKeySchema,
+})) apiRegistry.add(schema, { id });

@@ -1,13 +1,23 @@
 import { z } from 'zod';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
-import { errorSchema } from './api-schemas.js';
+import { apiRegistry, errorSchema } from './api-schemas.js';
 import type { AdminRoute } from './routes/types.js';
 
 type JsonSchema = Record<string, unknown>;
 
-/** A zod schema as JSON Schema 2020-12 (OpenAPI 3.1's dialect), inline, without `$schema`. */
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
-  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
+/**
+ * A zod schema as JSON Schema 2020-12 (OpenAPI 3.1's dialect), without `$schema`. Answers'
+ * named schemas (`apiRegistry`) go to `components` and are referred to by `$ref`.
+ */
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output', components: Record<string, unknown>): JsonSchema {
+  const generated = z.toJSONSchema(schema, {
+    io, unrepresentable: 'any', target: 'draft-2020-12', ...(io === 'output' ? { metadata: apiRegistry } : {}),
+  }) as JsonSchema;
+  const { $schema: _dialect, $defs, ...rest } = JSON.parse(JSON.stringify(generated).replaceAll('"#/$defs/', '"#/components/schemas/')) as JsonSchema & { $defs?: Record<string, JsonSchema> };
+  for (const [name, def] of Object.entries($defs ?? {})) {
+    if (components[name] !== undefined && JSON.stringify(components[name]) !== JSON.stringify(def)) throw new Error(`two schemas named ${name}`);
+    components[name] = def;
+  }
   return rest;
 }
 
@@ -36,11 +46,13 @@ const STATUS_TEXT: Record<number, string> = {
  */
 export function buildOpenApi(routes: readonly AdminRoute[], version: string): JsonSchema {
   const paths: Record<string, Record<string, unknown>> = {};
+  const components: Record<string, unknown> = {};
+  jsonSchema(errorSchema, 'output', components);
   const errorRef = { $ref: '#/components/schemas/Error' };
   for (const route of routes) {
     const parameters: unknown[] = pathParams(route.path).map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
     if (route.query) {
-      const q = jsonSchema(route.query, 'input') as { properties?: Record<string, JsonSchema>; required?: string[] };
+      const q = jsonSchema(route.query, 'input', components) as { properties?: Record<string, JsonSchema>; required?: string[] };
       for (const [name, schema] of Object.entries(q.properties ?? {})) {
         const { description, ...rest } = schema as JsonSchema & { description?: string };
         parameters.push({ name, in: 'query', required: (q.required ?? []).includes(name), schema: rest, ...(typeof description === 'string' ? { description } : {}) });
@@ -59,7 +71,7 @@ export function buildOpenApi(routes: readonly AdminRoute[], version: string): Js
       responses[status] = {
         description: status === '204' ? 'Done; no body' : status === '201' ? 'Created' : 'OK',
         ...(Object.keys(headers).length > 0 ? { headers } : {}),
-        ...(schema ? { content: { 'application/json': { schema: jsonSchema(schema, 'output') } } } : {}),
+        ...(schema ? { content: { 'application/json': { schema: jsonSchema(schema, 'output', components) } } } : {}),
       };
     }
     const errorCodes = new Set<ErrorCode>(['BAD_REQUEST', 'UNAUTHENTICATED', ...(route.errors ?? [])]);
@@ -85,7 +97,7 @@ export function buildOpenApi(routes: readonly AdminRoute[], version: string): Js
       tags: [route.tag],
       'x-required-scope': route.scope ?? 'any valid admin token',
       ...(parameters.length > 0 ? { parameters } : {}),
-      ...(route.body ? { requestBody: { required: route.method === 'POST' && !route.path.endsWith('/rotate'), content: { 'application/json': { schema: jsonSchema(route.body, 'input') } } } } : {}),
+      ...(route.body ? { requestBody: { required: route.method === 'POST' && !route.path.endsWith('/rotate'), content: { 'application/json': { schema: jsonSchema(route.body, 'input', components) } } } } : {}),
       responses,
     };
     (paths[oasPath(route.path)] ??= {})[route.method.toLowerCase()] = operation;
@@ -103,7 +115,7 @@ export function buildOpenApi(routes: readonly AdminRoute[], version: string): Js
     paths,
     components: {
       securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'An admin token: one of the config file, or one made at /v1/admin-tokens' } },
-      schemas: { Error: jsonSchema(errorSchema, 'output') },
+      schemas: Object.fromEntries(Object.entries(components).sort(([a], [b]) => a.localeCompare(b))),
     },
   };
 }
