@@ -102,15 +102,16 @@ export class KeyService {
   /** Rules that span fields or records; collects every problem before failing. */
   async checkReferences(rec: Pick<KeyRecord, 'workspaceId' | 'groupId' | 'ownerId' | 'type' | 'basicAuth' | 'simpleAuth' | 'expiresAt'>, changed: Partial<Record<keyof KeyRecord | 'workspaceId', boolean>>, problems: string[], grant: AdminGrant = FULL_GRANT): Promise<void> {
     if (changed.workspaceId && (!workspaceVisible(grant, rec.workspaceId) || !(await this.store.getWorkspace(rec.workspaceId)))) problems.push(`workspaceId: unknown workspace "${rec.workspaceId}"`);
-    // A group or owner of a workspace serves that workspace's keys only; one of none serves all.
+    // A group or owner of a workspace serves that workspace's keys only; one of none serves all
+    // (but is as unknown as any other record outside a confined token's workspaces).
     if (changed.groupId && rec.groupId !== null) {
       const group = await this.store.getGroup(rec.groupId);
-      if (!group || !workspaceVisible(grant, group.workspaceId ?? rec.workspaceId)) problems.push(`groupId: unknown group "${rec.groupId}"`);
+      if (!group || !workspaceVisible(grant, group.workspaceId)) problems.push(`groupId: unknown group "${rec.groupId}"`);
       else if ((group.workspaceId ?? rec.workspaceId) !== rec.workspaceId) problems.push(`groupId: the group "${rec.groupId}" belongs to another workspace`);
     }
     if (changed.ownerId && rec.ownerId !== null) {
       const owner = await this.store.getOwner(rec.ownerId);
-      if (!owner || !workspaceVisible(grant, owner.workspaceId ?? rec.workspaceId)) problems.push(`ownerId: unknown owner "${rec.ownerId}"`);
+      if (!owner || !workspaceVisible(grant, owner.workspaceId)) problems.push(`ownerId: unknown owner "${rec.ownerId}"`);
       else if ((owner.workspaceId ?? rec.workspaceId) !== rec.workspaceId) problems.push(`ownerId: the owner "${rec.ownerId}" belongs to another workspace`);
     }
     if (rec.type === 'profile' && rec.basicAuth) problems.push('basicAuth: only workspace keys may use Basic authentication');
