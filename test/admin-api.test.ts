@@ -267,7 +267,7 @@ describe('every resource complete', () => {
     }
   });
 
-  it('workspaces: PATCH renames; DELETE is 409 WORKSPACE_IN_USE while it holds keys, 204 once it holds none', async () => {
+  it('workspaces: PATCH renames; DELETE is 409 WORKSPACE_IN_USE while it holds keys, 204 once it holds none, taking its groups and owners', async () => {
     const ws = await createWorkspace(kg, 'old-name');
     const renamed = await kg.admin('PATCH', `/v1/workspaces/${ws}`, { name: 'new-name' });
     expect(renamed.status).toBe(200);
@@ -276,8 +276,13 @@ describe('every resource complete', () => {
     const { key } = await createKey(kg, { workspaceId: ws, name: 'holding' });
     expectError(await kg.admin('DELETE', `/v1/workspaces/${ws}`), 409, 'WORKSPACE_IN_USE');
     expect((await kg.admin('DELETE', `/v1/keys/${key.id}`)).status).toBe(204);
+    const group = (await kg.admin('POST', '/v1/groups', { name: 'of-the-workspace', workspaceId: ws })).body;
+    const owner = (await kg.admin('POST', '/v1/owners', { name: 'of-the-workspace', workspaceId: ws })).body;
     expect((await kg.admin('DELETE', `/v1/workspaces/${ws}`)).status).toBe(204);
     expectError(await kg.admin('GET', `/v1/workspaces/${ws}`), 404, 'WORKSPACE_NOT_FOUND');
+    // Its own groups and owners went with it.
+    expectError(await kg.admin('GET', `/v1/groups/${group.id}`), 404, 'GROUP_NOT_FOUND');
+    expectError(await kg.admin('GET', `/v1/owners/${owner.id}`), 404, 'OWNER_NOT_FOUND');
     expectError(await kg.admin('DELETE', `/v1/workspaces/${ws}`), 404, 'WORKSPACE_NOT_FOUND');
   });
 

@@ -71,17 +71,36 @@ export class DirectoryService {
     return after;
   }
 
-  /** Refused with 409 WORKSPACE_IN_USE while it holds keys (checked again where the write applies). */
+  /**
+   * Refused with 409 WORKSPACE_IN_USE while it holds keys (checked again where the write
+   * applies). Its own groups and owners go with it: only its keys could be in them.
+   */
   async deleteWorkspace(id: string, actor: Actor, grant: AdminGrant, ifMatch: IfMatchCheck = anyState): Promise<void> {
     const before = await this.getWorkspace(id, grant);
     const token = before.updatedAt ?? before.createdAt;
     ifMatch(token);
     if (await this.store.workspaceHasKeys(id)) throw new KeygateError('WORKSPACE_IN_USE', 'The workspace still holds keys; delete them first.');
+    const groups = (await this.store.listGroups()).filter((g) => g.workspaceId === id);
+    const owners = (await this.store.listOwners()).filter((o) => o.workspaceId === id);
     await this.store.commit({
-      ops: [{ op: 'delete', type: 'workspace', id }],
-      audit: [this.audit(actor, 'workspace.delete', 'workspace', id, id, before, null)],
-      expect: [{ type: 'workspace', id, token }],
+      ops: [
+        { op: 'delete', type: 'workspace', id },
+        ...groups.map((g) => ({ op: 'delete' as const, type: 'group' as const, id: g.id })),
+        ...owners.map((o) => ({ op: 'delete' as const, type: 'owner' as const, id: o.id })),
+      ],
+      audit: [
+        this.audit(actor, 'workspace.delete', 'workspace', id, id, before, null),
+        ...groups.map((g) => this.audit(actor, 'group.delete', 'group', g.id, id, g, null)),
+        ...owners.map((o) => this.audit(actor, 'owner.delete', 'owner', o.id, id, o, null)),
+      ],
+      expect: [
+        { type: 'workspace', id, token },
+        ...groups.map((g) => ({ type: 'group' as const, id: g.id, token: g.updatedAt })),
+        ...owners.map((o) => ({ type: 'owner' as const, id: o.id, token: String(o.version) })),
+      ],
       expectEmptyWorkspaces: [id],
+      expectEmptyGroups: groups.map((g) => g.id),
+      expectEmptyOwners: owners.map((o) => o.id),
     });
   }
 
