@@ -9,7 +9,7 @@ import type {
 import { NODE_REPORT_MAX_AGE_MS } from '../types.js';
 import { ChangeFeedReader, parseFeedEntry } from './change-feed.js';
 import type { RedisConnection } from './connection.js';
-import { AUDIT_PAGE, COMMIT, LOOKUP, RECORD_USAGE } from './scripts.js';
+import { AUDIT_PAGE, COMMIT, INDEX_WORKSPACES, LOOKUP, RECORD_USAGE } from './scripts.js';
 
 export interface RedisStoreOptions {
   connection: RedisConnection;
@@ -72,7 +72,26 @@ export class RedisStore implements KeyStore {
       error: (err) => this.logger.warn({ err: { message: (err as Error).message } }, 'reading the change feed failed; retrying'),
     }, this.logger, this.feedBlockMs);
     await this.feed.start();
+    await this.indexWorkspaces();
     this.logger.info({ version, prefix: this.conn.prefix }, 'redis store connected');
+  }
+
+  /**
+   * Once per store: fills the per-workspace key sets (`:w:<id>`, which guard a workspace
+   * delete) for keys written by versions before them. Every commit keeps them since.
+   */
+  private async indexWorkspaces(): Promise<void> {
+    const marker = this.k('w-indexed');
+    if ((await this.conn.slowCall((c) => c.get(marker))) !== null) return;
+    let after = 0;
+    for (;;) {
+      const page = await this.conn.slowCall((c) => c.zrangebyscore(this.k('order'), `(${after}`, '+inf', 'WITHSCORES', 'LIMIT', 0, 500));
+      if (page.length === 0) break;
+      const ids = page.filter((_, i) => i % 2 === 0);
+      after = Number(page[page.length - 1]);
+      await this.conn.slowCall((c) => INDEX_WORKSPACES.run(c, [this.k('e:key')], [this.base, ...ids]));
+    }
+    await this.conn.slowCall((c) => c.set(marker, '1'));
   }
 
   async close(): Promise<void> {

@@ -159,3 +159,17 @@ if before == 0 then return {0, {}} end
 local start = len - before
 return {before, redis.call('LRANGE', KEYS[1], start, start + tonumber(ARGV[2]) - 1)}
 `);
+
+/**
+ * Adds keys written before the per-workspace sets existed to their workspace's set: each id
+ * still present is read and indexed inside the script, so a key deleted meanwhile is never added.
+ * KEYS[1] = <base>:e:key; ARGV = base, key ids…
+ */
+export const INDEX_WORKSPACES = new Script(`
+local base = ARGV[1]
+for i = 2, #ARGV do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw then redis.call('SADD', base .. ':w:' .. cjson.decode(raw).workspaceId, ARGV[i]) end
+end
+return 1
+`);
