@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { checkAdminResponse } from './openapi-check.js';
+import { checkAdminResponse, prepareAdminChecks } from './openapi-check.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -54,6 +54,7 @@ export function tempDir(prefix = 'keygate-test-'): { dir: string; cleanup: () =>
 }
 
 export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
+  prepareAdminChecks();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'keygate-data-'));
   const configDir = mkdtempSync(join(tmpdir(), 'keygate-config-'));
   const configFile = join(configDir, 'gateway.yaml');

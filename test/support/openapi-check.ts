@@ -11,9 +11,13 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void;
 
 interface Operation { template: RegExp; path: string; methods: Map<string, Json> }
 
-let compiled: { doc: Json; ops: Operation[]; validators: Map<string, ValidateFunction> } | null = null;
+let compiled: { ops: Operation[]; validators: Map<string, ValidateFunction> } | null = null;
 
-function load(): NonNullable<typeof compiled> {
+/**
+ * Builds the document and compiles the validator of every answer once (the first admin call
+ * would otherwise pay for it, and tests that time their calls would see it).
+ */
+export function prepareAdminChecks(): NonNullable<typeof compiled> {
   if (compiled) return compiled;
   const doc = adminOpenApi() as Json;
   const ops: Operation[] = Object.entries(doc.paths as Json).map(([path, methods]) => ({
@@ -21,29 +25,29 @@ function load(): NonNullable<typeof compiled> {
     template: new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
     methods: new Map(Object.entries(methods as Json)),
   }));
-  compiled = { doc, ops, validators: new Map() };
-  return compiled;
-}
-
-function validator(key: string, schema: Json): ValidateFunction {
-  const c = load();
-  let v = c.validators.get(key);
-  if (!v) {
-    const ajv = new Ajv2020({ strict: false, allErrors: true });
-    addFormats(ajv);
-    ajv.addSchema({ $id: 'doc', components: c.doc.components }, 'doc');
-    const rewrite = (s: unknown): unknown => JSON.parse(JSON.stringify(s).replaceAll('"#/components/', '"doc#/components/'));
-    v = ajv.compile(rewrite(schema) as Json);
-    c.validators.set(key, v);
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats(ajv);
+  ajv.addSchema({ $id: 'doc', components: doc.components }, 'doc');
+  const compile = (schema: unknown): ValidateFunction =>
+    ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"doc#/components/')) as Json);
+  const validators = new Map<string, ValidateFunction>([['error', compile({ $ref: '#/components/schemas/Error' })]]);
+  for (const op of ops) {
+    for (const [method, operation] of op.methods) {
+      for (const [status, response] of Object.entries(operation.responses as Json)) {
+        const schema = (response as Json).content?.['application/json']?.schema;
+        if (schema !== undefined) validators.set(`${method.toUpperCase()} ${op.path} ${status}`, compile(schema));
+      }
+    }
   }
-  return v;
+  compiled = { ops, validators };
+  return compiled;
 }
 
 /** The mismatches between an admin answer and the document (empty when it conforms). */
 export function adminResponseMismatches(method: string, url: string, status: number, body: unknown, headers: Headers): string[] {
   const path = new URL(url, 'http://admin').pathname;
   if (!path.startsWith('/v1/')) return [];
-  const { ops } = load();
+  const { ops, validators } = prepareAdminChecks();
   // A literal path wins over a template (`/v1/signing-keys/rotate` over `/v1/signing-keys/{id}`), as in the router.
   const matching = ops.filter((o) => o.template.test(path)).sort((x, y) => x.path.split('{').length - y.path.split('{').length);
   const op = matching.find((o) => o.methods.has(method.toLowerCase())) ?? matching[0];
@@ -61,14 +65,14 @@ export function adminResponseMismatches(method: string, url: string, status: num
     const responses = operation.responses as Json;
     response = responses[String(status)] ?? (isError ? responses.default : undefined);
     if (!response) return [`${where}: status ${status} is not documented for ${method} ${op.path}`];
-    key = `${method} ${op.path} ${responses[String(status)] ? status : 'default'}`;
+    key = `${method.toUpperCase()} ${op.path} ${responses[String(status)] ? status : 'default'}`;
   }
   const problems: string[] = [];
   const schema = response.content?.['application/json']?.schema as Json | undefined;
   if (schema === undefined) {
     if (body !== null && body !== '' && body !== undefined) problems.push(`${where}: documented without a body, answered ${JSON.stringify(body).slice(0, 200)}`);
   } else {
-    const validate = validator(key, schema);
+    const validate = validators.get(key)!;
     if (!validate(body)) problems.push(`${where}: body does not match its schema: ${JSON.stringify(validate.errors?.slice(0, 5))}`);
   }
   for (const name of Object.keys((response.headers as Json | undefined) ?? {})) {
