@@ -7,7 +7,7 @@ import { newAuditId, newKeyId } from '../domain/ids.js';
 import { effectivePermissions, type PermissionCatalogue } from '../domain/permissions.js';
 import { generateSecret, hashSecret } from '../domain/secret.js';
 import { KeygateError, ValidationError } from '../errors/catalogue.js';
-import { preconditionToken, type KeyStore } from '../store/types.js';
+import { preconditionToken, type KeyStore, type Precondition } from '../store/types.js';
 import type { CreateKeyInput, KeyListQuery, PatchKeyInput } from './schemas.js';
 
 export interface KeyServiceDeps {
@@ -173,7 +173,6 @@ export class KeyService {
     await this.checkReferences(rec, { workspaceId: true, groupId: true, ownerId: true, expiresAt: true }, problems, grant);
     if (problems.length > 0) throw new ValidationError(problems);
     const key = await this.view(rec);
-    // The workspace must still be there where the write applies: a delete may race this create.
     const ws = await this.store.getWorkspace(rec.workspaceId);
     await this.store.commit({
       ops: [{ op: 'put', entity: { type: 'key', value: rec } }],
@@ -181,9 +180,29 @@ export class KeyService {
       expect: [
         { type: 'key', id: rec.id, token: null },
         ...(ws ? [{ type: 'workspace' as const, id: ws.id, token: preconditionToken({ type: 'workspace', value: ws }) }] : []),
+        ...(await this.referencesStillThere(rec, null)),
       ],
     });
     return { key, secret, salt };
+  }
+
+  /**
+   * Preconditions that the group and owner a write newly points the key at are, where the
+   * write applies, as they were read: a delete racing the write must not leave the key naming
+   * a missing owner (whose limits would then no longer bound it) or group. A delete racing the
+   * workspace is guarded the same way on create.
+   */
+  private async referencesStillThere(next: KeyRecord, prev: KeyRecord | null): Promise<Precondition[]> {
+    const out: Precondition[] = [];
+    if (next.ownerId !== null && next.ownerId !== prev?.ownerId) {
+      const owner = await this.store.getOwner(next.ownerId);
+      if (owner) out.push({ type: 'owner', id: owner.id, token: String(owner.version) });
+    }
+    if (next.groupId !== null && next.groupId !== prev?.groupId) {
+      const group = await this.store.getGroup(next.groupId);
+      if (group) out.push({ type: 'group', id: group.id, token: group.updatedAt });
+    }
+    return out;
   }
 
   async get(id: string, grant: AdminGrant = FULL_GRANT): Promise<ApiKey> {
@@ -223,7 +242,7 @@ export class KeyService {
         await this.store.commit({
           ops: [{ op: 'put', entity: { type: 'key', value: next } }],
           audit: [this.audit(actor, action, current, await this.view(current), await this.view(next))],
-          expect: [{ type: 'key', id, token: String(current.version) }],
+          expect: [{ type: 'key', id, token: String(current.version) }, ...(await this.referencesStillThere(next, current))],
         });
         return result;
       } catch (err) {
