@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isAdminScope } from '../domain/admin-scopes.js';
 import { parseCidr } from '../domain/cidr.js';
 import { isPermissionName, parsePermissionPattern } from '../domain/permissions.js';
 
@@ -83,6 +84,10 @@ const keyRateLimit = z.strictObject({
 const adminToken = z.strictObject({
   name: z.string().min(1).max(100),
   token: z.string().min(16, { message: 'must be at least 16 characters (is the environment variable set?)' }),
+  /** What the token may do; omitted: everything (`*`). */
+  scopes: z.array(z.string().refine((s) => isAdminScope(s), { message: 'must be "*" or <resource>:read|write for a resource of keys, workspaces, groups, owners, audit, signing-keys, admin-tokens' })).min(1).optional(),
+  /** Confines the token to these workspace ids; omitted: every workspace. */
+  workspaces: z.array(z.string().min(1)).min(1).optional(),
 });
 
 export const configSchema = z.strictObject({

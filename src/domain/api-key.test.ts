@@ -83,10 +83,11 @@ describe('toApiKey', () => {
     expect(toApiKey(keyRecord({ simpleAuth: { enabled: false, salt: null } }), true, null, NOW).simpleAuth).toEqual({ enabled: false });
   });
 
-  it('has exactly the fields of the contract key shape', () => {
-    const key = toApiKey(keyRecord(), true, null, NOW);
+  it('has exactly the fields of the contract key shape, and the effective permissions it is given', () => {
+    const key = toApiKey(keyRecord(), true, null, NOW, ['events.create']);
+    expect(key.effectivePermissions).toEqual(['events.create']);
     expect(Object.keys(key).sort()).toEqual([
-      'basicAuth', 'createdAt', 'description', 'environment', 'eventAllowlist', 'eventDenylist', 'expiresAt', 'groupId',
+      'basicAuth', 'createdAt', 'description', 'effectivePermissions', 'environment', 'eventAllowlist', 'eventDenylist', 'expiresAt', 'groupId',
       'id', 'ipAllowlist', 'lastUsedAt', 'name', 'ownerId', 'permissions', 'permissionsLocked', 'prefix',
       'profileAttributeAllowlist', 'quota', 'rateLimit', 'simpleAuth', 'status', 'type', 'updatedAt', 'version',
       'workspaceId',

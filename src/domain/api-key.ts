@@ -58,6 +58,8 @@ export interface ApiKey {
   prefix: string;
   status: KeyStatus;
   permissions: string[];
+  /** The catalogue's permissions the key may call now: its own intersected with its owner's. */
+  effectivePermissions: string[];
   permissionsLocked: boolean;
   ipAllowlist: string[];
   eventAllowlist: string[];
@@ -90,7 +92,7 @@ export function statusAt(enabled: boolean, ownerActive: boolean, expiresAtMs: nu
   return 'active';
 }
 
-export function toApiKey(rec: KeyRecord, ownerActive: boolean, lastUsedAt: string | null, now: number): ApiKey {
+export function toApiKey(rec: KeyRecord, ownerActive: boolean, lastUsedAt: string | null, now: number, effectivePermissions: string[] = []): ApiKey {
   return {
     id: rec.id,
     workspaceId: rec.workspaceId,
@@ -103,6 +105,7 @@ export function toApiKey(rec: KeyRecord, ownerActive: boolean, lastUsedAt: strin
     prefix: rec.prefix,
     status: deriveStatus(rec, ownerActive, now),
     permissions: [...rec.permissions],
+    effectivePermissions,
     permissionsLocked: rec.permissionsLocked,
     ipAllowlist: [...rec.ipAllowlist],
     eventAllowlist: [...rec.eventAllowlist],

@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { AdminTokenService } from '../control-plane/admin-token-service.js';
 import { DirectoryService } from '../control-plane/directory-service.js';
 import { KeyService } from '../control-plane/key-service.js';
 import { SigningKeyService } from '../control-plane/signing-key-service.js';
@@ -25,6 +26,7 @@ export interface App {
   catalogue: PermissionCatalogue;
   keys: KeyService;
   directory: DirectoryService;
+  adminTokens: AdminTokenService;
   signingKeys: SigningKeyService;
   /**
    * Rate-limit and quota counters: in this process (embedded), or in Redis shared by every
@@ -160,5 +162,6 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
     catalogue,
     keys: new KeyService({ store, config, catalogue }),
     directory: new DirectoryService(store, catalogue),
+    adminTokens: new AdminTokenService(store, config),
   };
 }

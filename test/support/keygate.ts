@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { checkAdminResponse, prepareAdminChecks } from './openapi-check.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -56,6 +57,7 @@ export function tempDir(prefix = 'keygate-test-'): { dir: string; cleanup: () =>
 }
 
 export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
+  prepareAdminChecks();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'keygate-data-'));
   const configDir = mkdtempSync(join(tmpdir(), 'keygate-config-'));
   const configFile = join(configDir, 'gateway.yaml');
@@ -125,6 +127,7 @@ export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
       if (text !== '') {
         try { parsed = JSON.parse(text); } catch { parsed = text; }
       }
+      checkAdminResponse(method, path, res.status, parsed, res.headers);
       return { status: res.status, body: parsed, headers: res.headers };
     },
   };

@@ -93,15 +93,6 @@ export class AuditFile {
     return out;
   }
 
-  private async read(i: number): Promise<AuditEntry> {
-    const [offset, length] = this.spans[i]!;
-    const buf = Buffer.alloc(length);
-    await this.fh.read(buf, 0, length, offset);
-    const { records } = parseJournal(buf, this.path);
-    if (records.length !== 1) throw new CorruptStoreError(`${this.path}: damaged entry at byte ${offset}`);
-    return records[0] as AuditEntry;
-  }
-
   /** Newest first, up to `limit`, optionally for one target. */
   async newest(limit: number, targetId?: string): Promise<AuditEntry[]> {
     const ids = targetId === undefined ? null : (this.byTarget.get(targetId) ?? []);
@@ -109,6 +100,24 @@ export class AuditFile {
     const out: AuditEntry[] = [];
     for (let k = n - 1; k >= 0 && out.length < limit; k--) out.push(await this.read(ids === null ? k : ids[k]!));
     return out;
+  }
+
+  /** How many entries the file holds, in all or for one target. */
+  countOf(targetId?: string): number {
+    return targetId === undefined ? this.spans.length : (this.byTarget.get(targetId)?.length ?? 0);
+  }
+
+  /** The entry at `position` (0 = oldest) of the whole file, or of one target's entries. */
+  async read(position: number, targetId?: string): Promise<AuditEntry> {
+    const index = targetId === undefined ? position : this.byTarget.get(targetId)?.[position];
+    const span = index === undefined ? undefined : this.spans[index];
+    if (span === undefined) throw new RangeError(`no audit entry at ${position}`);
+    const [offset, length] = span;
+    const buf = Buffer.alloc(length);
+    await this.fh.read(buf, 0, length, offset);
+    const { records } = parseJournal(buf, this.path);
+    if (records.length !== 1) throw new CorruptStoreError(`${this.path}: damaged entry at byte ${offset}`);
+    return records[0] as AuditEntry;
   }
 
   async close(): Promise<void> {

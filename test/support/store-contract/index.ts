@@ -1,6 +1,7 @@
 // The behaviour every KeyStore backend must have, as one suite each backend runs against its
 // own factory (test code: the build never compiles test/). Each part covers one concern.
 import { describe } from 'vitest';
+import { adminContract } from './admin.js';
 import { changeFeedContract } from './change-feed.js';
 import { commitContract } from './commit.js';
 import { contractContext, type StoreFactory } from './harness.js';
@@ -23,5 +24,6 @@ export function storeContract(name: string, factory: StoreFactory): void {
     usageContract(context);
     nodesContract(context);
     transferContract(context);
+    adminContract(context);
   });
 }
