@@ -3,9 +3,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-    // Tests of the CLI against admin API calls that land with the admin API's second half;
-    // drop that pattern once it is merged.
-    exclude: [...configDefaults.exclude, '**/*.after-admin-api.test.ts'],
+    exclude: [...configDefaults.exclude],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Integration suites start real child processes; two cores cannot run many at once.

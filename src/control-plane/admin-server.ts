@@ -89,7 +89,7 @@ function hostCount(raw: readonly string[]): number {
 export function createAdminServer(deps: AdminServerDeps): Server {
   const routes = buildAdminRoutes(deps);
   const { router } = routes;
-  const { logger, metrics, config } = deps;
+  const { logger, metrics } = deps;
   // Static files, public like /healthz: the console holds no secret; it asks for a token and
   // sends it to the /v1 API like any other client.
   const consoleAssets = loadConsoleAssets(deps.consoleDir ?? CONSOLE_DIR);

@@ -85,6 +85,7 @@ describe('the CLI over admin tokens, deletes, audit filters, pagination and If-M
       json(await cli('workspaces', 'create', '--name', name));
       json(await cli('groups', 'create', '--name', name));
       json(await cli('owners', 'create', '--name', name, '--permission', '*'));
+      json(await cli('admin-tokens', 'create', '--name', `pager-${name}`, '--scope', 'keys:read'));
     }
     for (const resource of ['workspaces', 'groups', 'owners', 'admin-tokens', 'audit']) {
       const first = json(await cli(resource, 'list', '--limit', '1'));
