@@ -15,6 +15,11 @@ import { compileTokenRoutes } from '../data-plane/tokens/token-routes.js';
 import { TokenService } from '../data-plane/tokens/token-service.js';
 import { TokenVerifier } from '../data-plane/tokens/token-verifier.js';
 import { drainState, type DrainState } from '../http/drain.js';
+import { stdoutAccessLog } from '../observability/access-log.js';
+import { atMost } from './heartbeat.js';
+
+/** How long a stopping process waits for stdout to take the access log's last lines. */
+const ACCESS_LOG_FLUSH_MS = 5_000;
 
 export interface GatewayNodeDeps {
   config: Config;
@@ -63,8 +68,10 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
     config, resolver, tokens: new TokenVerifier(tokens, resolver), limiter: deps.limiter, rateLimited: metrics.rateLimited,
   });
   const drain = drainState();
+  // One access log per process (each worker its own, writing whole lines to the shared stdout).
+  const accessLog = config.gateway.accessLog ? stdoutAccessLog((n) => metrics.accessLogDropped.inc(n)) : null;
   const server = createGatewayServer({
-    config, routes, metrics, logger: deps.logger, usage, drain,
+    config, routes, metrics, logger: deps.logger, usage, drain, accessLog,
     localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited }),
   });
   return {
@@ -80,6 +87,9 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
     async close() {
       await usage.stop();
       await Promise.all(upstreams.map((u) => u.close()));
+      // The ports have drained: every request's line is buffered; written before the process
+      // exits, unless stdout stays blocked past the bound (what is left is written at exit if it can be).
+      if (accessLog !== null) await atMost(accessLog.flush(), ACCESS_LOG_FLUSH_MS);
     },
   };
 }

@@ -21,6 +21,7 @@ import { LocalRateLimiter } from '../../src/store/rate-limit/local.js';
 import { compileTokenRoutes } from '../../src/data-plane/tokens/token-routes.js';
 import { TokenService } from '../../src/data-plane/tokens/token-service.js';
 import { TokenVerifier } from '../../src/data-plane/tokens/token-verifier.js';
+import type { AccessLog } from '../../src/observability/access-log.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { drainState } from '../../src/http/drain.js';
 import { keyRecord } from './fixtures.js';
@@ -43,6 +44,8 @@ export interface HarnessOptions {
   finals?: Record<string, FinalHandler>;
   /** Load a signing key, so tokens can be minted (default true). */
   signing?: boolean;
+  /** The access log the gateway writes its lines to (default none). */
+  accessLog?: AccessLog;
 }
 
 export interface GatewayHarness {
@@ -111,7 +114,8 @@ routes:${opts.routes ?? DEFAULT_ROUTES}
     },
   };
   const metrics = new Metrics();
-  const logger = pino({ level: 'silent' });
+  // The access log is written at info level; nothing else the gateway logs is kept.
+  const logger = opts.accessLog ? pino({ level: 'info' }, { write: () => undefined }) : pino({ level: 'silent' });
   const resolver = new KeyResolver({ source, pepper: config.secrets.pepper, fresh: () => true, stats: { hit: () => {}, miss: () => {}, storeError: () => {} } });
   const tokens = new TokenService(config.tokens.issuer, config.tokens.ttlSeconds, { audience: config.tokens.audience });
   if (opts.signing !== false) await tokens.setKeys([await signingKey()]);
@@ -121,7 +125,7 @@ routes:${opts.routes ?? DEFAULT_ROUTES}
   const usage: UsageDelta[] = [];
   const recorder = new UsageRecorder(async (deltas) => { usage.push(...deltas); });
   const server = createGatewayServer({
-    config, routes, metrics, logger, usage: recorder, drain: drainState(),
+    config, routes, metrics, logger, usage: recorder, drain: drainState(), accessLog: opts.accessLog ?? null,
     localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter, rateLimited: metrics.rateLimited }),
   });
   const port = await listen(server);

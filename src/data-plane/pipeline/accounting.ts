@@ -1,14 +1,35 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { ParsedIp } from '../../domain/cidr.js';
+import type { AccessLog } from '../../observability/access-log.js';
 import type { Metrics } from '../../observability/metrics.js';
+import type { Trace } from '../request/correlation.js';
 import type { UsageRecorder } from './usage-recorder.js';
 
 export interface AccountingDeps {
   metrics: Metrics;
   logger: Logger;
   usage: UsageRecorder;
-  /** `gateway.accessLog`: one `request` line per request at info level. */
-  accessLog: boolean;
+  /** The access log (`gateway.accessLog`), or null: one line per request at info level. */
+  accessLog: AccessLog | null;
 }
+
+/** What the accounting reads of a request (a `RequestContext`, or what a refusal before routing knows). */
+export interface Accounted {
+  readonly req: IncomingMessage;
+  readonly requestId: string;
+  readonly trace: Trace;
+  /** `performance.now()` when the request arrived. */
+  readonly started: number;
+  readonly policy: { readonly keyId: string; readonly workspaceId: string } | null;
+  readonly clientIp: ParsedIp | null;
+  readonly peer: { readonly ip: ParsedIp | null; readonly text: string };
+}
+
+/** The connection's byte counts when its previous request ended. */
+const MARK = Symbol('keygate.accountedBytes');
+type MarkedSocket = Socket & { [MARK]?: { read: number; written: number } };
 
 /**
  * Every request's end, counted once: its total time and the gateway's own share of it, the
@@ -16,9 +37,8 @@ export interface AccountingDeps {
  */
 export class Accounting {
   private readonly metrics: Metrics;
-  private readonly logger: Logger;
   private readonly usage: UsageRecorder;
-  private readonly logRequests: boolean;
+  private readonly accessLog: AccessLog | null;
   // Pre-bound metric children: no label lookup per request.
   private readonly total: ReturnType<Metrics['requestDuration']['labels']>;
   private readonly overhead: ReturnType<Metrics['requestDuration']['labels']>;
@@ -27,9 +47,8 @@ export class Accounting {
 
   constructor({ metrics, logger, usage, accessLog }: AccountingDeps) {
     this.metrics = metrics;
-    this.logger = logger;
     this.usage = usage;
-    this.logRequests = accessLog && logger.isLevelEnabled('info');
+    this.accessLog = accessLog !== null && logger.isLevelEnabled('info') ? accessLog : null;
     this.total = metrics.requestDuration.labels({ kind: 'total' });
     this.overhead = metrics.requestDuration.labels({ kind: 'overhead' });
   }
@@ -43,12 +62,40 @@ export class Accounting {
     c.inc();
   }
 
-  finish(requestId: string, route: string, status: number, outcome: string, keyId: string | null, started: number, upstreamMs: number): void {
-    const ms = performance.now() - started;
+  finish(r: Accounted, route: string, status: number, outcome: string, upstreamMs: number): void {
+    const ms = performance.now() - r.started;
     this.total.observe(ms / 1000);
     this.overhead.observe((ms - upstreamMs) / 1000);
     this.count(route, outcome);
-    if (keyId !== null) this.usage.record(keyId, outcome, Date.now());
-    if (this.logRequests) this.logger.info({ requestId, route, status, outcome, keyId, ms: Math.round(ms * 100) / 100 }, 'request');
+    const policy = r.policy;
+    if (policy !== null) this.usage.record(policy.keyId, outcome, Date.now());
+    if (this.accessLog === null) return;
+    // The connection's bytes since its previous request ended: HTTP/1.1 carries one request at
+    // a time, so that is this request's (headers and body), less any pipelined after it.
+    const socket = r.req.socket as MarkedSocket;
+    const read = socket.bytesRead;
+    const written = socket.bytesWritten ?? 0;
+    let mark = socket[MARK];
+    if (mark === undefined) socket[MARK] = mark = { read: 0, written: 0 };
+    const requestBytes = read - mark.read;
+    const responseBytes = written - mark.written;
+    mark.read = read;
+    mark.written = written;
+    const ip = r.clientIp;
+    this.accessLog.record({
+      requestId: r.requestId,
+      traceId: r.trace.traceId,
+      method: r.req.method ?? '',
+      route,
+      status,
+      outcome,
+      keyId: policy === null ? null : policy.keyId,
+      workspaceId: policy === null ? null : policy.workspaceId,
+      clientIp: ip === null ? null : ip === r.peer.ip ? r.peer.text : ip.toString(),
+      requestBytes,
+      responseBytes,
+      upstreamMs,
+      totalMs: ms,
+    });
   }
 }

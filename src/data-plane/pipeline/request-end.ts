@@ -4,7 +4,7 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../../errors/catalogue.js';
 import { bearerChallenge, errorJson, writeJson } from '../../errors/http.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { DrainState } from '../../http/drain.js';
-import type { CompiledRoute, RequestContext } from './context.js';
+import type { CompiledRoute } from './context.js';
 import type { Accounting } from './accounting.js';
 import type { RequestEnd } from './context.js';
 
@@ -45,8 +45,8 @@ export function sendGatewayError(res: ServerResponse, drain: DrainState, request
 }
 
 /** An unexpected failure: logged, answered 500 if nothing was sent yet, else the connection is cut. */
-export function sendGatewayFault(res: ServerResponse, drain: DrainState, logger: Logger, requestId: string, err: unknown): void {
-  logger.error({ err, requestId }, 'gateway request failed');
+export function sendGatewayFault(res: ServerResponse, drain: DrainState, logger: Logger, requestId: string, err: unknown, traceId: string | null = null): void {
+  logger.error({ err, requestId, traceId }, 'gateway request failed');
   if (res.headersSent) {
     res.destroy();
     return;
@@ -60,26 +60,25 @@ export function createRequestEnd({ accounting, metrics, logger, drain, routes }:
   for (const route of routes) {
     for (const u of route.upstreams) if (!upstreamTimers.has(u.name)) upstreamTimers.set(u.name, metrics.upstreamDuration.labels({ upstream: u.name }));
   }
-  const keyOf = (ctx: RequestContext): string | null => ctx.policy?.keyId ?? null;
   const end: RequestEnd = {
     drain,
     logger,
     json(ctx, status, payload, headers) {
       sendGatewayJson(ctx.res, drain, ctx.requestId, status, payload, headers);
-      accounting.finish(ctx.requestId, ctx.route.name, status, 'OK', keyOf(ctx), ctx.started, 0);
+      accounting.finish(ctx, ctx.route.name, status, 'OK', 0);
     },
     refuse(ctx, code, message, headers) {
       const status = sendGatewayError(ctx.res, drain, ctx.requestId, code, message, headers);
-      accounting.finish(ctx.requestId, ctx.route.name, status, code, keyOf(ctx), ctx.started, 0);
+      accounting.finish(ctx, ctx.route.name, status, code, 0);
     },
     finish(ctx, status, outcome, upstreamMs) {
-      accounting.finish(ctx.requestId, ctx.route.name, status, outcome, keyOf(ctx), ctx.started, upstreamMs);
+      accounting.finish(ctx, ctx.route.name, status, outcome, upstreamMs);
     },
     closed(ctx, upstreamMs) {
-      accounting.finish(ctx.requestId, ctx.route.name, 499, 'CLIENT_CLOSED', keyOf(ctx), ctx.started, upstreamMs);
+      accounting.finish(ctx, ctx.route.name, 499, 'CLIENT_CLOSED', upstreamMs);
     },
     fault(ctx, err) {
-      sendGatewayFault(ctx.res, drain, logger, ctx.requestId, err);
+      sendGatewayFault(ctx.res, drain, logger, ctx.requestId, err, ctx.trace.traceId);
     },
     upstreamTime(upstream, ms) {
       upstreamTimers.get(upstream)?.observe(ms / 1000);
