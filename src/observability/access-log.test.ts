@@ -41,6 +41,14 @@ describe('AccessLog', () => {
     }
   });
 
+  it('writes milliseconds to two decimals as JSON numbers', () => {
+    for (const [x, text] of [[0, '0'], [0.004, '0'], [0.005, '0.01'], [1.05, '1.05'], [12.3, '12.3'], [7, '7'], [123456.789, '123456.79'], [1e12, '1000000000000']] as const) {
+      const line = log().line({ ...ENTRY, upstreamMs: x, totalMs: x });
+      expect(line, String(x)).toContain(`"upstreamMs":${text},"totalMs":${text}}`);
+      expect((JSON.parse(line) as { totalMs: number }).totalMs).toBe(Number(text));
+    }
+  });
+
   it('asciiJson leaves plain text as it is and escapes the rest as JSON does', () => {
     expect(asciiJson('key_abc-1.2')).toBe('"key_abc-1.2"');
     expect(JSON.parse(asciiJson('"\\\n\u0000é'))).toBe('"\\\n\u0000é');

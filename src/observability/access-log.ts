@@ -28,7 +28,17 @@ export function asciiJson(s: string): string {
   return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-const ms = (x: number): number => Math.round(x * 100) / 100;
+/**
+ * Milliseconds to two decimals as JSON number text, by integer arithmetic: V8 prints a small
+ * integer far faster than a fraction (`1.05` from 105).
+ */
+function ms(x: number): string {
+  const hundredths = Math.round(x * 100);
+  if (!(hundredths >= 0 && hundredths < 0x3fffffff)) return String(Math.round(x * 100) / 100);
+  const whole = Math.floor(hundredths / 100);
+  const frac = hundredths - whole * 100;
+  return frac === 0 ? `${whole}` : frac < 10 ? `${whole}.0${frac}` : frac % 10 === 0 ? `${whole}.${frac / 10}` : `${whole}.${frac}`;
+}
 
 /**
  * The access log: one JSON line per request, composed by concatenation (no object, no
@@ -41,7 +51,7 @@ export class AccessLog {
   private readonly head: string;
   private lastMs = -1;
   private lastTime = '';
-  /** Route names and methods come from a bounded set: each escaped once. */
+  /** Route names, methods, key and workspace ids: each escaped once (up to 10 000 of them). */
   private readonly escaped = new Map<string, string>();
 
   constructor(readonly writer: LineWriter, pid: number = process.pid) {
@@ -76,8 +86,8 @@ export class AccessLog {
    */
   line(e: AccessEntry): string {
     return `${this.head}${this.time()}${this.tail}${e.requestId}","traceId":"${e.traceId}","method":${this.named(e.method)},"route":${this.named(e.route)
-    },"status":${e.status},"outcome":"${e.outcome}","keyId":${e.keyId === null ? 'null' : asciiJson(e.keyId)
-    },"workspaceId":${e.workspaceId === null ? 'null' : asciiJson(e.workspaceId)},"clientIp":${e.clientIp === null ? 'null' : `"${e.clientIp}"`
+    },"status":${e.status},"outcome":"${e.outcome}","keyId":${e.keyId === null ? 'null' : this.named(e.keyId)
+    },"workspaceId":${e.workspaceId === null ? 'null' : this.named(e.workspaceId)},"clientIp":${e.clientIp === null ? 'null' : `"${e.clientIp}"`
     },"requestBytes":${e.requestBytes},"responseBytes":${e.responseBytes},"upstreamMs":${ms(e.upstreamMs)},"totalMs":${ms(e.totalMs)}}\n`;
   }
 
