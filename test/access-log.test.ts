@@ -3,6 +3,7 @@ import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
 import { gatewayConfig, metricSum, pollUntil, scrape } from './support/gateway.js';
+import { buildRequest, hostOf, sendRaw } from './support/raw-http.js';
 import { startKeygate, type Keygate } from './support/keygate.js';
 import { mintToken, postToken, simpleAuthSignature } from './support/tokens.js';
 import { type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
@@ -68,6 +69,18 @@ describe('access log lines', () => {
     expect(a.upstreamMs as number).toBeGreaterThanOrEqual(0);
     expect(a.totalMs as number).toBeGreaterThanOrEqual(a.upstreamMs as number);
     expect(b).toMatchObject({ route: 'unmatched', status: 404, outcome: 'ROUTE_NOT_FOUND', keyId: null, workspaceId: null, upstreamMs: 0 });
+  });
+
+  it('logs a request the HTTP parser refused (headers over 16 KiB) with what is known of it', async () => {
+    const from = kg.output.length;
+    const res = await sendRaw(kg.gatewayUrl!, buildRequest('GET', '/v1/events', [['Host', hostOf(kg.gatewayUrl!)], ['X-Big', 'b'.repeat(20_000)]]));
+    expect(res.status).toBe(431);
+    const id = res.headers['x-request-id'] as string;
+    const polled = await pollUntil(async () => accessLines(kg, from).filter((l) => l.requestId === id), (ls) => ls.length > 0, 3_000);
+    expect(polled.value).toHaveLength(1);
+    expect(polled.value[0]).toMatchObject({ method: null, route: 'unmatched', status: 431, outcome: 'HEADERS_TOO_LARGE', keyId: null, clientIp: '127.0.0.1' });
+    expect(polled.value[0]!.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(JSON.stringify(polled.value[0])).not.toContain('bbbb');
   });
 
   it('never logs a secret, a token, a signature, a salt, a query string or a header value, under a request carrying every credential kind', async () => {

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { ErrorCode } from '../errors/catalogue.js';
+import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 import { rawErrorResponse } from '../errors/http.js';
 import type { AccessLog } from '../observability/access-log.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -150,7 +150,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     const code: ErrorCode = tooLarge ? 'HEADERS_TOO_LARGE' : timedOut ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
     const message = tooLarge ? 'The request headers are over 16 KiB.' : timedOut ? `The request did not arrive within ${config.gateway.requestTimeoutMs} ms.` : null;
     socket.end(rawErrorResponse(code, message, requestId));
-    accounting.count('unmatched', code);
+    accounting.parserRefusal(socket, peerOf(socket), requestId, traceIds.traceId(), ERROR_CATALOGUE[code].status, code);
   });
   return server;
 }

@@ -4,7 +4,8 @@ import { LineWriter } from './line-writer.js';
 export interface AccessEntry {
   requestId: string;
   traceId: string;
-  method: string;
+  /** Null for a request the HTTP parser refused before its method was read. */
+  method: string | null;
   route: string;
   status: number;
   /** `OK`, a catalogued error code, or `CLIENT_CLOSED`. */
@@ -85,7 +86,7 @@ export class AccessLog {
    * `traceId` hex, `outcome` a catalogued code: none needs escaping.
    */
   line(e: AccessEntry): string {
-    return `${this.head}${this.time()}${this.tail}${e.requestId}","traceId":"${e.traceId}","method":${this.named(e.method)},"route":${this.named(e.route)
+    return `${this.head}${this.time()}${this.tail}${e.requestId}","traceId":"${e.traceId}","method":${e.method === null ? 'null' : this.named(e.method)},"route":${this.named(e.route)
     },"status":${e.status},"outcome":"${e.outcome}","keyId":${e.keyId === null ? 'null' : this.named(e.keyId)
     },"workspaceId":${e.workspaceId === null ? 'null' : this.named(e.workspaceId)},"clientIp":${e.clientIp === null ? 'null' : `"${e.clientIp}"`
     },"requestBytes":${e.requestBytes},"responseBytes":${e.responseBytes},"upstreamMs":${ms(e.upstreamMs)},"totalMs":${ms(e.totalMs)}}\n`;

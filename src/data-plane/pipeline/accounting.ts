@@ -70,17 +70,7 @@ export class Accounting {
     const policy = r.policy;
     if (policy !== null) this.usage.record(policy.keyId, outcome, Date.now());
     if (this.accessLog === null) return;
-    // The connection's bytes since its previous request ended: HTTP/1.1 carries one request at
-    // a time, so that is this request's (headers and body), less any pipelined after it.
     const socket = r.req.socket as MarkedSocket;
-    const read = socket.bytesRead;
-    const written = socket.bytesWritten ?? 0;
-    let mark = socket[MARK];
-    if (mark === undefined) socket[MARK] = mark = { read: 0, written: 0 };
-    const requestBytes = read - mark.read;
-    const responseBytes = written - mark.written;
-    mark.read = read;
-    mark.written = written;
     const ip = r.clientIp;
     this.accessLog.record({
       requestId: r.requestId,
@@ -92,10 +82,47 @@ export class Accounting {
       keyId: policy === null ? null : policy.keyId,
       workspaceId: policy === null ? null : policy.workspaceId,
       clientIp: ip === null ? null : ip === r.peer.ip ? r.peer.text : ip.toString(),
-      requestBytes,
-      responseBytes,
+      requestBytes: bytesRead(socket),
+      responseBytes: bytesWritten(socket),
       upstreamMs,
       totalMs: ms,
     });
   }
+
+  /**
+   * A request the HTTP parser refused (malformed, headers over 16 KiB, too slow), answered on
+   * `socket` already: counted under `unmatched`, and logged with what is known of it.
+   */
+  parserRefusal(socket: Socket, peer: { readonly text: string }, requestId: string, traceId: string, status: number, code: string): void {
+    this.count('unmatched', code);
+    if (this.accessLog === null) return;
+    this.accessLog.record({
+      requestId, traceId, method: null, route: 'unmatched', status, outcome: code, keyId: null, workspaceId: null, clientIp: peer.text,
+      requestBytes: bytesRead(socket as MarkedSocket), responseBytes: bytesWritten(socket as MarkedSocket), upstreamMs: 0, totalMs: 0,
+    });
+  }
+}
+
+// The connection's bytes since its previous request ended: HTTP/1.1 carries one request at a
+// time, so that is this request's (headers and body), less any pipelined after it.
+function mark(socket: MarkedSocket): { read: number; written: number } {
+  let m = socket[MARK];
+  if (m === undefined) socket[MARK] = m = { read: 0, written: 0 };
+  return m;
+}
+
+function bytesRead(socket: MarkedSocket): number {
+  const m = mark(socket);
+  const now = socket.bytesRead;
+  const n = now - m.read;
+  m.read = now;
+  return n;
+}
+
+function bytesWritten(socket: MarkedSocket): number {
+  const m = mark(socket);
+  const now = socket.bytesWritten ?? m.written;
+  const n = now - m.written;
+  m.written = now;
+  return n;
 }
