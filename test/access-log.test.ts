@@ -175,6 +175,27 @@ describe('stopping under load', () => {
   }, 60_000);
 });
 
+describe('workers sharing stdout', () => {
+  it('writes every request of two workers as a whole line of its own, never two lines interleaved', async () => {
+    const kg = await startKeygate({ config: gatewayConfig({ events, eventsTest: pair.eventsTest, gateway: { workers: 2 } }) });
+    try {
+      const ws = await createWorkspace(kg, 'workers');
+      const { secret } = await createKey(kg, { workspaceId: ws, name: 'workers', permissions: ['*'] });
+      const before = kg.output.length;
+      // Long lines (a 128-character request id), many at once from both workers.
+      const result = await autocannon({ url: `${kg.gatewayUrl}/v1/events`, connections: 32, amount: 6_000, headers: { 'x-api-key': secret, 'x-request-id': 'w'.repeat(128) } });
+      expect(result.non2xx + result.errors).toBe(0);
+      const polled = await pollUntil(async () => kg.output.length - before, (n) => n >= 6_000, 20_000, 100);
+      expect(polled.ok, `${polled.value} lines`).toBe(true);
+      const lines = accessLines(kg, before); // every line parses: none was split or joined
+      expect(lines).toHaveLength(6_000);
+      expect(new Set(lines.map((l) => l.pid)).size).toBe(2);
+    } finally {
+      await stopAndClean(kg);
+    }
+  }, 120_000);
+});
+
 describe('a stdout that blocks', () => {
   it('drops the lines that do not fit, counts them in keygate_access_log_dropped_total, and writes the rest whole once stdout reads again', async () => {
     const kg = await startKeygate({ config: gatewayConfig({ events, eventsTest: pair.eventsTest }) });

@@ -49,18 +49,16 @@ function ms(x: number): string {
  * `msg`), so they can be read and grepped together.
  */
 export class AccessLog {
-  private readonly head: string;
+  private readonly head = '{"level":"info","time":"';
+  private readonly tail: string;
   private lastMs = -1;
   private lastTime = '';
   /** Route names, methods, key and workspace ids: each escaped once (up to 10 000 of them). */
   private readonly escaped = new Map<string, string>();
 
   constructor(readonly writer: LineWriter, pid: number = process.pid) {
-    this.head = `{"level":"info","time":"`;
     this.tail = `","pid":${pid},"msg":"request","requestId":"`;
   }
-
-  private readonly tail: string;
 
   /** The ISO 8601 time of now, formatted once per millisecond. */
   private time(): string {
