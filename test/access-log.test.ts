@@ -182,9 +182,25 @@ describe('workers sharing stdout', () => {
       const ws = await createWorkspace(kg, 'workers');
       const { secret } = await createKey(kg, { workspaceId: ws, name: 'workers', permissions: ['*'] });
       const before = kg.output.length;
-      // Long lines (a 128-character request id), many at once from both workers.
-      const result = await autocannon({ url: `${kg.gatewayUrl}/v1/events`, connections: 32, amount: 6_000, headers: { 'x-api-key': secret, 'x-request-id': 'w'.repeat(128) } });
-      expect(result.non2xx + result.errors).toBe(0);
+      // Long lines (a 128-character request id), many at once from both workers: each request
+      // on a connection of its own, so the kernel spreads them over both (SCHED_NONE).
+      // stdout is read in spurts, as by a busy log shipper: the pipe fills, writes block and
+      // resume part-way, where lines of two writers would interleave.
+      const stdout = kg.proc.stdout!;
+      const spurts = setInterval(() => (stdout.isPaused() ? stdout.resume() : stdout.pause()), 200);
+      const agent = new Agent({ connections: 64 });
+      let sent = 0;
+      await Promise.all(Array.from({ length: 48 }, async () => {
+        while (sent < 6_000) {
+          sent++;
+          const res = await request(`${kg.gatewayUrl}/v1/events`, { dispatcher: agent, reset: true, headers: { 'x-api-key': secret, 'x-request-id': 'w'.repeat(128) } });
+          await res.body.dump();
+          expect(res.statusCode).toBe(200);
+        }
+      }));
+      await agent.close();
+      clearInterval(spurts);
+      stdout.resume();
       const polled = await pollUntil(async () => kg.output.length - before, (n) => n >= 6_000, 20_000, 100);
       expect(polled.ok, `${polled.value} lines`).toBe(true);
       const lines = accessLines(kg, before); // every line parses: none was split or joined
