@@ -7,6 +7,9 @@
 // from the same code (V8's inline caches settle differently; see bench/README.md), so no
 // ratio may rest on one lucky or unlucky process. Then p50/p99 in µs of the bare proxy and
 // the key path at a paced BENCH_RATE and saturated. Results print as a table and go to bench/results/.
+// The key path runs twice: with the default config (access log on, stdout redirected to a
+// file, as in production) and with `accessLog: false`, each against the bare proxy, and the
+// first against the second (what the access log costs).
 // Every scenario sends the same request headers (the key path's key, which the peers pass
 // through), so the peers are measured on the traffic keygate sees.
 // Knobs: BENCH_ROUNDS (7), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (3, after each start),
@@ -161,9 +164,9 @@ async function main(): Promise<void> {
       return sys;
     };
     /** A keygate system; its first start is made here, for the admin calls that create its keys. */
-    const keygate = async (name: string, store: Record<string, unknown>, gateway?: Record<string, unknown>): Promise<System & { admin: string }> => {
+    const keygate = async (name: string, store: Record<string, unknown>, gateway?: Record<string, unknown>, logFile?: string): Promise<System & { admin: string }> => {
       const sys = Object.assign(system(async () => {
-        const kg = await startKeygate(dir, name, { upstreamPort: upstream.port, store, routes: ROUTES, ...(gateway ? { gateway } : {}) });
+        const kg = await startKeygate(dir, name, { upstreamPort: upstream.port, store, routes: ROUTES, ...(gateway ? { gateway } : {}), ...(logFile ? { logFile } : {}) });
         sys.admin = kg.admin;
         return { url: kg.gateway, proc: kg.proc };
       }), { admin: '' });
@@ -177,6 +180,10 @@ async function main(): Promise<void> {
 
     const one = await keygate('one', embedded('one'));
     const secret = await benchKey(one.admin, null);
+    // The default config as it runs in production: the access log on, stdout to a file. Its
+    // own process, so the log-off row beside it is the same build with `accessLog: false`.
+    const logged = await keygate('logged', embedded('logged'), undefined, join(dir, 'logged-stdout.log'));
+    const secretLogged = await benchKey(logged.admin, null);
     // The signing key is in the store, so a token outlives a restart; it is minted anew each round all the same.
     let token = '';
     const mint = async (): Promise<void> => {
@@ -200,7 +207,8 @@ async function main(): Promise<void> {
       { id: 'upstream', name: 'upstream direct', system: { start: async () => upstream, url: upstream.url, proc: upstream.proc }, path, opts: () => withKey },
       { id: 'fastify', name: '@fastify/http-proxy', system: fastify, path, opts: () => withKey },
       { id: 'bare', name: 'bare node:http + undici proxy', system: bare, path, opts: () => withKey },
-      { id: 'key', name: 'keygate key path (permission + IP)', system: one, path, opts: () => withKey },
+      { id: 'keyLogged', name: 'keygate key path, default config', system: logged, path, opts: () => ({ headers: { 'x-api-key': secretLogged } }) },
+      { id: 'key', name: 'keygate key path, accessLog: false', system: one, path, opts: () => withKey },
       { id: 'token', name: 'keygate token path (same checks)', system: one, path, opts: () => ({ headers: { authorization: `Bearer ${token}` } }) },
     ];
     if (!SKIP_REDIS) {
@@ -303,6 +311,8 @@ async function main(): Promise<void> {
     };
   })();
   const ratios = {
+    keyLoggedVsBare: compare('keyLogged', 'bare'),
+    keyLoggedVsKey: compare('keyLogged', 'key'),
     keyVsBare: compare('key', 'bare'),
     keyVsFastify: compare('key', 'fastify'),
     tokenVsKey: compare('token', 'key'),
@@ -318,7 +328,9 @@ async function main(): Promise<void> {
     forwardAuth,
   };
   const targets: [string, ReturnType<typeof compare>, number | null][] = [
-    ['key path / bare proxy', ratios.keyVsBare, 0.85],
+    ['default config / bare proxy', ratios.keyLoggedVsBare, 0.85],
+    ['default config / accessLog: false', ratios.keyLoggedVsKey, 0.95],
+    ['key path (log off) / bare proxy', ratios.keyVsBare, 0.85],
     ['key path / @fastify/http-proxy', ratios.keyVsFastify, 1.5],
     ['token path / key path', ratios.tokenVsKey, 0.9],
     ['Redis rate limit / key path', ratios.redisLimitVsKey, 0.85],
@@ -362,6 +374,7 @@ async function main(): Promise<void> {
       `  paced at ${RATE} req/s (µs, median of per-round differences): p50 ${pacedOverhead.p50Us} µs, p99 ${pacedOverhead.p99Us} µs` +
         ` — bare p99 ${medianOf('bare', (x) => x.p99)} µs, keygate p99 ${medianOf('key', (x) => x.p99)} µs`,
     ]),
+    `"default config": the key path with the access log on (the default) and keygate's stdout redirected to a file, as in production; every other keygate row runs with accessLog: false`,
     `workers: 2 share core ${SUT_CORE} with their primary here: it shows what the multi-process design costs, not scaling`,
     `Redis rows: redis-server shares core ${LOAD_CORE} with the load generator and the upstream, which slows every Redis row; "Redis, no limit" isolates the limit's own cost`,
     `policy check (cache hit, keep-alive repeat, bench/policy-check.ts): ${nsPerCheck ?? 'failed'} ns/op`,

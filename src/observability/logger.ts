@@ -11,6 +11,9 @@ export function createLogger(opts: { level?: string; sync?: boolean; fd?: 1 | 2 
     {
       level: opts.level ?? process.env.KEYGATE_LOG_LEVEL ?? 'info',
       base: { pid: process.pid },
+      // Level names and ISO 8601 times, as in the access log, so the two are read and grepped together.
+      formatters: { level: (label) => ({ level: label }) },
+      timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
         paths: ['secret', '*.secret', 'token', '*.token', 'salt', '*.salt', 'secretHash', '*.secretHash', 'authorization', '*.authorization', 'headers.authorization', 'headers["x-api-key"]'],
         censor: '[redacted]',

@@ -91,6 +91,8 @@ export class Metrics {
   readonly propagationLag = this.hot(new HotHistogram('keygate_propagation_lag_seconds',
     'Time from a committed store change to this node applying it.',
     [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])).labels();
+  readonly accessLogDropped = this.hot(new HotCounter('keygate_access_log_dropped_total',
+    'Access log lines dropped because stdout did not take them fast enough (or failed).')).labels();
 
   readonly storeVersion = new Gauge({
     name: 'keygate_store_version',

@@ -17,6 +17,11 @@ import { TokenVerifier } from '../data-plane/tokens/token-verifier.js';
 import { drainState, type DrainState } from '../http/drain.js';
 import { compileDecisionRoutes } from '../data-plane/decide/decision-routes.js';
 import { VERIFY_PATH, compileVerifyRoute } from '../data-plane/decide/verify.js';
+import { stdoutAccessLog } from '../observability/access-log.js';
+import { atMost } from './heartbeat.js';
+
+/** How long a stopping process waits for stdout to take the access log's last lines. */
+const ACCESS_LOG_FLUSH_MS = 5_000;
 
 export interface GatewayNodeDeps {
   config: Config;
@@ -72,8 +77,10 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
     resolver, tokens: verifier, limiter: deps.limiter, rateLimited: metrics.rateLimited, requestTimeoutMs: config.gateway.requestTimeoutMs,
   }));
   const drain = drainState();
+  // One access log per process (each worker its own, writing whole lines to the shared stdout).
+  const accessLog = config.gateway.accessLog ? stdoutAccessLog((n) => metrics.accessLogDropped.inc(n)) : null;
   const server = createGatewayServer({
-    config, routes, metrics, logger: deps.logger, usage, drain, localRoutes, decisions: compileDecisionRoutes(routes),
+    config, routes, metrics, logger: deps.logger, usage, drain, localRoutes, decisions: compileDecisionRoutes(routes), accessLog,
   });
   return {
     server,
@@ -88,6 +95,9 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
     async close() {
       await usage.stop();
       await Promise.all(upstreams.map((u) => u.close()));
+      // The ports have drained: every request's line is buffered; written before the process
+      // exits, unless stdout stays blocked past the bound (what is left is written at exit if it can be).
+      if (accessLog !== null) await atMost(accessLog.flush(), ACCESS_LOG_FLUSH_MS);
     },
   };
 }

@@ -21,6 +21,7 @@ import { LocalRateLimiter } from '../../src/store/rate-limit/local.js';
 import { compileTokenRoutes } from '../../src/data-plane/tokens/token-routes.js';
 import { TokenService } from '../../src/data-plane/tokens/token-service.js';
 import { TokenVerifier } from '../../src/data-plane/tokens/token-verifier.js';
+import type { AccessLog } from '../../src/observability/access-log.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { drainState } from '../../src/http/drain.js';
 import { compileDecisionRoutes } from '../../src/data-plane/decide/decision-routes.js';
@@ -47,6 +48,8 @@ export interface HarnessOptions {
   signing?: boolean;
   /** `gateway.trustedProxies` (default none). */
   trustedProxies?: string[];
+  /** The access log the gateway writes its lines to (default none). */
+  accessLog?: AccessLog;
 }
 
 export interface GatewayHarness {
@@ -115,7 +118,8 @@ routes:${opts.routes ?? DEFAULT_ROUTES}
     },
   };
   const metrics = new Metrics();
-  const logger = pino({ level: 'silent' });
+  // The access log is written at info level; nothing else the gateway logs is kept.
+  const logger = opts.accessLog ? pino({ level: 'info' }, { write: () => undefined }) : pino({ level: 'silent' });
   const resolver = new KeyResolver({ source, pepper: config.secrets.pepper, fresh: () => true, stats: { hit: () => {}, miss: () => {}, storeError: () => {} } });
   const tokens = new TokenService(config.tokens.issuer, config.tokens.ttlSeconds, { audience: config.tokens.audience });
   if (opts.signing !== false) await tokens.setKeys([await signingKey()]);
@@ -129,7 +133,7 @@ routes:${opts.routes ?? DEFAULT_ROUTES}
     minted: { key: metrics.tokensMinted.labels({ auth: 'key' }), simple: metrics.tokensMinted.labels({ auth: 'simple' }) } }));
   localRoutes.set(VERIFY_PATH, compileVerifyRoute({ resolver, tokens: verifier, limiter, rateLimited: metrics.rateLimited, requestTimeoutMs: config.gateway.requestTimeoutMs }));
   const server = createGatewayServer({
-    config, routes, metrics, logger, usage: recorder, drain: drainState(), localRoutes, decisions: compileDecisionRoutes(routes),
+    config, routes, metrics, logger, usage: recorder, drain: drainState(), localRoutes, decisions: compileDecisionRoutes(routes), accessLog: opts.accessLog ?? null,
   });
   const port = await listen(server);
 

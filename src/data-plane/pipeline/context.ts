@@ -7,6 +7,7 @@ import type { Refusal } from '../../errors/http.js';
 import type { CredentialMemo } from '../key-resolver.js';
 import type { HeaderScan } from '../request/credentials.js';
 import type { Peer } from '../request/peer.js';
+import type { Trace } from '../request/correlation.js';
 import type { Logger } from 'pino';
 import type { DrainState } from '../../http/drain.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -16,7 +17,10 @@ import type { UpstreamErrorKind } from '../../observability/metrics.js';
 export interface RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /** The client's well-formed X-Request-Id, or the gateway's own. */
   readonly requestId: string;
+  /** The W3C trace the request belongs to: the client's traceparent, or a new trace. */
+  readonly trace: Trace;
   readonly route: CompiledRoute;
   readonly params: Record<string, string>;
   readonly path: string;

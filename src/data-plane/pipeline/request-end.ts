@@ -5,7 +5,7 @@ import { bearerChallenge, errorJson, writeJson } from '../../errors/http.js';
 import type { CounterChild } from '../../observability/hot-metrics.js';
 import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.js';
 import type { DrainState } from '../../http/drain.js';
-import type { CompiledRoute, RequestContext } from './context.js';
+import type { CompiledRoute } from './context.js';
 import type { Accounting } from './accounting.js';
 import type { RequestEnd } from './context.js';
 
@@ -46,8 +46,8 @@ export function sendGatewayError(res: ServerResponse, drain: DrainState, request
 }
 
 /** An unexpected failure: logged, answered 500 if nothing was sent yet, else the connection is cut. */
-export function sendGatewayFault(res: ServerResponse, drain: DrainState, logger: Logger, requestId: string, err: unknown): void {
-  logger.error({ err, requestId }, 'gateway request failed');
+export function sendGatewayFault(res: ServerResponse, drain: DrainState, logger: Logger, requestId: string, err: unknown, traceId: string | null = null): void {
+  logger.error({ err, requestId, traceId }, 'gateway request failed');
   if (res.headersSent) {
     res.destroy();
     return;
@@ -69,26 +69,25 @@ export function createRequestEnd({ accounting, metrics, logger, drain, routes }:
     if (!c) upstreamErrors.set(k, (c = metrics.upstreamErrors.labels({ upstream, kind })));
     c.inc();
   };
-  const keyOf = (ctx: RequestContext): string | null => ctx.policy?.keyId ?? null;
   const end: RequestEnd = {
     drain,
     logger,
     json(ctx, status, payload, headers) {
       sendGatewayJson(ctx.res, drain, ctx.requestId, status, payload, headers);
-      accounting.finish(ctx.requestId, ctx.route.name, status, 'OK', keyOf(ctx), ctx.started, 0);
+      accounting.finish(ctx, ctx.route.name, status, 'OK', 0);
     },
     refuse(ctx, code, message, headers) {
       const status = sendGatewayError(ctx.res, drain, ctx.requestId, code, message, headers);
-      accounting.finish(ctx.requestId, ctx.route.name, status, code, keyOf(ctx), ctx.started, 0);
+      accounting.finish(ctx, ctx.route.name, status, code, 0);
     },
     finish(ctx, status, outcome, upstreamMs) {
-      accounting.finish(ctx.requestId, ctx.route.name, status, outcome, keyOf(ctx), ctx.started, upstreamMs);
+      accounting.finish(ctx, ctx.route.name, status, outcome, upstreamMs);
     },
     closed(ctx, upstreamMs) {
-      accounting.finish(ctx.requestId, ctx.route.name, 499, 'CLIENT_CLOSED', keyOf(ctx), ctx.started, upstreamMs);
+      accounting.finish(ctx, ctx.route.name, 499, 'CLIENT_CLOSED', upstreamMs);
     },
     fault(ctx, err) {
-      sendGatewayFault(ctx.res, drain, logger, ctx.requestId, err);
+      sendGatewayFault(ctx.res, drain, logger, ctx.requestId, err, ctx.trace.traceId);
     },
     upstreamTime(upstream, ms, error) {
       upstreamTimers.get(upstream)?.observe(ms / 1000);

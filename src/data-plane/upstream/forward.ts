@@ -1,6 +1,7 @@
 import { upstreamRequestHeaders } from './request-headers.js';
 import type { Upstream } from './upstream.js';
 import { admitted, type FinalHandler } from '../pipeline/context.js';
+import { traceIds } from '../request/correlation.js';
 import type { UpstreamErrorKind } from '../../observability/metrics.js';
 import type { ForwardResult } from './proxy-handler.js';
 
@@ -27,6 +28,8 @@ export function forwardHandler(upstream: Upstream, upstreamTest: Upstream): Fina
     const target = policy.environment === 'test' ? upstreamTest : upstream;
     const headers = upstreamRequestHeaders(req, scan, {
       requestId,
+      traceparent: traceIds.childTraceparent(ctx.trace),
+      tracestate: ctx.trace.tracestate,
       peerIp: ctx.peer.text,
       peerTrusted: ctx.peer.trusted,
       identity: {
@@ -46,7 +49,7 @@ export function forwardHandler(upstream: Upstream, upstreamTest: Upstream): Fina
       if (result.ok) return end.finish(ctx, result.status, 'OK', upstreamMs);
       if (result.code === 'CLIENT_GONE') return end.closed(ctx, upstreamMs);
       if (result.code === 'INTERNAL') {
-        end.logger.error({ err: result.err, requestId }, 'gateway request failed');
+        end.logger.error({ err: result.err, requestId, traceId: ctx.trace.traceId }, 'gateway request failed');
         return end.refuse(ctx, 'INTERNAL', null, null);
       }
       if (result.responded) {

@@ -145,7 +145,7 @@ describe('UpstreamClocks', () => {
 });
 
 const INFO: ForwardInfo = {
-  requestId: 'rid', peerIp: '127.0.0.1', peerTrusted: false,
+  requestId: 'rid', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: null, peerIp: '127.0.0.1', peerTrusted: false,
   identity: { keyId: 'key_1', workspaceId: 'ws_1', keyType: 'profile', environment: 'live', profile: null },
 };
 
