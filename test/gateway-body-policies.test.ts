@@ -352,16 +352,19 @@ describe('a client that leaves while sending an inspected body', () => {
   it('counts a client that leaves while sending an inspected body as a closed request, not as a gateway fault', async () => {
     const conn = await watchedSocket(kg.gatewayUrl!);
     const before = kg.output.length;
+    // The access log is written in batches: earlier requests' lines may still come after
+    // `before`, so this request is told by its own request id.
+    const requestId = 'client-leaves-mid-body';
     conn.write(buildRequest('POST', '/v1/events', [
-      ['Host', hostOf(kg.gatewayUrl!)], ['X-Api-Key', open.secret], ['Content-Type', 'application/json'], ['Content-Length', '100'],
+      ['Host', hostOf(kg.gatewayUrl!)], ['X-Api-Key', open.secret], ['Content-Type', 'application/json'], ['Content-Length', '100'], ['X-Request-Id', requestId],
     ], '{"action":'));
     await new Promise((r) => setTimeout(r, 100));
     conn.destroy();
     const lines = (): Array<Record<string, unknown>> => kg.output.slice(before).map((l) => JSON.parse(l) as Record<string, unknown>);
-    await pollUntil(async () => lines(), (ls) => ls.some((l) => l.msg === 'request' || l.level === 'error' || l.level === 'fatal'), 2_000);
+    await pollUntil(async () => lines(), (ls) => ls.some((l) => (l.msg === 'request' && l.requestId === requestId) || l.level === 'error' || l.level === 'fatal'), 2_000);
     await new Promise((r) => setTimeout(r, 100));
     expect(lines().filter((l) => l.level === 'error' || l.level === 'fatal'), 'no error is logged').toEqual([]);
-    const access = lines().filter((l) => l.msg === 'request' && l.route === 'send-events');
+    const access = lines().filter((l) => l.msg === 'request' && l.requestId === requestId);
     expect(access, 'one access-log line for the request').toHaveLength(1);
     expect(access[0]).toMatchObject({ keyId: open.key.id, outcome: 'CLIENT_CLOSED' });
     expect(events.started).toEqual([]);
