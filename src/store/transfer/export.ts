@@ -59,6 +59,7 @@ export async function* exportLines(store: KeyStore, opts: ExportOptions): AsyncG
   for (const g of await store.listGroups()) yield record('group', g);
   for (const o of await store.listOwners()) yield record('owner', o);
   for (const k of await store.listSigningKeys()) yield record('signing-key', sealed(k, opts.cipher));
+  for (const t of await store.listAdminTokens()) yield record('admin-token', t);
 
   const used: Array<{ keyId: string; total: number; byOutcome: Record<string, number>; lastUsedAt: string | null }> = [];
   for (let after = 0; ;) {

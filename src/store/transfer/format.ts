@@ -3,7 +3,7 @@
 // carries a SHA-256 of every byte before it, so a cut or altered stream is refused whole.
 //
 //   {"format":"keygate-export","version":1,"exportedAt":"…","keygate":"0.1.0","source":{…},"pepperFingerprint":"…"}
-//   {"type":"workspace","value":{…}}   … group, owner, signing-key, key, usage, audit
+//   {"type":"workspace","value":{…}}   … group, owner, signing-key, admin-token, key, usage, audit
 //   {"end":true,"records":123,"counts":{…},"sha256":"…"}
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
@@ -12,11 +12,11 @@ export const EXPORT_FORMAT = 'keygate-export';
 export const EXPORT_VERSION = 1;
 
 /** The record types of a stream, in the order they are written. */
-export const RECORD_TYPES = ['workspace', 'group', 'owner', 'signing-key', 'key', 'usage', 'audit'] as const;
+export const RECORD_TYPES = ['workspace', 'group', 'owner', 'signing-key', 'admin-token', 'key', 'usage', 'audit'] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
 export type Counts = Record<RecordType, number>;
 
-export const emptyCounts = (): Counts => ({ workspace: 0, group: 0, owner: 0, 'signing-key': 0, key: 0, usage: 0, audit: 0 });
+export const emptyCounts = (): Counts => ({ workspace: 0, group: 0, owner: 0, 'signing-key': 0, 'admin-token': 0, key: 0, usage: 0, audit: 0 });
 
 export interface ExportHeader {
   format: typeof EXPORT_FORMAT;
@@ -53,6 +53,11 @@ const signingKey = z.looseObject({
   id, alg: z.enum(['EdDSA', 'ES256']), publicJwk: z.record(z.string(), z.unknown()), sealedPrivateJwk: z.string(),
   createdAt: time, activeFrom: time.optional(), retiredAt: time.nullable(), version: z.number().int(),
 }).refine((k) => !('privateJwk' in k), { message: 'a signing key in an export holds its private half only sealed' });
+// An admin token made at /v1/admin-tokens: its secret only as the peppered hash, like a key's.
+const adminToken = z.looseObject({
+  id, name: text, scopes: strings, workspaces: strings.nullable(), createdAt: time, updatedAt: time,
+  createdBy: z.looseObject({ type: z.string(), name: z.string() }), secretHash: z.string().min(1),
+});
 const key = z.looseObject({
   id, workspaceId: id, name: text, description: text, groupId: id.nullable(), ownerId: id.nullable(),
   type: z.enum(['workspace', 'profile']), environment: z.enum(['live', 'test']), prefix: text, enabled: z.boolean(),
@@ -73,7 +78,7 @@ const audit = z.looseObject({
 });
 
 export const RECORD_SCHEMAS = {
-  workspace, group, owner, 'signing-key': signingKey, key, usage, audit,
+  workspace, group, owner, 'signing-key': signingKey, 'admin-token': adminToken, key, usage, audit,
 } as const satisfies Record<RecordType, z.ZodType>;
 
 export const headerSchema = z.looseObject({

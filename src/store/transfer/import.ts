@@ -30,7 +30,7 @@ export type Lines = () => AsyncIterable<string>;
 type Parsed = { kind: 'record'; type: RecordType; value: Record<string, unknown> } | { kind: 'end' };
 
 const ENTITY_OF: Partial<Record<RecordType, EntityType>> = {
-  workspace: 'workspace', group: 'group', owner: 'owner', 'signing-key': 'signing-key', key: 'key',
+  workspace: 'workspace', group: 'group', owner: 'owner', 'signing-key': 'signing-key', 'admin-token': 'admin-token', key: 'key',
 };
 
 function issues(error: z.ZodError, prefix: string): string {
@@ -48,7 +48,7 @@ export async function checkExport(lines: AsyncIterable<string>, opts: ImportOpti
   const digest = createHash('sha256');
   const counts = emptyCounts();
   const seen: Record<RecordType, Set<string>> = {
-    workspace: new Set(), group: new Set(), owner: new Set(), 'signing-key': new Set(), key: new Set(), usage: new Set(), audit: new Set(),
+    workspace: new Set(), group: new Set(), owner: new Set(), 'signing-key': new Set(), 'admin-token': new Set(), key: new Set(), usage: new Set(), audit: new Set(),
   };
   let n = 0;
   let order = 0;
@@ -135,6 +135,7 @@ export async function describeContents(store: KeyStore): Promise<string | null> 
     [(await store.listGroups()).length, 'group'],
     [(await store.listOwners()).length, 'owner'],
     [(await store.listSigningKeys()).length, 'signing key'],
+    [(await store.listAdminTokens()).length, 'admin token'],
   ] as const;
   const held = parts.filter(([count]) => count > 0).map(([count, what]) => `${count >= 1_000 ? '1000+' : count} ${what}${count === 1 ? '' : 's'}`);
   return `store version ${version}${held.length > 0 ? `: ${held.join(', ')}` : ', its records since deleted'}`;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { AdminTokenRecord } from '../../domain/entities.js';
 import { SigningKeyCipher } from '../../domain/signing-key-cipher.js';
 import { requireRedis, startRedis, type RedisServer } from '../../../test/support/redis-server.js';
 import { audit, group, keyRecord, owner, putKey, signingKey, workspace } from '../../../test/support/store-contract/index.js';
@@ -51,6 +52,10 @@ async function populate(store: KeyStore) {
   const grp = group();
   const own = owner(undefined, { permissions: ['events.*'] });
   const sig = { ...signingKey(), privateJwk: undefined, sealedPrivateJwk: cipher.seal({ id: 'sig-1', alg: 'EdDSA' }, { kty: 'OKP', d: 'x' }), id: 'sig-1' };
+  const token: AdminTokenRecord = {
+    id: 'adm_ci', name: 'ci', scopes: ['keys:write'], workspaces: [ws[0]!.id], createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z',
+    createdBy: { type: 'admin', name: 'ops' }, secretHash: `t-${randomBytes(6).toString('hex')}`,
+  };
   const keys = [
     keyRecord({ workspaceId: ws[0]!.id, groupId: grp.id, ownerId: own.id, secretHash: `h-${randomBytes(6).toString('hex')}` }),
     keyRecord({
@@ -65,12 +70,13 @@ async function populate(store: KeyStore) {
       { op: 'put', entity: { type: 'group', value: grp } },
       { op: 'put', entity: { type: 'owner', value: own } },
       { op: 'put', entity: { type: 'signing-key', value: sig } },
+      { op: 'put', entity: { type: 'admin-token', value: token } },
     ],
     audit: [audit('workspace.create', ws[0]!.id)],
   });
   for (const k of keys) await store.commit(putKey(k, { audit: [audit('key.create', k.id)] }));
   await store.recordUsage([{ keyId: keys[0]!.id, byOutcome: { OK: 5, PERMISSION_DENIED: 2 }, lastUsedAt: '2026-01-02T03:04:05.000Z' }]);
-  return { ws, grp, own, sig, keys };
+  return { ws, grp, own, sig, token, keys };
 }
 
 const bySeqless = (k: { seq?: number }) => {
@@ -84,6 +90,8 @@ async function expectSameContents(source: KeyStore, target: KeyStore): Promise<v
   expect(sort(await target.listGroups())).toEqual(sort(await source.listGroups()));
   expect(sort(await target.listOwners())).toEqual(sort(await source.listOwners()));
   expect(sort(await target.listSigningKeys())).toEqual(sort(await source.listSigningKeys()));
+  expect(sort(await target.listAdminTokens())).toEqual(sort(await source.listAdminTokens()));
+  expect(await target.listAdminTokens()).toHaveLength((await source.listAdminTokens()).length);
   const srcKeys = await source.scanKeys(0, 1_000);
   expect((await target.scanKeys(0, 1_000)).map(bySeqless)).toEqual(srcKeys.map(bySeqless));
   for (const k of srcKeys) {
@@ -105,9 +113,9 @@ describe('export and import', () => {
     expect(typeof header.pepperFingerprint).toBe('string');
     expect(lines.join('\n')).not.toContain(PEPPER);
     const trailer = JSON.parse(lines[lines.length - 1]!);
-    expect(trailer).toMatchObject({ end: true, records: lines.length - 2, counts: { workspace: 2, group: 1, owner: 1, 'signing-key': 1, key: 3, usage: 1, audit: 4 } });
+    expect(trailer).toMatchObject({ end: true, records: lines.length - 2, counts: { workspace: 2, group: 1, owner: 1, 'signing-key': 1, 'admin-token': 1, key: 3, usage: 1, audit: 4 } });
     expect(lines.slice(1, -1).map((l) => JSON.parse(l).type)).toEqual([
-      'workspace', 'workspace', 'group', 'owner', 'signing-key', 'key', 'key', 'key', 'usage', 'audit', 'audit', 'audit', 'audit',
+      'workspace', 'workspace', 'group', 'owner', 'signing-key', 'admin-token', 'key', 'key', 'key', 'usage', 'audit', 'audit', 'audit', 'audit',
     ]);
     // No store-internal position travels.
     expect(lines.filter((l) => JSON.parse(l).type === 'key').every((l) => !('seq' in JSON.parse(l).value))).toBe(true);
