@@ -6,6 +6,7 @@ import { Script } from './connection.js';
 //   :e:<type> hash id → record JSON (keys carry seq)    :hash    hash secret hash → key id
 //   :g:<id>, :o:<id>  sets of key ids per group/owner   :order   zset seq → key id
 //   :audit, :audit:<targetId>  lists, newest first      :u:<id>  hash of usage counts per key
+//   :act:<id> stream of a key's activity, capped (XADD MAXLEN) at `keys.activityPerKey`
 //   :feed     stream, one entry `<version>-1` per batch :nodes   hash node id → report JSON
 //   :head     random id of the last commit; each feed entry names its own and the one before
 
@@ -77,6 +78,7 @@ for _, op in ipairs(b.ops) do
       redis.call('HDEL', tbl, op.id)
       redis.call('ZREM', base .. ':order', op.id)
       redis.call('DEL', base .. ':u:' .. op.id)
+      redis.call('DEL', base .. ':act:' .. op.id)
     end
   else
     redis.call('HDEL', tbl, op.id)
@@ -132,6 +134,22 @@ for _, d in ipairs(cjson.decode(ARGV[2])) do
     end
     local last = redis.call('HGET', u, 'last')
     if (not last) or last < d.at then redis.call('HSET', u, 'last', d.at) end
+  end
+end
+return 1
+`);
+
+/**
+ * A batch of activity records, each appended to its key's stream, trimmed to the newest
+ * ARGV[2]; records of keys that do not exist (deleted meanwhile) are dropped.
+ * KEYS[1] = <base>:e:key; ARGV = base, records kept per key, JSON [[keyId, recordJson], …].
+ */
+export const RECORD_ACTIVITY = new Script(`
+local base = ARGV[1]
+local keep = tonumber(ARGV[2])
+for _, d in ipairs(cjson.decode(ARGV[3])) do
+  if redis.call('HEXISTS', KEYS[1], d[1]) == 1 then
+    redis.call('XADD', base .. ':act:' .. d[1], 'MAXLEN', keep, '*', 'r', d[2])
   end
 end
 return 1
