@@ -55,7 +55,7 @@ function routeShape(method: string, path: string): string {
 }
 
 /** The gateway's own endpoints, answered ahead of every route. */
-const RESERVED_PATHS = new Set(['/auth/token', '/.well-known/jwks.json']);
+const RESERVED_PATHS = new Set(['/auth/token', '/.well-known/jwks.json', '/auth/secret-scanning']);
 
 function crossCheck(config: Config, declaresPresets: boolean): string[] {
   const errors: string[] = [];

@@ -9,6 +9,7 @@ import { rawErrorResponse } from '../errors/http.js';
 import { queryObject, readJsonBody, sendError, sendJson } from './http.js';
 import { Router } from './router.js';
 import { directoryRoutes } from './routes/directory.js';
+import { hygieneRoutes } from './routes/hygiene.js';
 import { keyRoutes } from './routes/keys.js';
 import { metaRoutes, notReadyReason } from './routes/meta.js';
 import type { AdminContext, AdminDeps, AdminHandler } from './routes/types.js';
@@ -28,6 +29,7 @@ export function buildAdminRouter(deps: AdminDeps): Router<AdminHandler> {
   const router = new Router<AdminHandler>();
   directoryRoutes(router, deps);
   keyRoutes(router, deps);
+  hygieneRoutes(router, deps);
   metaRoutes(router, deps);
   return router;
 }

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.js';
-import { deriveStatus, toApiKey, type ApiKey, type KeyRecord } from '../domain/api-key.js';
+import { deriveStatus, lastActivity, rotationDue, toApiKey, type ApiKey, type KeyRecord } from '../domain/api-key.js';
 import type { Actor, AuditEntry } from '../domain/entities.js';
 import { newAuditId, newKeyId } from '../domain/ids.js';
 import type { PermissionCatalogue } from '../domain/permissions.js';
-import { generateSecret, hashSecret } from '../domain/secret.js';
+import { checkSecretFormat, generateSecret, hashSecret } from '../domain/secret.js';
 import { KeygateError, ValidationError } from '../errors/catalogue.js';
 import type { KeyStore } from '../store/types.js';
 import type { CreateKeyInput, KeyListQuery, PatchKeyInput } from './schemas.js';
@@ -51,7 +51,7 @@ export class KeyService {
 
   async view(rec: KeyRecord): Promise<ApiKey> {
     const usage = await this.store.getUsage(rec.id);
-    return toApiKey(rec, await this.ownerActive(rec.ownerId), usage.lastUsedAt, this.now());
+    return toApiKey(rec, await this.ownerActive(rec.ownerId), usage.lastUsedAt, this.now(), this.config.keys.rotationReminderDays);
   }
 
   private async ownerActive(ownerId: string | null): Promise<boolean> {
@@ -60,8 +60,10 @@ export class KeyService {
     return owner === null || owner.status === 'active';
   }
 
-  private audit(actor: Actor, action: string, id: string, before: unknown, after: unknown): AuditEntry {
-    return { id: newAuditId(), at: new Date(this.now()).toISOString(), actor, action, target: { type: 'key', id }, before, after };
+  private audit(actor: Actor, action: string, id: string, before: unknown, after: unknown, detail?: Record<string, unknown>): AuditEntry {
+    const entry: AuditEntry = { id: newAuditId(), at: new Date(this.now()).toISOString(), actor, action, target: { type: 'key', id }, before, after };
+    if (detail !== undefined) entry.detail = detail;
+    return entry;
   }
 
   private resolvePermissions(permissions: string[] | undefined, preset: string | undefined, problems: string[]): string[] | undefined {
@@ -173,18 +175,19 @@ export class KeyService {
   }
 
   /** Read, change, commit if nobody else wrote in between; retried on a concurrent write. */
-  private mutate<T>(id: string, fn: (rec: KeyRecord) => Promise<{ next: KeyRecord; action: string; result: T }>, actor: Actor): Promise<T> {
+  private mutate<T>(id: string, fn: (rec: KeyRecord) => Promise<Mutation<T>>, actor: Actor): Promise<T> {
     return this.withKeyLock(id, () => this.mutateNow(id, fn, actor));
   }
 
-  private async mutateNow<T>(id: string, fn: (rec: KeyRecord) => Promise<{ next: KeyRecord; action: string; result: T }>, actor: Actor): Promise<T> {
+  private async mutateNow<T>(id: string, fn: (rec: KeyRecord) => Promise<Mutation<T>>, actor: Actor): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const current = await this.require(id);
-      const { next, action, result } = await fn(structuredClone(current));
+      const { next, action, result, detail } = await fn(structuredClone(current));
+      if (next === null) return result;
       try {
         await this.store.commit({
           ops: [{ op: 'put', entity: { type: 'key', value: next } }],
-          audit: [this.audit(actor, action, id, await this.view(current), await this.view(next))],
+          audit: [this.audit(actor, action, id, await this.view(current), await this.view(next), detail)],
           expect: [{ type: 'key', id, token: String(current.version) }],
         });
         return result;
@@ -220,6 +223,12 @@ export class KeyService {
       if (patch.quota !== undefined) next.quota = patch.quota;
       if (patch.expiresAt !== undefined) next.expiresAt = patch.expiresAt === null ? null : new Date(patch.expiresAt).toISOString();
       if (patch.enabled !== undefined) next.enabled = patch.enabled;
+      // An admin setting expiresAt or enabled on a key expired for inactivity revives it: its
+      // idle time counts afresh from now.
+      if ((patch.expiresAt !== undefined || patch.enabled !== undefined) && rec.inactiveSince != null) {
+        next.inactiveSince = null;
+        next.revivedAt = new Date(this.now()).toISOString();
+      }
       if (patch.simpleAuth !== undefined) {
         // Enabling makes a fresh salt, shown once; enabling what is already on keeps the salt hidden.
         if (patch.simpleAuth.enabled && !rec.simpleAuth.enabled) {
@@ -253,10 +262,48 @@ export class KeyService {
         prefix,
         secretHash: hashSecret(this.config.secrets.pepper, secret),
         retiredSecrets: retired,
+        rotatedAt: new Date(now).toISOString(),
         version: rec.version + 1,
         updatedAt: new Date(now).toISOString(),
       };
       return { next, action: 'key.rotate', result: { key: await this.view(next), secret } };
+    }, actor);
+  }
+
+  /**
+   * Expires a key that went unused since `idleSince` (its last recorded use, creation or
+   * revival); false when it was used, revived or changed meanwhile (nothing is written then).
+   */
+  async expireInactive(id: string, idleSince: number, cutoff: number, actor: Actor): Promise<boolean> {
+    try {
+      return await this.mutate(id, async (rec) => {
+        const usage = await this.store.getUsage(id);
+        if (rec.inactiveSince != null || lastActivity(rec, usage.lastUsedAt) > cutoff) return { next: null, action: '', result: false };
+        const next: KeyRecord = { ...rec, inactiveSince: new Date(this.now()).toISOString(), version: rec.version + 1, updatedAt: new Date(this.now()).toISOString() };
+        return { next, action: 'key.expire', result: true, detail: { reason: 'inactivity', idleSince: new Date(idleSince).toISOString() } };
+      }, actor);
+    } catch (err) {
+      if (err instanceof KeygateError && err.code === 'KEY_NOT_FOUND') return false;
+      throw err;
+    }
+  }
+
+  /**
+   * A leaked secret reported: the key it belongs to (current secret, or a retired one still in
+   * its grace) is found by its peppered hash, never by comparing secrets; `disable` turns it
+   * off, `notify` only records the report. Either way the audit names the source and URL.
+   * An unknown or malformed secret is KEY_NOT_FOUND, with nothing more said.
+   */
+  async reportLeak(secret: string, report: { source?: string | undefined; url?: string | undefined }, action: 'disable' | 'notify', actor: Actor): Promise<{ keyId: string; action: 'disable' | 'notify'; alreadyDisabled: boolean }> {
+    const found = checkSecretFormat(secret) === null ? null : await this.store.lookupKey('hash', hashSecret(this.config.secrets.pepper, secret));
+    if (!found) throw new KeygateError('KEY_NOT_FOUND', 'No key has this secret.');
+    const id = found.record.id;
+    const detail = { source: report.source ?? null, url: report.url ?? null, action };
+    return this.mutate(id, async (rec) => {
+      const result = { keyId: id, action, alreadyDisabled: !rec.enabled };
+      const next: KeyRecord = { ...rec, version: rec.version + 1, updatedAt: new Date(this.now()).toISOString() };
+      if (action === 'disable') next.enabled = false;
+      return { next, action: 'key.leak', result, detail };
     }, actor);
   }
 
@@ -289,12 +336,13 @@ export class KeyService {
         if (query.environment !== undefined && rec.environment !== query.environment) continue;
         const ownerActive = rec.ownerId === null || (owners.get(rec.ownerId) ?? true);
         if (query.status !== undefined && deriveStatus(rec, ownerActive, now) !== query.status) continue;
+        if (query.rotationDue !== undefined && rotationDue(rec, this.config.keys.rotationReminderDays, now) !== query.rotationDue) continue;
         if (needle !== undefined && needle !== '' &&
             !rec.name.toLowerCase().includes(needle) &&
             !rec.description.toLowerCase().includes(needle) &&
             !rec.prefix.toLowerCase().includes(needle)) continue;
         if (items.length === query.limit) break scan;
-        items.push(toApiKey(rec, ownerActive, (await this.store.getUsage(rec.id)).lastUsedAt, now));
+        items.push(toApiKey(rec, ownerActive, (await this.store.getUsage(rec.id)).lastUsedAt, now, this.config.keys.rotationReminderDays));
         lastSeq = rec.seq;
       }
       if (page.length < batch) return { items, nextCursor: null };
@@ -302,6 +350,9 @@ export class KeyService {
     return { items, nextCursor: encodeCursor(lastSeq) };
   }
 }
+
+/** A change to one key: `next: null` writes nothing and returns `result`. */
+interface Mutation<T> { next: KeyRecord | null; action: string; result: T; detail?: Record<string, unknown> }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   const sa = new Set(a);

@@ -115,6 +115,8 @@ export const keyListQuerySchema = z.strictObject({
   type: z.enum(['workspace', 'profile']).optional(),
   environment: z.enum(['live', 'test']).optional(),
   status: z.enum(['active', 'disabled', 'expired', 'suspended']).optional(),
+  /** `true`: only keys whose secret is older than `keys.rotationReminderDays`; `false`: only the others. */
+  rotationDue: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().max(200).optional(),
 });
@@ -123,6 +125,41 @@ export type KeyListQuery = z.infer<typeof keyListQuerySchema>;
 export const auditQuerySchema = z.strictObject({
   keyId: z.string().max(100).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** `GET /v1/keys/{id}/activity`, `GET /v1/owners/{id}/activity`. */
+export const activityQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(300).optional(),
+});
+export type ActivityQuery = z.infer<typeof activityQuerySchema>;
+
+/** One request of a key, as the activity routes answer it: never a secret, token, query string or body. */
+export const activityItemSchema = z.strictObject({
+  keyId: z.string(),
+  at: z.iso.datetime(),
+  requestId: z.string(),
+  method: z.string(),
+  /** The config route's name (`unmatched` never appears: a request without a route has no key). */
+  route: z.string(),
+  status: z.number().int(),
+  outcome: z.string(),
+  clientIp: z.string().nullable(),
+});
+export const activityPageSchema = z.strictObject({
+  items: z.array(activityItemSchema),
+  nextCursor: z.string().nullable(),
+});
+
+/** `POST /v1/leaks`: a secret found where it should not be. */
+export const leakReportSchema = z.strictObject({
+  secret: z.string().min(1).max(200),
+  source: z.string().min(1).max(200).optional(),
+  url: z.url().max(2000).optional(),
+});
+export const leakResultSchema = z.strictObject({
+  keyId: z.string(),
+  action: z.enum(['disable', 'notify']),
 });
 
 /** Parses or throws a 400 whose message names every bad field. */

@@ -18,6 +18,7 @@ import { peerMemo } from './request/peer.js';
 import { parseRequestTarget } from './request/request-target.js';
 import { RouteTable } from './pipeline/route-table.js';
 import type { UsageRecorder } from './pipeline/usage-recorder.js';
+import type { ActivityRecorder } from './pipeline/activity-recorder.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -28,6 +29,8 @@ export interface GatewayDeps {
   metrics: Metrics;
   logger: Logger;
   usage: UsageRecorder;
+  /** Each key's requests for the activity routes (null: none recorded). */
+  activity?: ActivityRecorder | null;
   drain: DrainState;
 }
 
@@ -55,7 +58,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   const resolveClientIp = createClientIpResolver(config.gateway.trustedProxies);
   const peerOf = peerMemo(config.gateway.trustedProxies);
   const accounting = new Accounting({ metrics: deps.metrics, logger, usage: deps.usage, accessLog: config.gateway.accessLog });
-  const end = createRequestEnd({ accounting, metrics: deps.metrics, logger, drain, routes: [...deps.routes, ...local.values()] });
+  const end = createRequestEnd({ accounting, metrics: deps.metrics, logger, drain, routes: [...deps.routes, ...local.values()], activity: deps.activity ?? null });
 
   /** A refusal before any route is known: counted under `unmatched`. */
   const refuseUnmatched = (res: ServerResponse, requestId: string, code: ErrorCode, message: string | null, started: number): void => {

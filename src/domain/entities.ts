@@ -22,7 +22,8 @@ export interface Owner {
   version: number;
 }
 
-export interface Actor { type: 'admin'; name: string }
+/** Who made a change: an admin token's name, or keygate itself (an inactivity expiry, a secret scanner's report). */
+export interface Actor { type: 'admin' | 'system'; name: string }
 
 export type AuditTargetType = 'workspace' | 'key' | 'group' | 'owner' | 'signing-key';
 
@@ -35,4 +36,6 @@ export interface AuditEntry {
   /** Public views only: never a secret, hash or salt. */
   before: unknown;
   after: unknown;
+  /** What else the change carries (a leak report's source and URL). */
+  detail?: Record<string, unknown>;
 }

@@ -50,6 +50,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly keysRotationDue = new Gauge({
+    name: 'keygate_keys_rotation_due',
+    help: 'Keys whose secret is older than keys.rotationReminderDays (since creation or the last rotation), as of the last hygiene sweep (every minute).',
+    registers: [this.registry],
+  });
+
   private hot<M extends HotCounter | HotHistogram>(metric: M): M {
     this.registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
     return metric;

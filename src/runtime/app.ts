@@ -1,5 +1,7 @@
 import type { Config } from '../config/schema.js';
+import { ActivityService } from '../control-plane/activity-service.js';
 import { DirectoryService } from '../control-plane/directory-service.js';
+import { KeyHygiene } from '../control-plane/key-hygiene.js';
 import { KeyService } from '../control-plane/key-service.js';
 import { SigningKeyService } from '../control-plane/signing-key-service.js';
 import { PermissionCatalogue } from '../domain/permissions.js';
@@ -24,6 +26,9 @@ export interface App {
   catalogue: PermissionCatalogue;
   keys: KeyService;
   directory: DirectoryService;
+  activity: ActivityService;
+  /** The minutely sweep: rotation-due gauge, inactivity expiry. Started by the process's roles. */
+  hygiene: KeyHygiene;
   signingKeys: SigningKeyService;
   /**
    * Rate-limit and quota counters: in this process (embedded), or in Redis shared by every
@@ -37,7 +42,7 @@ export interface App {
 /** The store and the rate limiter the config asks for. */
 function backend(config: Config, logger: Logger, metrics: Metrics, instances: { count: number }): { store: KeyStore; limiter: App['limiter'] } {
   if (config.store.driver === 'embedded') {
-    return { store: new EmbeddedStore({ path: config.store.path, logger }), limiter: new LocalRateLimiter() };
+    return { store: new EmbeddedStore({ path: config.store.path, logger, activityPerKey: config.keys.activityPerKey }), limiter: new LocalRateLimiter() };
   }
   const connection = new RedisConnection({
     ...(config.store.url !== undefined ? { url: config.store.url } : {}),
@@ -120,6 +125,7 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
   const signingKeys = new SigningKeyService(store, config);
   await signingKeys.ensureActive();
   setInterval(() => limiter.prune(Date.now()), 60_000).unref();
+  const keys = new KeyService({ store, config, catalogue });
   return {
     limiter,
     instances,
@@ -129,7 +135,9 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
     metrics,
     store,
     catalogue,
-    keys: new KeyService({ store, config, catalogue }),
+    keys,
+    hygiene: new KeyHygiene({ store, keys, config, metrics, logger }),
     directory: new DirectoryService(store, catalogue),
+    activity: new ActivityService(store, config),
   };
 }

@@ -6,6 +6,7 @@ import { KeyResolver } from '../data-plane/key-resolver.js';
 import type { KeySource } from '../store/key-source.js';
 import { compileRoutes } from '../data-plane/pipeline/compile-routes.js';
 import { UsageRecorder, type UsageSink } from '../data-plane/pipeline/usage-recorder.js';
+import { ActivityRecorder, type ActivitySink } from '../data-plane/pipeline/activity-recorder.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RateLimiter } from '../store/rate-limit/types.js';
 import type { Change } from '../store/types.js';
@@ -15,6 +16,9 @@ import { compileTokenRoutes } from '../data-plane/tokens/token-routes.js';
 import { TokenService } from '../data-plane/tokens/token-service.js';
 import { TokenVerifier } from '../data-plane/tokens/token-verifier.js';
 import { drainState, type DrainState } from '../http/drain.js';
+import type { LeakReporter } from '../domain/leak.js';
+import { GithubKeyring } from '../data-plane/leaks/github-keys.js';
+import { compileSecretScanningRoute, SECRET_SCANNING_PATH } from '../data-plane/leaks/secret-scanning.js';
 
 export interface GatewayNodeDeps {
   config: Config;
@@ -24,7 +28,11 @@ export interface GatewayNodeDeps {
   /** Whether this node is known to be within the propagation bound right now. */
   fresh: () => boolean;
   usageSink: UsageSink;
+  /** Where each key's activity records go in batches (the store, or the primary). */
+  activitySink: ActivitySink;
   limiter: RateLimiter;
+  /** `POST /auth/secret-scanning`: applies the leak action (the store's writer: here, or the primary). */
+  reportLeaks: LeakReporter;
 }
 
 export interface GatewayNode {
@@ -54,6 +62,9 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
   });
   const usage = new UsageRecorder(deps.usageSink);
   usage.start();
+  const keep = config.keys.activityPerKey;
+  const activity = keep > 0 ? new ActivityRecorder(deps.activitySink, { keepPerKey: keep }) : null;
+  activity?.start();
   const tokens = new TokenService(config.tokens.issuer, config.tokens.ttlSeconds, {
     audience: config.tokens.audience,
     cipher: SigningKeyCipher.fromSecrets(config.secrets),
@@ -63,10 +74,16 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
     config, resolver, tokens: new TokenVerifier(tokens, resolver), limiter: deps.limiter, rateLimited: metrics.rateLimited,
   });
   const drain = drainState();
-  const server = createGatewayServer({
-    config, routes, metrics, logger: deps.logger, usage, drain,
-    localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited }),
+  const localRoutes = new Map(compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited }));
+  const github = config.leaks.github;
+  const secretScanning = compileSecretScanningRoute({
+    keyring: new GithubKeyring({ publicKeys: github.publicKeys, keysUrl: github.keysUrl, cacheSeconds: github.keysCacheSeconds, logger: deps.logger }),
+    report: deps.reportLeaks,
+    maxBodyBytes: config.gateway.maxBodyBytes,
+    requestTimeoutMs: config.gateway.requestTimeoutMs,
   });
+  if (secretScanning !== null) localRoutes.set(SECRET_SCANNING_PATH, secretScanning);
+  const server = createGatewayServer({ config, routes, metrics, logger: deps.logger, usage, activity, drain, localRoutes });
   return {
     server,
     drain,
@@ -78,7 +95,7 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
       for (const c of changes) metrics.propagationLag.observe(Math.max(0, now - c.at) / 1000);
     },
     async close() {
-      await usage.stop();
+      await Promise.all([usage.stop(), activity?.stop()]);
       await Promise.all(upstreams.map((u) => u.close()));
     },
   };

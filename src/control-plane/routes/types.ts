@@ -4,6 +4,7 @@ import type { Actor } from '../../domain/entities.js';
 import type { PermissionCatalogue } from '../../domain/permissions.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { KeyStore } from '../../store/types.js';
+import type { ActivityService } from '../activity-service.js';
 import type { DirectoryService } from '../directory-service.js';
 import type { KeyService } from '../key-service.js';
 import type { SigningKeyService } from '../signing-key-service.js';
@@ -20,6 +21,8 @@ export interface AdminDeps {
   signingKeys: SigningKeyService;
   /** The node's shared rate-limit counters, read (never consumed) by the usage endpoint. */
   limiter: CounterStore;
+  /** Per-key and per-owner request activity. */
+  activity: ActivityService;
 }
 
 export interface AdminContext {

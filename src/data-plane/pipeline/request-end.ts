@@ -6,6 +6,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { DrainState } from '../../http/drain.js';
 import type { CompiledRoute, RequestContext } from './context.js';
 import type { Accounting } from './accounting.js';
+import type { ActivityRecorder } from './activity-recorder.js';
 import type { RequestEnd } from './context.js';
 
 export interface RequestEndDeps {
@@ -15,6 +16,8 @@ export interface RequestEndDeps {
   drain: DrainState;
   /** Every route, so each upstream's timer is bound once at startup. */
   routes: readonly CompiledRoute[];
+  /** Each key's requests, batched for the store (null: `keys.activityPerKey: 0`). */
+  activity?: ActivityRecorder | null;
 }
 
 const CHALLENGE = bearerChallenge('keygate');
@@ -55,28 +58,33 @@ export function sendGatewayFault(res: ServerResponse, drain: DrainState, logger:
 }
 
 /** The gateway's one `RequestEnd`: the response writer and the accounting around every request. */
-export function createRequestEnd({ accounting, metrics, logger, drain, routes }: RequestEndDeps): RequestEnd {
+export function createRequestEnd({ accounting, metrics, logger, drain, routes, activity = null }: RequestEndDeps): RequestEnd {
   const upstreamTimers = new Map<string, ReturnType<Metrics['upstreamDuration']['labels']>>();
   for (const route of routes) {
     for (const u of route.upstreams) if (!upstreamTimers.has(u.name)) upstreamTimers.set(u.name, metrics.upstreamDuration.labels({ upstream: u.name }));
   }
   const keyOf = (ctx: RequestContext): string | null => ctx.policy?.keyId ?? null;
+  /** Beside the usage counts: the key's activity record, when the request has a key. */
+  const account = (ctx: RequestContext, status: number, outcome: string, upstreamMs: number): void => {
+    accounting.finish(ctx.requestId, ctx.route.name, status, outcome, keyOf(ctx), ctx.started, upstreamMs);
+    if (activity !== null && ctx.policy !== null) activity.record(ctx, ctx.policy.keyId, status, outcome, Date.now());
+  };
   const end: RequestEnd = {
     drain,
     logger,
     json(ctx, status, payload, headers) {
       sendGatewayJson(ctx.res, drain, ctx.requestId, status, payload, headers);
-      accounting.finish(ctx.requestId, ctx.route.name, status, 'OK', keyOf(ctx), ctx.started, 0);
+      account(ctx, status, 'OK', 0);
     },
     refuse(ctx, code, message, headers) {
       const status = sendGatewayError(ctx.res, drain, ctx.requestId, code, message, headers);
-      accounting.finish(ctx.requestId, ctx.route.name, status, code, keyOf(ctx), ctx.started, 0);
+      account(ctx, status, code, 0);
     },
     finish(ctx, status, outcome, upstreamMs) {
-      accounting.finish(ctx.requestId, ctx.route.name, status, outcome, keyOf(ctx), ctx.started, upstreamMs);
+      account(ctx, status, outcome, upstreamMs);
     },
     closed(ctx, upstreamMs) {
-      accounting.finish(ctx.requestId, ctx.route.name, 499, 'CLIENT_CLOSED', keyOf(ctx), ctx.started, upstreamMs);
+      account(ctx, 499, 'CLIENT_CLOSED', upstreamMs);
     },
     fault(ctx, err) {
       sendGatewayFault(ctx.res, drain, logger, ctx.requestId, err);
