@@ -125,11 +125,12 @@ export interface KeyStore {
   getUsage(keyId: string): Promise<KeyUsage>;
 
   /**
-   * Appends requests to their keys' activity (records of unknown keys are dropped), keeping
-   * the newest `keepPerKey` records of each key; shared by every node, kept across a restart.
+   * Adds requests to their keys' activity (records of unknown keys are dropped), keeping the
+   * newest `keepPerKey` of each key by `at`, whatever order the nodes' batches arrive in;
+   * shared by every node, kept across a restart.
    */
   recordActivity(records: readonly ActivityRecord[], keepPerKey: number): Promise<void>;
-  /** A key's most recently recorded activity, at most `limit` records, the last recorded first. */
+  /** A key's newest activity by `at`, at most `limit` records, newest first. */
   listActivity(keyId: string, limit: number): Promise<ActivityRecord[]>;
 
   reportNode(report: NodeReport): Promise<void>;

@@ -53,7 +53,11 @@ export class ActivityFile {
   private keep(r: ActivityRecord, keepPerKey: number): void {
     let list = this.byKey.get(r.keyId);
     if (!list) this.byKey.set(r.keyId, (list = []));
-    list.push(r);
+    // In time order: a batch from another worker may carry older records (usually it goes last).
+    let i = list.length;
+    while (i > 0 && list[i - 1]!.at > r.at) i--;
+    if (i === list.length) list.push(r);
+    else list.splice(i, 0, r);
     this.kept++;
     if (list.length > keepPerKey) {
       const cut = list.length - keepPerKey;
@@ -79,7 +83,7 @@ export class ActivityFile {
     if (this.lines > 2 * this.kept + SLACK_LINES) await this.rewrite();
   }
 
-  /** The key's newest records, newest recorded first. */
+  /** The key's newest records by time, newest first. */
   list(keyId: string, limit: number): ActivityRecord[] {
     const list = this.byKey.get(keyId);
     if (!list) return [];

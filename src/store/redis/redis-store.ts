@@ -251,19 +251,14 @@ export class RedisStore implements KeyStore {
 
   async recordActivity(records: readonly ActivityRecord[], keepPerKey: number): Promise<void> {
     if (records.length === 0 || keepPerKey <= 0) return;
-    const payload = JSON.stringify(records.map((r) => [r.keyId, JSON.stringify(r)]));
+    const payload = JSON.stringify(records.map((r) => [r.keyId, Date.parse(r.at), JSON.stringify(r)]));
     await this.conn.slowCall((c) => RECORD_ACTIVITY.run(c, [this.k('e:key')], [this.base, keepPerKey, payload]));
   }
 
   async listActivity(keyId: string, limit: number): Promise<ActivityRecord[]> {
     if (limit <= 0) return [];
-    const entries = (await this.conn.slowCall((c) => c.xrevrange(this.k(`act:${keyId}`), '+', '-', 'COUNT', limit))) as Array<[string, string[]]>;
-    const out: ActivityRecord[] = [];
-    for (const [, fields] of entries) {
-      const i = fields.indexOf('r');
-      if (i >= 0 && fields[i + 1] !== undefined) out.push(JSON.parse(fields[i + 1]!) as ActivityRecord);
-    }
-    return out;
+    const raws = await this.conn.slowCall((c) => c.zrevrange(this.k(`act:${keyId}`), 0, limit - 1));
+    return raws.map((r) => JSON.parse(r) as ActivityRecord);
   }
 
   async reportNode(report: NodeReport): Promise<void> {

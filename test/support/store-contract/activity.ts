@@ -50,6 +50,17 @@ export function activityContract({ openStore, reopen }: ContractContext): void {
       expect(await store.listActivity(rec.id, 100)).toEqual(records.slice(5).reverse());
     });
 
+    it('orders and trims by time, whatever order the batches arrive in', async () => {
+      const store = await openStore();
+      const rec = keyRecord();
+      await store.commit(putKey(rec));
+      const [r1, r2, r3, r4, r5] = Array.from({ length: 5 }, () => activity(rec.id));
+      // Node B's batch (older requests) reaches the store after node A's.
+      await store.recordActivity([r3!, r5!], 3);
+      await store.recordActivity([r1!, r2!, r4!], 3);
+      expect(await store.listActivity(rec.id, 10)).toEqual([r5, r4, r3]);
+    });
+
     it('drops records of an unknown key, and a deleted key\'s records with it', async () => {
       const store = await openStore();
       const unknown = uniqueId('key_unknown');
