@@ -43,7 +43,14 @@ export class ActivityFile {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    const fh = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, FILE_MODE);
+    const fh = await fsp.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, FILE_MODE);
+    // A torn last line is ended, so the next record starts a line of its own.
+    const { size } = await fh.stat();
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      await fh.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) await fh.write('\n');
+    }
     const file = new ActivityFile(path, fh);
     file.lines = lines;
     for (const r of records) file.keep(r, keepPerKey);
