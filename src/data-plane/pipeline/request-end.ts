@@ -67,7 +67,7 @@ export function createRequestEnd({ accounting, metrics, logger, drain, routes, a
   /** Beside the usage counts: the key's activity record, when the request has a key. */
   const account = (ctx: RequestContext, status: number, outcome: string, upstreamMs: number): void => {
     accounting.finish(ctx.requestId, ctx.route.name, status, outcome, keyOf(ctx), ctx.started, upstreamMs);
-    if (activity !== null && ctx.policy !== null) activity.record(ctx, ctx.policy.keyId, status, outcome, Date.now());
+    if (activity !== null && ctx.policy !== null) activity.record(ctx, ctx.policy.keyId, status, outcome, ctx.now);
   };
   const end: RequestEnd = {
     drain,
