@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { deriveStatus, lastActivity, rotationDue, toApiKey, type ApiKey, type KeyRecord } from '../domain/api-key.js';
 import type { Actor, AuditEntry } from '../domain/entities.js';
@@ -14,6 +15,8 @@ export interface KeyServiceDeps {
   config: Config;
   catalogue: PermissionCatalogue;
   now?: () => number;
+  /** Where a leak report is announced (a warning naming the key, source and URL). */
+  logger?: Pick<Logger, 'warn'>;
 }
 
 /** The secret (and, on enabling simple auth, the salt) appear in this result and nowhere else. */
@@ -39,6 +42,7 @@ export class KeyService {
   private readonly config: Config;
   private readonly catalogue: PermissionCatalogue;
   private readonly now: () => number;
+  private readonly logger: Pick<Logger, 'warn'> | null;
   /** Writes to one key queue behind each other in this process; CONFLICT retries cover other nodes. */
   private readonly keyLocks = new Map<string, Promise<unknown>>();
 
@@ -47,6 +51,7 @@ export class KeyService {
     this.config = deps.config;
     this.catalogue = deps.catalogue;
     this.now = deps.now ?? Date.now;
+    this.logger = deps.logger ?? null;
   }
 
   async view(rec: KeyRecord): Promise<ApiKey> {
@@ -299,6 +304,7 @@ export class KeyService {
     if (!found) throw new KeygateError('KEY_NOT_FOUND', 'No key has this secret.');
     const id = found.record.id;
     const detail = { source: report.source ?? null, url: report.url ?? null, action };
+    this.logger?.warn({ keyId: id, ...detail, reportedBy: actor.name }, action === 'disable' ? 'leaked key reported: disabling it' : 'leaked key reported (leaks.action: notify; the key stays as it is)');
     return this.mutate(id, async (rec) => {
       const result = { keyId: id, action, alreadyDisabled: !rec.enabled };
       const next: KeyRecord = { ...rec, version: rec.version + 1, updatedAt: new Date(this.now()).toISOString() };

@@ -125,7 +125,7 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
   const signingKeys = new SigningKeyService(store, config);
   await signingKeys.ensureActive();
   setInterval(() => limiter.prune(Date.now()), 60_000).unref();
-  const keys = new KeyService({ store, config, catalogue });
+  const keys = new KeyService({ store, config, catalogue, logger });
   return {
     limiter,
     instances,
