@@ -56,7 +56,8 @@ export class ActivityService {
 
   private async page(keyIds: readonly string[], query: ActivityQuery): Promise<ActivityPage> {
     const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
-    const keep = this.config.keys.activityPerKey;
+    // A first page needs no more than `limit` + 1 of any key (the one more says there is a next page).
+    const keep = after === null ? Math.min(this.config.keys.activityPerKey, query.limit + 1) : this.config.keys.activityPerKey;
     const all: ActivityRecord[] = [];
     for (const id of keyIds) {
       for (const r of await this.store.listActivity(id, keep)) {
