@@ -146,6 +146,15 @@ describe('leaked keys', () => {
     expect(JSON.stringify(audit.body)).not.toContain(k.secret);
   });
 
+  it('finds the key by a retired secret still in its grace, and disables it', async () => {
+    const k = await createKey(kg, { workspaceId: ws, name: 'rotated-leak', permissions: ['events.read'] });
+    const rotated = await kg.admin('POST', `/v1/keys/${k.key.id}/rotate`, { gracePeriodSeconds: 3600 });
+    expect(rotated.status).toBe(200);
+    const res = await kg.admin('POST', '/v1/leaks', { secret: k.secret });
+    expect(res.body).toEqual({ keyId: k.key.id, action: 'disable' });
+    expect((await gw(kg, '/v1/events', { headers: { 'x-api-key': rotated.body.secret } })).body.error.code).toBe('KEY_DISABLED');
+  });
+
   it('answers 404 for an unknown or malformed secret, saying nothing more, and 400 naming a bad field', async () => {
     const k = await createKey(kg, { workspaceId: ws, name: 'other', permissions: ['events.read'] });
     // A valid-looking secret of no key: the same secret with another random part.
