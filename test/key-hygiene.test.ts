@@ -3,7 +3,7 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, expectError, stopAndClean } from './support/admin.js';
-import { gatewayConfig, gw, pollUntil } from './support/gateway.js';
+import { gatewayConfig, gw, metricSamples, pollUntil, scrape } from './support/gateway.js';
 import { startKeygate, type Keygate } from './support/keygate.js';
 import { type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
@@ -123,6 +123,21 @@ describe('activity', () => {
     const after = await kg.admin('GET', `/v1/keys/${k.key.id}/activity`);
     expect(after.status).toBe(200);
     expect(after.body.items).toEqual(before);
+  });
+});
+
+describe('rotation due', () => {
+  it('shows rotationDue on keys, filters the list on it, and exports keygate_keys_rotation_due', async () => {
+    const k = await createKey(kg, { workspaceId: ws, name: 'fresh', permissions: ['events.read'] });
+    expect(k.key).toMatchObject({ rotationDue: false, rotatedAt: null, expiredReason: null });
+    const due = await kg.admin('GET', '/v1/keys?rotationDue=true');
+    expect(due.status).toBe(200);
+    expect(due.body.items).toEqual([]);
+    const notDue = await kg.admin('GET', `/v1/keys?rotationDue=false&workspaceId=${ws}&limit=500`);
+    expect(notDue.body.items.map((i: any) => i.id)).toContain(k.key.id);
+    expectError(await kg.admin('GET', '/v1/keys?rotationDue=maybe'), 400, 'BAD_REQUEST');
+    const samples = metricSamples(await scrape(kg)).filter((m) => m.name === 'keygate_keys_rotation_due');
+    expect(samples.map((m) => m.value)).toEqual([0]);
   });
 });
 
