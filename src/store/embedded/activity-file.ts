@@ -53,20 +53,26 @@ export class ActivityFile {
     }
     const file = new ActivityFile(path, fh);
     file.lines = lines;
-    for (const r of records) file.keep(r, keepPerKey);
+    file.keep(records, keepPerKey);
     return file;
   }
 
-  private keep(r: ActivityRecord, keepPerKey: number): void {
-    let list = this.byKey.get(r.keyId);
-    if (!list) this.byKey.set(r.keyId, (list = []));
-    // In time order: a batch from another worker may carry older records (usually it goes last).
-    let i = list.length;
-    while (i > 0 && list[i - 1]!.at > r.at) i--;
-    if (i === list.length) list.push(r);
-    else list.splice(i, 0, r);
-    this.kept++;
-    if (list.length > keepPerKey) {
+  /** Adds records in time order; each touched key is trimmed to `keepPerKey` once, after. */
+  private keep(records: readonly ActivityRecord[], keepPerKey: number): void {
+    const touched = new Set<ActivityRecord[]>();
+    for (const r of records) {
+      let list = this.byKey.get(r.keyId);
+      if (!list) this.byKey.set(r.keyId, (list = []));
+      // In time order: a batch from another worker may carry older records (usually it goes last).
+      let i = list.length;
+      while (i > 0 && list[i - 1]!.at > r.at) i--;
+      if (i === list.length) list.push(r);
+      else list.splice(i, 0, r);
+      this.kept++;
+      touched.add(list);
+    }
+    for (const list of touched) {
+      if (list.length <= keepPerKey) continue;
       const cut = list.length - keepPerKey;
       list.splice(0, cut);
       this.kept -= cut;
@@ -86,7 +92,7 @@ export class ActivityFile {
     for (const r of records) text += JSON.stringify(r) + '\n';
     await this.fh.write(text);
     this.lines += records.length;
-    for (const r of records) this.keep(r, keepPerKey);
+    this.keep(records, keepPerKey);
     if (this.lines > 2 * this.kept + SLACK_LINES) await this.rewrite();
   }
 
