@@ -39,8 +39,9 @@ export interface ActivityRecorderOptions {
 /**
  * Each key's requests (method, route name, status, outcome, client IP, request id; never a
  * secret, token, query string or body) gathered in memory and handed to the store in batches,
- * like the usage counts: the hot path pushes one small object and never waits on a write. A
- * failed flush keeps its records for the next one, up to `maxPending`.
+ * like the usage counts: the hot path writes one slot of its key's ring (no allocation once
+ * the ring is full, and never more than the store keeps) and never waits on a write. A failed
+ * flush keeps its records for the next one, up to `maxPending`.
  */
 export class ActivityRecorder {
   private rings = new Map<string, Ring>();
