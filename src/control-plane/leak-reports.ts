@@ -14,8 +14,15 @@ const SCANNER: Actor = { type: 'system', name: 'github-secret-scanning' };
 export function leakReporter(keys: KeyService, action: 'disable' | 'notify'): LeakReporter {
   return async (reports) => {
     const out: LeakVerdict[] = [];
+    // A token found in several places in one batch is acted on once, and answered for each.
+    const labels = new Map<string, LeakVerdict['label']>();
     for (const r of reports) {
       if (checkSecretFormat(r.token) === null) continue;
+      const known = labels.get(r.token);
+      if (known !== undefined) {
+        out.push({ token_raw: r.token, token_type: r.type, label: known });
+        continue;
+      }
       let label: LeakVerdict['label'] = 'true_positive';
       try {
         await keys.reportLeak(r.token, { source: r.source === '' ? 'github' : `github:${r.source}`, url: r.url === '' ? undefined : r.url }, action, SCANNER);
@@ -23,6 +30,7 @@ export function leakReporter(keys: KeyService, action: 'disable' | 'notify'): Le
         if (!(err instanceof KeygateError) || err.code !== 'KEY_NOT_FOUND') throw err;
         label = 'false_positive';
       }
+      labels.set(r.token, label);
       out.push({ token_raw: r.token, token_type: r.type, label });
     }
     return out;
