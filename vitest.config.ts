@@ -1,8 +1,9 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    exclude: [...configDefaults.exclude],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Integration suites start real child processes; two cores cannot run many at once.

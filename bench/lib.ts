@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -52,19 +52,27 @@ export interface Started { proc: ChildProcess; line: Record<string, unknown> }
 
 export const listening = (l: Record<string, unknown>): boolean => typeof l.listening === 'number';
 
-/** Starts a process pinned to `core` and resolves with the first stdout JSON line `ready` accepts. */
-export function startPinned(core: string, args: string[], env: Record<string, string>, ready: (line: Record<string, unknown>) => boolean): Promise<Started> {
-  const proc = spawn('taskset', ['-c', core, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Starts a process pinned to `core` and resolves with the first stdout JSON line `ready` accepts.
+ * With `stdoutFile`, stdout goes to that file (as in production: `keygate serve > file`), and
+ * the file is read for the line.
+ */
+export function startPinned(core: string, args: string[], env: Record<string, string>, ready: (line: Record<string, unknown>) => boolean,
+  stdoutFile?: string): Promise<Started> {
+  // A fresh file each start: a long bench writes tens of MiB of access log a round.
+  const out = stdoutFile === undefined ? 'pipe' : openSync(stdoutFile, 'w');
+  const proc = spawn('taskset', ['-c', core, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', out, 'inherit'] });
+  if (typeof out === 'number') closeSync(out);
   return new Promise((resolve, reject) => {
     let buf = '';
     let started = false;
+    let poll: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
+      clearInterval(poll);
       proc.kill('SIGKILL');
       reject(new Error(`${args.join(' ')} did not start`));
     }, 20_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      if (started) return;
-      buf += d.toString();
+    const scan = (): void => {
       let nl: number;
       while ((nl = buf.indexOf('\n')) !== -1) {
         const text = buf.slice(0, nl);
@@ -74,6 +82,7 @@ export function startPinned(core: string, args: string[], env: Record<string, st
           if (ready(line)) {
             started = true;
             clearTimeout(timer);
+            clearInterval(poll);
             resolve({ proc, line });
             return;
           }
@@ -81,9 +90,30 @@ export function startPinned(core: string, args: string[], env: Record<string, st
           // not a JSON line
         }
       }
-    });
+    };
+    if (stdoutFile === undefined) {
+      proc.stdout!.on('data', (d: Buffer) => {
+        if (started) return;
+        buf += d.toString();
+        scan();
+      });
+    } else {
+      let offset = 0;
+      poll = setInterval(() => {
+        const size = statSync(stdoutFile).size;
+        if (size <= offset) return;
+        const fd = openSync(stdoutFile, 'r');
+        const chunk = Buffer.alloc(size - offset);
+        readSync(fd, chunk, 0, chunk.length, offset);
+        closeSync(fd);
+        offset = size;
+        buf += chunk.toString();
+        scan();
+      }, 50);
+    }
     proc.once('exit', (code) => {
       clearTimeout(timer);
+      clearInterval(poll);
       reject(new Error(`${args.join(' ')} exited with ${code}`));
     });
   });
@@ -109,26 +139,30 @@ export async function startUpstream(): Promise<{ proc: ChildProcess; port: numbe
 export interface Keygate { proc: ChildProcess; gateway: string; admin: string }
 
 /**
- * A keygate process from `dist/` (run `npm run build` first) on the given store, access log
- * off, pinned to `core`. `extra` is merged over the config's top level (`gateway` is merged
- * one level deeper).
+ * A keygate process from `dist/` (run `npm run build` first) on the given store, pinned to
+ * `core`. The access log is off unless `logFile` names the file its stdout goes to (the
+ * default config, as run in production: access log on, stdout to a file). `extra` is merged
+ * over the config's top level (`gateway` is merged one level deeper).
  */
 export async function startKeygate(dir: string, name: string, opts: {
   upstreamPort: number; store: Record<string, unknown>; routes: unknown[]; core?: string; gateway?: Record<string, unknown>; extra?: Record<string, unknown>;
   /** Flags for node itself (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** Access log on, stdout (every log line) written to this file (emptied at each start). */
+  logFile?: string;
 }): Promise<Keygate> {
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, stringify({
-    gateway: { listen: { host: '127.0.0.1', port: 0 }, workers: 1, accessLog: false, ...opts.gateway },
+    gateway: { listen: { host: '127.0.0.1', port: 0 }, workers: 1, accessLog: opts.logFile !== undefined, ...opts.gateway },
     admin: { listen: { host: '127.0.0.1', port: 0 }, tokens: [{ name: 'bench', token: ADMIN_TOKEN }] },
+    status: { listen: { host: '127.0.0.1', port: 0 } },
     store: opts.store,
     secrets: { pepper: PEPPER },
     upstreams: { api: { url: `http://127.0.0.1:${opts.upstreamPort}` } },
     routes: opts.routes,
     ...opts.extra,
   }));
-  const { proc, line } = await startPinned(opts.core ?? SUT_CORE, [process.execPath, ...(opts.nodeArgs ?? []), join(ROOT, 'dist', 'cli.js'), 'serve', '--config', file], {}, (l) => l.msg === 'ready');
+  const { proc, line } = await startPinned(opts.core ?? SUT_CORE, [process.execPath, ...(opts.nodeArgs ?? []), join(ROOT, 'dist', 'cli.js'), 'serve', '--config', file], {}, (l) => l.msg === 'ready', opts.logFile);
   return { proc, gateway: String(line.gateway), admin: String(line.admin) };
 }
 

@@ -61,7 +61,7 @@ function once(credential: CredentialMemo): Promise<void> | undefined {
   const scan = scanHeaders(rawHeaders);
   const match = table.match('GET', target.path)!;
   const ctx: RequestContext = {
-    req: { rawHeaders } as IncomingMessage, res, requestId: 'r', route: match.route, params: match.params,
+    req: { rawHeaders } as IncomingMessage, res, requestId: 'r', trace: { traceId: '0af7651916cd43dd8448eb211c80319c', flags: '01', tracestate: null }, route: match.route, params: match.params,
     path: target.path, search: target.search, scan, now: Date.now(), started: 0, policy: null, secretHash: null, profile: null,
     clientIp: peer, peer: connection, credential, responseHeaders: null, body: null, tokenRequest: null,
   };

@@ -2,8 +2,9 @@
 // core 0) while autocannon loads it (core 1), then prints the functions with the most self
 // time and the share of each module. The .cpuprofile is kept for a flame graph (Chrome
 // DevTools, speedscope).
-//   npm run build && npx tsx bench/profile.ts [key|token|inspected|redis-key|redis-limit|redis-many]
-// (redis-key: the key path on the Redis store without a rate limit)
+//   npm run build && npx tsx bench/profile.ts [key|logged|token|inspected|redis-key|redis-limit|redis-many]
+// (logged: the key path with the default config, access log on and stdout to a file; every
+// other scenario runs with accessLog: false. redis-key: the key path on the Redis store without a rate limit)
 // Knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (64), BENCH_TOP (30).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -17,7 +18,7 @@ import {
 const K = knobs({ seconds: 10, warmup: 3, rounds: 1, connections: 64 });
 const TOP = Number(process.env.BENCH_TOP ?? 30);
 const scenario = process.argv[2] ?? 'key';
-const SCENARIOS = ['key', 'token', 'inspected', 'redis-key', 'redis-limit', 'redis-many'];
+const SCENARIOS = ['key', 'logged', 'token', 'inspected', 'redis-key', 'redis-limit', 'redis-many'];
 if (!SCENARIOS.includes(scenario)) throw new Error(`scenario must be one of ${SCENARIOS.join(', ')}`);
 
 interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount: number; children?: number[] }
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
     }
     const kg = await startKeygate(dir, 'profile', {
       upstreamPort: upstream.port, store, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir],
+      ...(scenario === 'logged' ? { logFile: join(dir, 'stdout.log') } : {}),
       routes: [
         { name: 'list-events', method: 'GET', path: '/v1/events', upstream: 'api', permission: 'events.read' },
         { name: 'track-event', method: 'POST', path: '/v1/events', upstream: 'api', permission: 'events.create', events: { field: 'action' } },

@@ -1,13 +1,9 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config/load.js';
-import { KEYS_USAGE, UsageError, runKeysCommand } from './cli/keys-command.js';
+import { UsageError } from './cli/exit-codes.js';
+import { failure, runCommand } from './cli/run.js';
 import { createLogger } from './observability/logger.js';
-
-const USAGE = `usage:
-  keygate serve --config <file>      start the gateway and admin ports
-  keygate check-config <file>        validate a config file (exit 0 when valid)
-  keygate keys <command> …           manage keys over the admin API (keygate keys help)`;
 
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
 const err = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -48,31 +44,30 @@ async function main(argv: string[]): Promise<number> {
       out('OK');
       return 0;
     }
-    case 'keys':
-      return runKeysCommand(rest, process.env, out, err);
-    case undefined:
-    case 'help':
-    case '--help':
-      out(USAGE);
-      return command === undefined ? 2 : 0;
     default:
-      throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+      return runCommand(argv, { out, err, env: process.env });
   }
 }
 
-main(process.argv.slice(2)).then(
+/**
+ * Export and import end with their store closed, but a Redis client's timers may hold the
+ * process a few seconds longer: exit once stdout and stderr have flushed.
+ */
+function exitWhenFlushed(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+const args = process.argv.slice(2);
+main(args).then(
   (code) => {
-    if (code >= 0) process.exitCode = code;
+    if (code < 0) return;
+    process.exitCode = code;
+    if (args[0] === 'export' || args[0] === 'import') exitWhenFlushed(code);
   },
   (e: unknown) => {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      err(`keygate: ${(e as Error).message}`);
-      process.exitCode = 2;
-    } else {
-      err(`keygate: ${(e as Error).message}`);
-      process.exitCode = 1;
-    }
+    const { message, code } = failure(e);
+    err(`keygate: ${message}`);
+    process.exitCode = code;
+    if (args[0] === 'export' || args[0] === 'import') exitWhenFlushed(code);
   },
 );
-
-export { KEYS_USAGE };

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, expectError, listAllKeys, rawRequest, stopAndClean } from './support/admin.js';
 import { ADMIN_TOKEN, startKeygate, type Keygate } from './support/keygate.js';
 import { hostOf, openRaw, sendRaw } from './support/raw-http.js';
+import { checkAdminResponse } from './support/openapi-check.js';
 
 // Every bad admin request is refused with the uniform error body and changes nothing: no
 // journal bytes, no audit entry, no new record.
@@ -28,6 +29,7 @@ async function call(method: string, path: string, opts: { body?: string; headers
   const text = await res.text();
   let body: unknown = null;
   try { body = text === '' ? null : JSON.parse(text); } catch { body = text; }
+  checkAdminResponse(method, path, res.status, body, res.headers);
   return { status: res.status, body, headers: res.headers };
 }
 
@@ -504,10 +506,11 @@ describe('methods and error shape', () => {
       ['PUT', `/v1/keys/${keyId}`, ['GET', 'PATCH', 'DELETE']],
       ['POST', `/v1/keys/${keyId}`, ['GET', 'PATCH', 'DELETE']],
       ['GET', `/v1/keys/${keyId}/rotate`, ['POST']],
-      ['DELETE', `/v1/workspaces/${ws}`, ['GET']],
+      ['POST', `/v1/workspaces/${ws}`, ['GET', 'PATCH', 'DELETE']],
       ['PATCH', '/v1/workspaces', ['GET', 'POST']],
-      ['GET', `/v1/groups/${groupId}`, ['PATCH', 'DELETE']],
-      ['DELETE', `/v1/owners/${ownerId}`, ['PATCH']],
+      ['PUT', `/v1/groups/${groupId}`, ['GET', 'PATCH', 'DELETE']],
+      ['POST', `/v1/owners/${ownerId}`, ['GET', 'PATCH', 'DELETE']],
+      ['PATCH', '/v1/admin-tokens', ['POST', 'GET']],
       ['POST', '/v1/permissions', ['GET']],
       ['DELETE', '/v1/audit', ['GET']],
     ];

@@ -1,4 +1,4 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -191,8 +191,8 @@ describe('keygate keys', () => {
 
   it('--token wins over KEYGATE_ADMIN_TOKEN', async () => {
     const res = await runCli(['keys', 'list', '--admin-url', kg.adminUrl, '--token', 'wrong-token-0123456789'], { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN });
-    expect(res.code).toBe(1);
-    expect(res.stderr).toContain('UNAUTHENTICATED');
+    expect(res.code).toBe(4);
+    expect(res.stderr).toContain('refused the admin token given by --token');
   });
 
   it('the audit log names the admin token the CLI used', async () => {
@@ -205,18 +205,23 @@ describe('keygate keys', () => {
     expect(audit.body.items[0].action).toBe('key.create');
   });
 
-  it('without any token it exits non-zero, says a token is needed, and creates nothing', async () => {
+  it('without any token it exits 4, says no token was given and how to give one, and creates nothing', async () => {
     const before = (await kg.admin('GET', `/v1/keys?workspaceId=${ws}&limit=500`)).body.items.length;
     const res = await runCli(['keys', 'create', '--admin-url', kg.adminUrl, '--workspace', ws, '--name', 'no-token']);
-    expect(res.code).not.toBe(0);
-    expect(res.stderr.toLowerCase()).toContain('token');
+    expect(res.code).toBe(4);
+    expect(res.stderr).toContain('keygate: no admin token: pass --token <token> or set KEYGATE_ADMIN_TOKEN');
     expect((await kg.admin('GET', `/v1/keys?workspaceId=${ws}&limit=500`)).body.items.length).toBe(before);
   });
 
-  it('a wrong token exits 1 with UNAUTHENTICATED', async () => {
+  it('a wrong token exits 4, saying the admin API refused the token it was given (not that none was given)', async () => {
     const res = await runCli(['keys', 'list', '--admin-url', kg.adminUrl, '--token', 'wrong-token-0123456789']);
-    expect(res.code).toBe(1);
-    expect(res.stderr).toContain('UNAUTHENTICATED');
+    expect(res.code).toBe(4);
+    expect(res.stderr).toContain(`the admin API at ${kg.adminUrl} refused the admin token given by --token`);
+    expect(res.stderr).toContain('401 UNAUTHENTICATED');
+    expect(res.stderr).not.toContain('wrong-token-0123456789');
+    const fromEnv = await runCli(['keys', 'list', '--admin-url', kg.adminUrl], { KEYGATE_ADMIN_TOKEN: 'wrong-token-0123456789' });
+    expect(fromEnv.code).toBe(4);
+    expect(fromEnv.stderr).toContain('refused the admin token given by KEYGATE_ADMIN_TOKEN');
   });
 
   it('bad input exits 1 and passes on the message naming the field', async () => {
@@ -228,14 +233,35 @@ describe('keygate keys', () => {
     expect(perm.code).toBe(1);
   });
 
-  it('an unreachable admin URL exits non-zero', async () => {
+  it('an unreachable admin URL exits 3 naming the URL and the cause', async () => {
     const res = await runCli(['keys', 'list', '--admin-url', 'http://127.0.0.1:9', '--token', ADMIN_TOKEN]);
-    expect(res.code).not.toBe(0);
-    expect(res.code).not.toBeNull();
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('cannot reach the admin API at http://127.0.0.1:9: connection refused');
+    expect(res.stderr).toContain('ECONNREFUSED');
+    expect(res.stderr).not.toContain('fetch failed');
   });
 
-  it('an unknown keys command or flag exits non-zero', async () => {
-    expect((await keys(['explode'])).code).not.toBe(0);
-    expect((await keys(['list', '--bogus-flag', 'x'])).code).not.toBe(0);
+  it('an unknown keys command or flag exits 2', async () => {
+    expect((await keys(['explode'])).code).toBe(2);
+    expect((await keys(['list', '--bogus-flag', 'x'])).code).toBe(2);
+  });
+});
+
+describe('keygate --version and help', () => {
+  it('--version prints the version of its package, exit 0', async () => {
+    const { version } = JSON.parse(readFileSync(resolve(import.meta.dirname, '../package.json'), 'utf8')) as { version: string };
+    const res = await runCli(['--version']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toBe(`${version}\n`);
+  });
+
+  it('help lists every command and the exit codes; no command at all is exit 2', async () => {
+    const res = await runCli(['help']);
+    expect(res.code).toBe(0);
+    for (const command of ['serve', 'check-config', 'export', 'import', 'workspaces', 'groups', 'owners', 'keys', 'usage', 'audit', 'nodes', 'signing-keys', 'admin-tokens', 'permissions', '--version']) {
+      expect(res.stdout).toContain(`keygate ${command}`);
+    }
+    expect(res.stdout).toContain('exit codes');
+    expect((await runCli([])).code).toBe(2);
   });
 });

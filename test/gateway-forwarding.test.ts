@@ -417,7 +417,7 @@ describe('gateway-made errors', () => {
 });
 
 describe('metrics', () => {
-  it('exposes keygate_requests_total{route,outcome} counting OK and refused requests on the admin /metrics', async () => {
+  it('exposes keygate_requests_total{route,outcome,status_class} counting OK and refused requests on the admin /metrics', async () => {
     const ro = await createKey(kg, { workspaceId: ws, name: 'metrics-ro', permissions: ['files.read'] });
     const before = await scrape(kg);
     const okBefore = metricSum(before, 'keygate_requests_total', { route: 'get-file', outcome: 'OK' });
@@ -431,7 +431,7 @@ describe('metrics', () => {
     expect(metricSum(after, 'keygate_requests_total', { route: 'stats', outcome: 'PERMISSION_DENIED' }) - deniedBefore).toBe(2);
     expect(metricSum(after, 'keygate_requests_total', { outcome: 'ROUTE_NOT_FOUND' }) - notFoundBefore).toBe(1);
     for (const s of metricSamples(after).filter((x) => x.name === 'keygate_requests_total')) {
-      expect(Object.keys(s.labels).sort()).toEqual(['outcome', 'route']);
+      expect(Object.keys(s.labels).sort()).toEqual(['outcome', 'route', 'status_class']);
     }
   });
 

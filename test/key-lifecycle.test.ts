@@ -549,7 +549,7 @@ describe('audit', () => {
     const items = res.body.items as any[];
     expect(items.map((e) => e.action).sort()).toEqual(['key.create', 'key.delete', 'key.rotate', 'key.update']);
     for (const e of items) {
-      expect(Object.keys(e).sort()).toEqual(['action', 'actor', 'after', 'at', 'before', 'id', 'target']);
+      expect(Object.keys(e).sort()).toEqual(['action', 'actor', 'after', 'at', 'before', 'id', 'target', 'workspaceId']);
       expect(e.target).toEqual({ type: 'key', id: key.id });
       expect(e.actor.name).toBe('ops');
       expect(Number.isNaN(Date.parse(e.at))).toBe(false);

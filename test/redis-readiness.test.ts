@@ -190,7 +190,7 @@ describe.skipIf(!requireRedis())('readiness on Redis', () => {
     const node = serve(config, defer);
     const code = await node.exited;
     const ms = Date.now() - started;
-    const fatal = node.lines.find((l) => /"level":60/.test(l)) ?? '';
+    const fatal = node.lines.find((l) => /"level":"fatal"/.test(l)) ?? '';
     console.log(`startup: exited ${code} after ${ms} ms: ${fatal}`);
     expect(code).toBe(1);
     expect(ms).toBeGreaterThanOrEqual(2_000);

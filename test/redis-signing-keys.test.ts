@@ -67,7 +67,7 @@ describe.skipIf(!requireRedis())('token signing keys on Redis', () => {
     expect(Date.now() - flushedAt).toBeLessThan(10_000);
     const warned = await pollUntil(async () => [...a.output, ...b.output].filter((l) => l.includes('lost the token signing keys')), (l) => l.length > 0, 2_000);
     expect(warned.value.length, 'a warning that the keys were written back').toBeGreaterThan(0);
-    expect(JSON.parse(warned.value[0]!)).toMatchObject({ level: 40, kids: [kid] });
+    expect(JSON.parse(warned.value[0]!)).toMatchObject({ level: 'warn', kids: [kid] });
 
     // The token minted before still verifies against either node's JWKS (its key is gone with
     // the rest of Redis, so the gateway itself answers for the key: 401).

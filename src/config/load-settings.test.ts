@@ -13,6 +13,14 @@ describe('defaults', () => {
     expect(config.admin.listen).toEqual({ host: '127.0.0.1', port: 8081 });
   });
 
+  it('opens the status port on 0.0.0.0:8082, which `status.enabled: false` turns off (from the environment too)', () => {
+    expect(config.status).toEqual({ enabled: true, listen: { host: '0.0.0.0', port: 8082 } });
+    const off = ok(parseConfigText(yaml({ extra: 'status:\n  enabled: "${KEYGATE_STATUS:-true}"\n  listen: { port: 9102 }' }), { KEYGATE_STATUS: 'false' }));
+    expect(off.status).toEqual({ enabled: false, listen: { host: '0.0.0.0', port: 9102 } });
+    expect(errors(parseConfigText(yaml({ extra: 'status:\n  listen: { port: 70000 }' }), {})).join('\n')).toMatch(/status\.listen\.port/);
+    expect(errors(parseConfigText(yaml({ extra: 'status:\n  path: /metrics' }), {})).join('\n')).toMatch(/status/);
+  });
+
   it('fills the gateway limits', () => {
     expect(config.gateway.trustedProxies).toEqual([]);
     expect(config.gateway.maxBodyBytes).toBe(1_048_576);

@@ -250,6 +250,14 @@ describe('validation messages name the path in the file', () => {
     expect(errs.some((e) => e.startsWith('admin.tokens:'))).toBe(true);
   });
 
+  it('takes scopes and workspaces on an admin token, and names an unknown scope by its path', () => {
+    const config = ok(parseConfigText(yaml({ admin: `  tokens:\n    - { name: ops, token: "${TOKEN}", scopes: ["keys:read", "audit:read"], workspaces: ["3f0c0000-0000-4000-8000-000000000000"] }` }), {}));
+    expect(config.admin.tokens[0]).toMatchObject({ scopes: ['keys:read', 'audit:read'], workspaces: ['3f0c0000-0000-4000-8000-000000000000'] });
+    const errs = errors(parseConfigText(yaml({ admin: `  tokens:\n    - { name: ops, token: "${TOKEN}", scopes: ["keys:read", "keys:delete"] }` }), {}));
+    expect(errs).toHaveLength(1);
+    expect(errs[0]).toMatch(/^admin\.tokens\[0\]\.scopes\[1\]: /);
+  });
+
   it('names a short admin token by its index', () => {
     const errs = errors(parseConfigText(yaml({ admin: `  tokens:\n    - { name: ops, token: "${TOKEN}" }\n    - { name: ci, token: short }` }), {}));
     expect(errs).toHaveLength(1);

@@ -55,7 +55,9 @@ function routeShape(method: string, path: string): string {
 }
 
 /** The gateway's own endpoints, answered ahead of every route. */
-const RESERVED_PATHS = new Set(['/auth/token', '/.well-known/jwks.json', '/auth/secret-scanning']);
+const RESERVED_PATHS = new Set(['/auth/token', '/.well-known/jwks.json', '/auth/forward', '/auth/verify', '/auth/secret-scanning']);
+/** Forward-auth for Envoy: `/auth/envoy/<original path>`. */
+const RESERVED_PREFIX = '/auth/envoy';
 
 function crossCheck(config: Config, declaresPresets: boolean): string[] {
   const errors: string[] = [];
@@ -74,7 +76,10 @@ function crossCheck(config: Config, declaresPresets: boolean): string[] {
     const sameShape = shapes.get(shape);
     if (sameShape !== undefined) errors.push(`${at}: duplicate route ${route.method} ${route.path} (same as routes[${sameShape}])`);
     else shapes.set(shape, i);
-    if (RESERVED_PATHS.has(route.path)) errors.push(`${at}.path: "${route.path}" is reserved for keygate's own endpoint`);
+    if (RESERVED_PATHS.has(route.path) || route.path === RESERVED_PREFIX || route.path.startsWith(`${RESERVED_PREFIX}/`)) errors.push(`${at}.path: "${route.path}" is reserved for keygate's own endpoint`);
+    if (route.decideWithoutBody && route.events === undefined && !route.profileAttributes) {
+      errors.push(`${at}.decideWithoutBody: the route has no body policy (events or profileAttributes) to leave out of its decisions`);
+    }
     if (route.profileScope !== undefined && !route.path.includes(`{${route.profileScope}}`)) {
       errors.push(`${at}.profileScope: "${route.profileScope}" is not a {parameter} of the path`);
     }

@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
+import { isAdminScope } from '../domain/admin-scopes.js';
 import { parseCidr } from '../domain/cidr.js';
 import { isPermissionName, parsePermissionPattern } from '../domain/permissions.js';
 
@@ -72,6 +73,8 @@ const route = z.strictObject({
   events: z.strictObject({ field: z.string().min(1).max(200) }).optional(),
   profileAttributes: bool.default(false),
   profileScope: z.string().min(1).optional(),
+  /** Forward-auth decisions on a route with a body policy skip it instead of refusing. */
+  decideWithoutBody: bool.default(false),
 });
 
 const keyRateLimit = z.strictObject({
@@ -82,6 +85,10 @@ const keyRateLimit = z.strictObject({
 const adminToken = z.strictObject({
   name: z.string().min(1).max(100),
   token: z.string().min(16, { message: 'must be at least 16 characters (is the environment variable set?)' }),
+  /** What the token may do; omitted: everything (`*`). */
+  scopes: z.array(z.string().refine((s) => isAdminScope(s), { message: 'must be "*" or <resource>:read|write for a resource of keys, workspaces, groups, owners, audit, signing-keys, admin-tokens' })).min(1).optional(),
+  /** Confines the token to these workspace ids; omitted: every workspace. */
+  workspaces: z.array(z.string().min(1)).min(1).optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -98,6 +105,14 @@ export const configSchema = z.strictObject({
     listen: listen('127.0.0.1', 8081),
     tokens: z.array(adminToken).min(1, { message: 'at least one admin token is required' }),
   }),
+  /**
+   * The status listener: `/healthz`, `/readyz` and `/metrics` only, no token, for probes and
+   * scrapers that must not reach the admin API. `enabled: false` runs without it.
+   */
+  status: z.strictObject({
+    enabled: bool.default(true),
+    listen: listen('0.0.0.0', 8082),
+  }).prefault({}),
   store: z.strictObject({
     driver: z.enum(['embedded', 'redis']).default('embedded'),
     path: z.string().min(1).default('./data'),

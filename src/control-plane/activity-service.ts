@@ -1,7 +1,8 @@
 import type { Config } from '../config/schema.js';
+import { FULL_GRANT, workspaceVisible, type AdminGrant } from '../domain/admin-scopes.js';
 import { KeygateError, ValidationError } from '../errors/catalogue.js';
 import type { ActivityRecord, KeyStore } from '../store/types.js';
-import type { ActivityQuery } from './schemas.js';
+import type { ListQuery } from './schemas.js';
 
 export interface ActivityPage { items: ActivityRecord[]; nextCursor: string | null }
 
@@ -43,18 +44,30 @@ const positionOf = (r: ActivityRecord): Position => [r.at, r.requestId, r.keyId]
 export class ActivityService {
   constructor(private readonly store: KeyStore, private readonly config: Config) {}
 
-  async forKey(keyId: string, query: ActivityQuery): Promise<ActivityPage> {
-    if (!(await this.store.getKey(keyId))) throw new KeygateError('KEY_NOT_FOUND', `No key has the id "${keyId}".`);
+  async forKey(keyId: string, query: ListQuery, grant: AdminGrant = FULL_GRANT): Promise<ActivityPage> {
+    const key = await this.store.getKey(keyId);
+    if (!key || !workspaceVisible(grant, key.workspaceId)) throw new KeygateError('KEY_NOT_FOUND', `No key has the id "${keyId}".`);
     return this.page([keyId], query);
   }
 
-  /** Every key of the owner, merged. */
-  async forOwner(ownerId: string, query: ActivityQuery): Promise<ActivityPage> {
-    if (!(await this.store.getOwner(ownerId))) throw new KeygateError('OWNER_NOT_FOUND', `No owner has the id "${ownerId}".`);
-    return this.page(await this.store.keyIdsOfOwner(ownerId), query);
+  /** Every key of the owner (a confined token: of its workspaces), merged. */
+  async forOwner(ownerId: string, query: ListQuery, grant: AdminGrant = FULL_GRANT): Promise<ActivityPage> {
+    const owner = await this.store.getOwner(ownerId);
+    if (!owner || !workspaceVisible(grant, owner.workspaceId)) throw new KeygateError('OWNER_NOT_FOUND', `No owner has the id "${ownerId}".`);
+    let keyIds = await this.store.keyIdsOfOwner(ownerId);
+    if (grant.workspaces !== null) {
+      // A shared owner's keys may be in other workspaces: those are not the token's to see.
+      const visible: string[] = [];
+      for (const id of keyIds) {
+        const key = await this.store.getKey(id);
+        if (key && workspaceVisible(grant, key.workspaceId)) visible.push(id);
+      }
+      keyIds = visible;
+    }
+    return this.page(keyIds, query);
   }
 
-  private async page(keyIds: readonly string[], query: ActivityQuery): Promise<ActivityPage> {
+  private async page(keyIds: readonly string[], query: ListQuery): Promise<ActivityPage> {
     const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
     // A first page needs no more than `limit` + 1 of any key (the one more says there is a next page).
     const keep = after === null ? Math.min(this.config.keys.activityPerKey, query.limit + 1) : this.config.keys.activityPerKey;

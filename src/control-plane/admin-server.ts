@@ -1,52 +1,84 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { Actor } from '../domain/entities.js';
+import { scopeGranted } from '../domain/admin-scopes.js';
+import { formatIssues } from '../domain/issues.js';
 import { newRequestId } from '../domain/ids.js';
-import { safeEqual } from '../domain/secret.js';
-import { ERROR_CATALOGUE, KeygateError, type ErrorCode } from '../errors/catalogue.js';
+import { ERROR_CATALOGUE, KeygateError, ValidationError, type ErrorCode } from '../errors/catalogue.js';
 import { rawErrorResponse } from '../errors/http.js';
+import { CONSOLE_PATH, loadConsoleAssets } from './console-assets.js';
 import { queryObject, readJsonBody, sendError, sendJson } from './http.js';
-import { Router } from './router.js';
+import { buildOpenApi } from './openapi.js';
+import { etagOf, ifMatchAdmits } from './paging.js';
+import { adminTokenRoutes } from './routes/admin-tokens.js';
 import { directoryRoutes } from './routes/directory.js';
 import { hygieneRoutes } from './routes/hygiene.js';
 import { keyRoutes } from './routes/keys.js';
-import { metaRoutes, notReadyReason } from './routes/meta.js';
-import type { AdminContext, AdminDeps, AdminHandler } from './routes/types.js';
+import { metaRoutes } from './routes/meta.js';
+import { AdminRoutes, type AdminContext, type AdminDeps, type AdminRoute } from './routes/types.js';
 import type { DrainState } from '../http/drain.js';
 
 export interface AdminServerDeps extends AdminDeps {
   logger: Logger;
-  /** Whether the process is ready to serve (store open, every listener up). */
-  ready: () => boolean;
-  /** The /metrics text; defaults to this process's registry (a cluster primary adds its workers'). */
-  metricsText?: () => Promise<string>;
+  /** Why the process should get no traffic now (starting, draining, store stale…), or null when ready. */
+  notReady: () => string | null;
+  /** The /metrics text (a cluster primary adds its workers' to its own). */
+  metricsText: () => Promise<string>;
   /** Set once shutdown starts: answers then close their connection. */
   drain?: DrainState;
+  /** Where the built admin console lives (default: `dist/console`, beside this module's folder). */
+  consoleDir?: string;
 }
 
-export function buildAdminRouter(deps: AdminDeps): Router<AdminHandler> {
-  const router = new Router<AdminHandler>();
-  directoryRoutes(router, deps);
-  keyRoutes(router, deps);
-  hygieneRoutes(router, deps);
-  metaRoutes(router, deps);
-  return router;
+const CONSOLE_DIR = fileURLToPath(new URL('../console/', import.meta.url));
+
+/** Every admin operation, in the order the OpenAPI document lists them. */
+export function buildAdminRoutes(deps: AdminDeps): AdminRoutes {
+  const routes = new AdminRoutes();
+  directoryRoutes(routes, deps);
+  keyRoutes(routes, deps);
+  hygieneRoutes(routes, deps);
+  adminTokenRoutes(routes, deps);
+  metaRoutes(routes, deps);
+  return routes;
+}
+
+/** The version the OpenAPI document states: the package's. */
+const API_VERSION = '0.1.0';
+
+/** The OpenAPI document of every admin operation (routes are only declared here, never run). */
+export function adminOpenApi(): Record<string, unknown> {
+  return buildOpenApi(buildAdminRoutes({} as AdminDeps).all, API_VERSION);
 }
 
 /** `Bearer <token>`; the scheme name is case-insensitive (RFC 9110 §11.1), as on the gateway. */
 const BEARER = /^bearer +([\x21-\x7e]+)$/i;
 
-/** Bearer admin tokens, compared in constant time against every configured token. */
-function authenticate(req: IncomingMessage, tokens: ReadonlyArray<{ name: string; token: string }>): Actor | null {
-  const header = req.headers.authorization;
-  if (header === undefined) return null;
-  const m = BEARER.exec(header);
-  if (!m) return null;
-  let found: Actor | null = null;
-  // No early exit: the time taken does not tell which token, if any, matched.
-  for (const t of tokens) if (safeEqual(m[1]!, t.token) && found === null) found = { type: 'admin', name: t.name };
-  return found;
+/**
+ * Query and body through the route's schemas; on a refusal, every problem (the schema's and
+ * the route's own checks on the raw body) in one 400.
+ */
+async function parseInput(route: AdminRoute, query: Record<string, string>, readBody: () => Promise<unknown>, grant: AdminContext['grant']): Promise<{ query: unknown; body: unknown }> {
+  const problems: string[] = [];
+  let parsedQuery: unknown = query;
+  if (route.query) {
+    const r = route.query.safeParse(query);
+    if (r.success) parsedQuery = r.data;
+    else problems.push(...formatIssues(r.error.issues));
+  }
+  let body: unknown = undefined;
+  if (route.body) {
+    const raw = (await readBody()) ?? {};
+    const r = route.body.safeParse(raw);
+    if (r.success) body = r.data;
+    else {
+      problems.push(...formatIssues(r.error.issues));
+      if (route.alsoCheck) for (const p of await route.alsoCheck(raw, grant)) if (!problems.includes(p)) problems.push(p);
+    }
+  }
+  if (problems.length > 0) throw new ValidationError(problems);
+  return { query: parsedQuery, body };
 }
 
 /** How many Host fields the request carries (`req.headers` keeps only the first). */
@@ -57,8 +89,13 @@ function hostCount(raw: readonly string[]): number {
 }
 
 export function createAdminServer(deps: AdminServerDeps): Server {
-  const router = buildAdminRouter(deps);
-  const { logger, metrics, config } = deps;
+  const routes = buildAdminRoutes(deps);
+  const { router } = routes;
+  const { logger, metrics } = deps;
+  // Static files, public like /healthz: the console holds no secret; it asks for a token and
+  // sends it to the /v1 API like any other client.
+  const consoleAssets = loadConsoleAssets(deps.consoleDir ?? CONSOLE_DIR);
+  const openApiText = JSON.stringify(buildOpenApi(routes.all, API_VERSION));
 
   // `trace.route` is the matched template, so errors on a route are counted under it too.
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, trace: { route: string }): Promise<{ status: number; route: string }> => {
@@ -77,40 +114,70 @@ export function createAdminServer(deps: AdminServerDeps): Server {
         return { status: 200, route: path };
       }
       if (path === '/readyz') {
-        const reason = notReadyReason(deps.store, config.propagation.maxStalenessMs, deps.ready());
+        const reason = deps.notReady();
         if (reason === null) sendJson(res, 200, { ready: true, status: 'ready' });
         else sendJson(res, 503, { ready: false, status: 'not ready', reason });
         return { status: reason === null ? 200 : 503, route: path };
       }
-      metrics.storeVersion.set(deps.store.appliedVersion());
-      const text = deps.metricsText ? await deps.metricsText() : await metrics.registry.metrics();
+      const text = await deps.metricsText();
       res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
       res.end(text);
       return { status: 200, route: path };
     }
+    if (path === '/console' || path.startsWith(CONSOLE_PATH)) {
+      trace.route = CONSOLE_PATH;
+      return { status: consoleAssets.serve(req, res, path), route: CONSOLE_PATH };
+    }
+    if (path === '/openapi.json') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        throw new KeygateError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on ${path}.`, { allow: 'GET, HEAD' });
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(openApiText), 'cache-control': 'no-cache' });
+      res.end(req.method === 'HEAD' ? undefined : openApiText);
+      return { status: 200, route: path };
+    }
     if (!path.startsWith('/v1/')) throw new KeygateError('NOT_FOUND', `No admin endpoint at ${path}.`);
-    const actor = authenticate(req, config.admin.tokens);
-    if (!actor) throw new KeygateError('UNAUTHENTICATED', 'An admin token is required: Authorization: Bearer <token>.');
+    const header = req.headers.authorization;
+    const bearer = header === undefined ? null : BEARER.exec(header);
+    if (!bearer) throw new KeygateError('UNAUTHENTICATED', 'An admin token is required: Authorization: Bearer <token>.');
+    const principal = await deps.adminTokens.authenticate(bearer[1]!);
+    if (!principal) throw new KeygateError('UNAUTHENTICATED', 'The admin token is not valid (unknown, revoked or mistyped).');
+    const { actor, grant } = principal;
     const match = router.match(req.method ?? 'GET', path);
     if (match.kind !== 'not-found') trace.route = match.template;
     if (match.kind === 'not-found') throw new KeygateError('NOT_FOUND', `No admin endpoint at ${path}.`);
     if (match.kind === 'method-not-allowed') {
       throw new KeygateError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on ${path}.`, { allow: match.allowed.join(', ') });
     }
+    const route = match.handler;
+    if (route.scope !== null && !scopeGranted(grant.scopes, route.scope)) {
+      throw new KeygateError('ADMIN_SCOPE_MISSING', `The admin token lacks the scope "${route.scope}" that ${route.method} ${route.path.replace(/:([A-Za-z]+)/g, '{$1}')} requires.`);
+    }
+    const input = await parseInput(route, queryObject(url.searchParams), () => readJsonBody(req), grant);
+    const ifMatchHeader = req.headers['if-match'];
     const ctx: AdminContext = {
       req,
       params: match.params,
-      query: queryObject(url.searchParams),
+      query: input.query,
+      body: input.body,
       actor,
+      grant,
       requestId,
-      body: () => readJsonBody(req),
+      ifMatch: (id, token) => {
+        if (ifMatchHeader !== undefined && !ifMatchAdmits(ifMatchHeader, etagOf(id, token))) {
+          throw new KeygateError('PRECONDITION_FAILED', `If-Match: the resource "${id}" has changed since that ETag; read it again.`);
+        }
+      },
     };
-    const result = await match.handler(ctx);
+    const result = await route.handler(ctx as Parameters<AdminRoute['handler']>[0]);
+    const headers: Record<string, string> = { ...result.headers };
+    if (result.etag) headers.etag = etagOf(result.etag.id, result.etag.token);
+    if (result.location) headers.location = result.location;
     if (result.status === 204) {
-      res.writeHead(204, { ...result.headers, 'cache-control': 'no-store' });
+      res.writeHead(204, { ...headers, 'cache-control': 'no-store' });
       res.end();
     } else {
-      sendJson(res, result.status, result.body, result.headers);
+      sendJson(res, result.status, result.body, headers);
     }
     return { status: result.status, route: match.template };
   };

@@ -130,3 +130,55 @@ describe('KeyService.create: presets', () => {
     expect(await store.scanKeys(0, 10)).toEqual([]);
   });
 });
+
+describe('KeyService: an owner deleted while a key is written to name it', () => {
+  let dir: string;
+  let store: EmbeddedStore;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'keygate-key-service-'));
+    store = new EmbeddedStore({ path: join(dir, 'data'), logger });
+    await store.open();
+    const at = new Date().toISOString();
+    await store.commit({
+      ops: [
+        { op: 'put', entity: { type: 'workspace', value: { id: WS, name: 'ws', createdAt: at } } },
+        { op: 'put', entity: { type: 'owner', value: { id: 'own_1', name: 'o', status: 'active', permissions: ['events.create'], createdAt: at, updatedAt: at, version: 1 } } },
+      ],
+      audit: [],
+    });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Deletes the owner just before the first key write reaches the store, as a racing admin would. */
+  function deleteOwnerBeforeNextKeyWrite(): void {
+    const commit = store.commit.bind(store);
+    let done = false;
+    store.commit = async (batch) => {
+      if (!done && batch.ops.some((op) => op.op === 'put' && op.entity.type === 'key')) {
+        done = true;
+        await commit({ ops: [{ op: 'delete', type: 'owner', id: 'own_1' }], audit: [], expectEmptyOwners: ['own_1'] });
+      }
+      return commit(batch);
+    };
+  }
+
+  it('refuses the create (CONFLICT) rather than store a key naming a missing owner', async () => {
+    const service = new KeyService({ store, config: config(CONFIG), catalogue: new PermissionCatalogue(['events.create']) });
+    deleteOwnerBeforeNextKeyWrite();
+    await expect(service.create(parseBody(createKeySchema, { workspaceId: WS, name: 'k', ownerId: 'own_1' }), actor)).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(await store.scanKeys(0, 10)).toEqual([]);
+  });
+
+  it('refuses a PATCH moving a key to the owner, after its retries find the owner gone', async () => {
+    const service = new KeyService({ store, config: config(CONFIG), catalogue: new PermissionCatalogue(['events.create']) });
+    const { key } = await service.create(parseBody(createKeySchema, { workspaceId: WS, name: 'k' }), actor);
+    deleteOwnerBeforeNextKeyWrite();
+    await expect(service.update(key.id, { ownerId: 'own_1' }, actor)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    expect((await store.getKey(key.id))!.ownerId).toBeNull();
+  });
+});

@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { deriveStatus, lastActivity, rotationDue, toApiKey, type ApiKey, type KeyRecord } from '../domain/api-key.js';
-import type { Actor, AuditEntry } from '../domain/entities.js';
+import { FULL_GRANT, workspaceVisible, type AdminGrant } from '../domain/admin-scopes.js';
+import type { Actor, AuditEntry, Owner } from '../domain/entities.js';
 import { newAuditId, newKeyId } from '../domain/ids.js';
-import type { PermissionCatalogue } from '../domain/permissions.js';
+import { effectivePermissions, type PermissionCatalogue } from '../domain/permissions.js';
 import { checkSecretFormat, generateSecret, hashSecret } from '../domain/secret.js';
 import { KeygateError, ValidationError } from '../errors/catalogue.js';
-import type { KeyStore } from '../store/types.js';
+import { preconditionToken, type KeyStore, type Precondition } from '../store/types.js';
 import type { CreateKeyInput, KeyListQuery, PatchKeyInput } from './schemas.js';
 
 export interface KeyServiceDeps {
@@ -56,17 +57,25 @@ export class KeyService {
 
   async view(rec: KeyRecord): Promise<ApiKey> {
     const usage = await this.store.getUsage(rec.id);
-    return toApiKey(rec, await this.ownerActive(rec.ownerId), usage.lastUsedAt, this.now(), this.config.keys.rotationReminderDays);
+    const owner = rec.ownerId === null ? null : await this.store.getOwner(rec.ownerId);
+    return this.viewWith(rec, owner, usage.lastUsedAt);
   }
 
-  private async ownerActive(ownerId: string | null): Promise<boolean> {
-    if (ownerId === null) return true;
-    const owner = await this.store.getOwner(ownerId);
-    return owner === null || owner.status === 'active';
+  private viewWith(rec: KeyRecord, owner: Owner | null, lastUsedAt: string | null): ApiKey {
+    const ownerActive = owner === null || owner.status === 'active';
+    return toApiKey(rec, ownerActive, lastUsedAt, this.now(), this.effective(rec.permissions, owner), this.config.keys.rotationReminderDays);
   }
 
-  private audit(actor: Actor, action: string, id: string, before: unknown, after: unknown, detail?: Record<string, unknown>): AuditEntry {
-    const entry: AuditEntry = { id: newAuditId(), at: new Date(this.now()).toISOString(), actor, action, target: { type: 'key', id }, before, after };
+  /** The catalogue's permissions a key with these permissions and this owner may call. */
+  private effective(permissions: readonly string[], owner: Owner | null): string[] {
+    const allows = effectivePermissions(permissions, owner ? owner.permissions : null);
+    const out: string[] = [];
+    for (const names of this.catalogue.modules.values()) for (const name of names) if (allows(name)) out.push(name);
+    return out;
+  }
+
+  private audit(actor: Actor, action: string, rec: KeyRecord, before: unknown, after: unknown, detail?: Record<string, unknown>): AuditEntry {
+    const entry: AuditEntry = { id: newAuditId(), at: new Date(this.now()).toISOString(), actor, action, target: { type: 'key', id: rec.id }, workspaceId: rec.workspaceId, before, after };
     if (detail !== undefined) entry.detail = detail;
     return entry;
   }
@@ -98,16 +107,37 @@ export class KeyService {
   }
 
   /** Rules that span fields or records; collects every problem before failing. */
-  private async checkReferences(rec: KeyRecord, changed: Partial<Record<keyof KeyRecord | 'workspaceId', boolean>>, problems: string[]): Promise<void> {
-    if (changed.workspaceId && !(await this.store.getWorkspace(rec.workspaceId))) problems.push(`workspaceId: unknown workspace "${rec.workspaceId}"`);
-    if (changed.groupId && rec.groupId !== null && !(await this.store.getGroup(rec.groupId))) problems.push(`groupId: unknown group "${rec.groupId}"`);
-    if (changed.ownerId && rec.ownerId !== null && !(await this.store.getOwner(rec.ownerId))) problems.push(`ownerId: unknown owner "${rec.ownerId}"`);
+  async checkReferences(rec: Pick<KeyRecord, 'workspaceId' | 'groupId' | 'ownerId' | 'type' | 'basicAuth' | 'simpleAuth' | 'expiresAt'>, changed: Partial<Record<keyof KeyRecord | 'workspaceId', boolean>>, problems: string[], grant: AdminGrant = FULL_GRANT): Promise<void> {
+    if (changed.workspaceId && (!workspaceVisible(grant, rec.workspaceId) || !(await this.store.getWorkspace(rec.workspaceId)))) problems.push(`workspaceId: unknown workspace "${rec.workspaceId}"`);
+    // A group or owner of a workspace serves that workspace's keys only; one of none serves all
+    // (but is as unknown as any other record outside a confined token's workspaces).
+    if (changed.groupId && rec.groupId !== null) {
+      const group = await this.store.getGroup(rec.groupId);
+      if (!group || !workspaceVisible(grant, group.workspaceId)) problems.push(`groupId: unknown group "${rec.groupId}"`);
+      else if ((group.workspaceId ?? rec.workspaceId) !== rec.workspaceId) problems.push(`groupId: the group "${rec.groupId}" belongs to another workspace`);
+    }
+    if (changed.ownerId && rec.ownerId !== null) {
+      const owner = await this.store.getOwner(rec.ownerId);
+      if (!owner || !workspaceVisible(grant, owner.workspaceId)) problems.push(`ownerId: unknown owner "${rec.ownerId}"`);
+      else if ((owner.workspaceId ?? rec.workspaceId) !== rec.workspaceId) problems.push(`ownerId: the owner "${rec.ownerId}" belongs to another workspace`);
+    }
     if (rec.type === 'profile' && rec.basicAuth) problems.push('basicAuth: only workspace keys may use Basic authentication');
     if (rec.type === 'workspace' && rec.simpleAuth.enabled) problems.push('simpleAuth: only profile keys may use simple authentication');
     if (changed.expiresAt && rec.expiresAt !== null && Date.parse(rec.expiresAt) <= this.now()) problems.push('expiresAt: must be in the future');
   }
 
-  async create(input: CreateKeyInput, actor: Actor): Promise<KeyWithSecret & { salt: string | null }> {
+  /** Problems with the permissions or preset of a body: the catalogue's view, one per entry. */
+  permissionProblems(permissions: unknown, preset: unknown): string[] {
+    const problems: string[] = [];
+    this.resolvePermissions(
+      Array.isArray(permissions) ? permissions.filter((p): p is string => typeof p === 'string') : undefined,
+      typeof preset === 'string' ? preset : undefined,
+      problems,
+    );
+    return problems;
+  }
+
+  async create(input: CreateKeyInput, actor: Actor, grant: AdminGrant = FULL_GRANT): Promise<KeyWithSecret & { salt: string | null }> {
     const problems: string[] = [];
     const permissions = this.resolvePermissions(input.permissions, input.preset, problems) ?? [];
     const now = this.now();
@@ -147,24 +177,49 @@ export class KeyService {
       retiredSecrets: [],
       seq: 0,
     };
-    await this.checkReferences(rec, { workspaceId: true, groupId: true, ownerId: true, expiresAt: true }, problems);
+    await this.checkReferences(rec, { workspaceId: true, groupId: true, ownerId: true, expiresAt: true }, problems, grant);
     if (problems.length > 0) throw new ValidationError(problems);
     const key = await this.view(rec);
+    const ws = await this.store.getWorkspace(rec.workspaceId);
     await this.store.commit({
       ops: [{ op: 'put', entity: { type: 'key', value: rec } }],
-      audit: [this.audit(actor, 'key.create', rec.id, null, key)],
-      expect: [{ type: 'key', id: rec.id, token: null }],
+      audit: [this.audit(actor, 'key.create', rec, null, key)],
+      expect: [
+        { type: 'key', id: rec.id, token: null },
+        ...(ws ? [{ type: 'workspace' as const, id: ws.id, token: preconditionToken({ type: 'workspace', value: ws }) }] : []),
+        ...(await this.referencesStillThere(rec, null)),
+      ],
     });
     return { key, secret, salt };
   }
 
-  async get(id: string): Promise<ApiKey> {
-    return this.view(await this.require(id));
+  /**
+   * Preconditions that the group and owner a write newly points the key at are, where the
+   * write applies, as they were read: a delete racing the write must not leave the key naming
+   * a missing owner (whose limits would then no longer bound it) or group. A delete racing the
+   * workspace is guarded the same way on create.
+   */
+  private async referencesStillThere(next: KeyRecord, prev: KeyRecord | null): Promise<Precondition[]> {
+    const out: Precondition[] = [];
+    if (next.ownerId !== null && next.ownerId !== prev?.ownerId) {
+      const owner = await this.store.getOwner(next.ownerId);
+      if (owner) out.push({ type: 'owner', id: owner.id, token: String(owner.version) });
+    }
+    if (next.groupId !== null && next.groupId !== prev?.groupId) {
+      const group = await this.store.getGroup(next.groupId);
+      if (group) out.push({ type: 'group', id: group.id, token: group.updatedAt });
+    }
+    return out;
   }
 
-  private async require(id: string): Promise<KeyRecord> {
+  async get(id: string, grant: AdminGrant = FULL_GRANT): Promise<ApiKey> {
+    return this.view(await this.require(id, grant));
+  }
+
+  /** A key the grant reaches; one of a workspace it does not reach is as unknown as a missing one. */
+  async require(id: string, grant: AdminGrant = FULL_GRANT): Promise<KeyRecord> {
     const rec = await this.store.getKey(id);
-    if (!rec) throw new KeygateError('KEY_NOT_FOUND', `No key has the id "${id}".`);
+    if (!rec || !workspaceVisible(grant, rec.workspaceId)) throw new KeygateError('KEY_NOT_FOUND', `No key has the id "${id}".`);
     return rec;
   }
 
@@ -180,20 +235,22 @@ export class KeyService {
   }
 
   /** Read, change, commit if nobody else wrote in between; retried on a concurrent write. */
-  private mutate<T>(id: string, fn: (rec: KeyRecord) => Promise<Mutation<T>>, actor: Actor): Promise<T> {
-    return this.withKeyLock(id, () => this.mutateNow(id, fn, actor));
+  private mutate<T>(id: string, fn: (rec: KeyRecord) => Promise<Mutation<T>>, actor: Actor, access: Access): Promise<T> {
+    return this.withKeyLock(id, () => this.mutateNow(id, fn, actor, access));
   }
 
-  private async mutateNow<T>(id: string, fn: (rec: KeyRecord) => Promise<Mutation<T>>, actor: Actor): Promise<T> {
+  private async mutateNow<T>(id: string, fn: (rec: KeyRecord) => Promise<Mutation<T>>, actor: Actor, access: Access): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const current = await this.require(id);
+      const current = await this.require(id, access.grant);
+      // Checked on every attempt: after a concurrent write the state named by If-Match is gone.
+      access.ifMatch(String(current.version));
       const { next, action, result, detail } = await fn(structuredClone(current));
       if (next === null) return result;
       try {
         await this.store.commit({
           ops: [{ op: 'put', entity: { type: 'key', value: next } }],
-          audit: [this.audit(actor, action, id, await this.view(current), await this.view(next), detail)],
-          expect: [{ type: 'key', id, token: String(current.version) }],
+          audit: [this.audit(actor, action, current, await this.view(current), await this.view(next), detail)],
+          expect: [{ type: 'key', id, token: String(current.version) }, ...(await this.referencesStillThere(next, current))],
         });
         return result;
       } catch (err) {
@@ -203,7 +260,7 @@ export class KeyService {
     }
   }
 
-  async update(id: string, patch: PatchKeyInput, actor: Actor): Promise<{ key: ApiKey; salt: string | null }> {
+  async update(id: string, patch: PatchKeyInput, actor: Actor, access: Access = ANY): Promise<{ key: ApiKey; salt: string | null }> {
     if (Object.keys(patch).length === 0) throw new ValidationError(['(body): give at least one field to change']);
     return this.mutate(id, async (rec) => {
       const problems: string[] = [];
@@ -247,15 +304,15 @@ export class KeyService {
         groupId: patch.groupId !== undefined,
         ownerId: patch.ownerId !== undefined,
         expiresAt: patch.expiresAt !== undefined,
-      }, problems);
+      }, problems, access.grant);
       if (problems.length > 0) throw new ValidationError(problems);
       next.version = rec.version + 1;
       next.updatedAt = new Date(this.now()).toISOString();
       return { next, action: 'key.update', result: { key: await this.view(next), salt } };
-    }, actor);
+    }, actor, access);
   }
 
-  async rotate(id: string, gracePeriodSeconds: number | undefined, actor: Actor): Promise<KeyWithSecret> {
+  async rotate(id: string, gracePeriodSeconds: number | undefined, actor: Actor, access: Access = ANY): Promise<KeyWithSecret> {
     const grace = gracePeriodSeconds ?? this.config.keys.rotationGraceSeconds;
     return this.mutate(id, async (rec) => {
       const now = this.now();
@@ -272,7 +329,7 @@ export class KeyService {
         updatedAt: new Date(now).toISOString(),
       };
       return { next, action: 'key.rotate', result: { key: await this.view(next), secret } };
-    }, actor);
+    }, actor, access);
   }
 
   /**
@@ -286,7 +343,7 @@ export class KeyService {
         if (rec.inactiveSince != null || lastActivity(rec, usage.lastUsedAt) > cutoff) return { next: null, action: '', result: false };
         const next: KeyRecord = { ...rec, inactiveSince: new Date(this.now()).toISOString(), version: rec.version + 1, updatedAt: new Date(this.now()).toISOString() };
         return { next, action: 'key.expire', result: true, detail: { reason: 'inactivity', idleSince: new Date(idleSince).toISOString() } };
-      }, actor);
+      }, actor, ANY);
     } catch (err) {
       if (err instanceof KeygateError && err.code === 'KEY_NOT_FOUND') return false;
       throw err;
@@ -299,9 +356,9 @@ export class KeyService {
    * off, `notify` only records the report. Either way the audit names the source and URL.
    * An unknown or malformed secret is KEY_NOT_FOUND, with nothing more said.
    */
-  async reportLeak(secret: string, report: { source?: string | undefined; url?: string | undefined }, action: 'disable' | 'notify', actor: Actor): Promise<{ keyId: string; action: 'disable' | 'notify'; alreadyDisabled: boolean }> {
+  async reportLeak(secret: string, report: { source?: string | undefined; url?: string | undefined }, action: 'disable' | 'notify', actor: Actor, access: Access = ANY): Promise<{ keyId: string; action: 'disable' | 'notify'; alreadyDisabled: boolean }> {
     const found = checkSecretFormat(secret) === null ? null : await this.store.lookupKey('hash', hashSecret(this.config.secrets.pepper, secret));
-    if (!found) throw new KeygateError('KEY_NOT_FOUND', 'No key has this secret.');
+    if (!found || !workspaceVisible(access.grant, found.record.workspaceId)) throw new KeygateError('KEY_NOT_FOUND', 'No key has this secret.');
     const id = found.record.id;
     const detail = { source: report.source ?? null, url: report.url ?? null, action };
     this.logger?.warn({ keyId: id, ...detail, reportedBy: actor.name }, action === 'disable' ? 'leaked key reported: disabling it' : 'leaked key reported (leaks.action: notify; the key stays as it is)');
@@ -310,25 +367,27 @@ export class KeyService {
       const next: KeyRecord = { ...rec, version: rec.version + 1, updatedAt: new Date(this.now()).toISOString() };
       if (action === 'disable') next.enabled = false;
       return { next, action: 'key.leak', result, detail };
-    }, actor);
+    }, actor, access);
   }
 
-  delete(id: string, actor: Actor): Promise<void> {
+  delete(id: string, actor: Actor, access: Access = ANY): Promise<void> {
     return this.withKeyLock(id, async () => {
-      const rec = await this.require(id);
+      const rec = await this.require(id, access.grant);
+      access.ifMatch(String(rec.version));
       await this.store.commit({
         ops: [{ op: 'delete', type: 'key', id }],
-        audit: [this.audit(actor, 'key.delete', id, await this.view(rec), null)],
+        audit: [this.audit(actor, 'key.delete', rec, await this.view(rec), null)],
         expect: [{ type: 'key', id, token: String(rec.version) }],
       });
     });
   }
 
-  async list(query: KeyListQuery): Promise<{ items: ApiKey[]; nextCursor: string | null }> {
+  async list(query: KeyListQuery, grant: AdminGrant = FULL_GRANT): Promise<{ items: ApiKey[]; nextCursor: string | null }> {
     let after = query.cursor !== undefined ? decodeCursor(query.cursor) : 0;
     const needle = query.q?.toLowerCase();
     const now = this.now();
-    const owners = new Map((await this.store.listOwners()).map((o) => [o.id, o.status === 'active']));
+    const ownerRecords = new Map((await this.store.listOwners()).map((o) => [o.id, o]));
+    const owners = new Map([...ownerRecords.values()].map((o) => [o.id, o.status === 'active']));
     const items: ApiKey[] = [];
     const batch = Math.max(100, query.limit * 2);
     let lastSeq = after;
@@ -336,6 +395,7 @@ export class KeyService {
       const page = await this.store.scanKeys(after, batch);
       for (const rec of page) {
         after = rec.seq;
+        if (!workspaceVisible(grant, rec.workspaceId)) continue;
         if (query.workspaceId !== undefined && rec.workspaceId !== query.workspaceId) continue;
         if (query.groupId !== undefined && rec.groupId !== query.groupId) continue;
         if (query.type !== undefined && rec.type !== query.type) continue;
@@ -348,7 +408,8 @@ export class KeyService {
             !rec.description.toLowerCase().includes(needle) &&
             !rec.prefix.toLowerCase().includes(needle)) continue;
         if (items.length === query.limit) break scan;
-        items.push(toApiKey(rec, ownerActive, (await this.store.getUsage(rec.id)).lastUsedAt, now, this.config.keys.rotationReminderDays));
+        const owner = rec.ownerId === null ? null : (ownerRecords.get(rec.ownerId) ?? null);
+        items.push(this.viewWith(rec, owner, (await this.store.getUsage(rec.id)).lastUsedAt));
         lastSeq = rec.seq;
       }
       if (page.length < batch) return { items, nextCursor: null };
@@ -359,6 +420,10 @@ export class KeyService {
 
 /** A change to one key: `next: null` writes nothing and returns `result`. */
 interface Mutation<T> { next: KeyRecord | null; action: string; result: T; detail?: Record<string, unknown> }
+
+/** What a write may reach: the grant's workspaces, and the state `If-Match` names (throws 412 when gone). */
+export interface Access { grant: AdminGrant; ifMatch: (token: string) => void }
+const ANY: Access = { grant: FULL_GRANT, ifMatch: () => undefined };
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   const sa = new Set(a);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseCidr } from '../domain/cidr.js';
+import { ADMIN_SCOPES } from '../domain/admin-scopes.js';
 import { formatIssues } from '../domain/issues.js';
 import { ValidationError } from '../errors/catalogue.js';
 
@@ -96,17 +97,45 @@ export const rotateKeySchema = z.strictObject({
 });
 
 export const createWorkspaceSchema = z.strictObject({ name });
+export const patchWorkspaceSchema = z.strictObject({ name }).partial();
 
-export const createGroupSchema = z.strictObject({ name, description: description.default('') });
+/** Groups and owners may belong to one workspace; without one they are shared by all. */
+const workspaceRef = z.string().min(1).max(100).nullable();
+
+export const createGroupSchema = z.strictObject({ name, description: description.default(''), workspaceId: workspaceRef.default(null) });
 export const patchGroupSchema = z.strictObject({ name, description }).partial();
 
 const ownerStatus = z.enum(['active', 'disabled']);
+/**
+ * An owner's permissions bound its keys' (effective = key ∩ owner). Omitted, they are `["*"]`:
+ * an owner restricts nothing until told to, so attaching a key to a new owner never silently
+ * refuses every request it makes.
+ */
 export const createOwnerSchema = z.strictObject({
   name,
   status: ownerStatus.default('active'),
-  permissions: permissions.default([]),
+  permissions: permissions.default(['*']),
+  workspaceId: workspaceRef.default(null),
 });
 export const patchOwnerSchema = z.strictObject({ name, status: ownerStatus, permissions }).partial();
+
+const scope = z.string().max(50).refine((s) => (ADMIN_SCOPES as readonly string[]).includes(s), {
+  message: `must be "*" or <resource>:read|write for a resource of ${[...new Set(ADMIN_SCOPES.filter((x) => x !== '*').map((x) => x.split(':')[0]))].join(', ')}`,
+});
+export const createAdminTokenSchema = z.strictObject({
+  name,
+  scopes: z.array(scope).min(1).max(ADMIN_SCOPES.length),
+  /** Confines the token to these workspaces; omitted or null: every workspace. */
+  workspaces: z.array(z.string().min(1).max(100)).min(1).max(LIMITS.listEntries).nullable().default(null),
+});
+export type CreateAdminTokenInput = z.infer<typeof createAdminTokenSchema>;
+
+const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(max).default(dflt);
+const cursor = z.string().min(1).max(300).optional();
+
+/** Every list: `limit` (1–500, default 50) and the `cursor` a previous page gave as `nextCursor`. */
+export const listQuerySchema = z.strictObject({ limit: limit(500, 50), cursor });
+export type ListQuery = z.infer<typeof listQuerySchema>;
 
 export const keyListQuerySchema = z.strictObject({
   q: z.string().max(200).optional(),
@@ -117,49 +146,35 @@ export const keyListQuerySchema = z.strictObject({
   status: z.enum(['active', 'disabled', 'expired', 'suspended']).optional(),
   /** `true`: only keys whose secret is older than `keys.rotationReminderDays`; `false`: only the others. */
   rotationDue: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().max(200).optional(),
+  limit: limit(500, 50),
+  cursor,
 });
 export type KeyListQuery = z.infer<typeof keyListQuerySchema>;
 
+const instant = z.iso.datetime({ offset: true });
 export const auditQuerySchema = z.strictObject({
+  /** The same as `targetType=key&targetId=…`. */
   keyId: z.string().max(100).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  targetType: z.enum(['workspace', 'key', 'group', 'owner', 'signing-key', 'admin-token']).optional(),
+  targetId: z.string().max(100).optional(),
+  /** The admin token's name or id (`adm_…`, `config:<name>`). */
+  actor: z.string().max(200).optional(),
+  /** An action (`key.update`), or every action of a kind with a trailing `.*` (`key.*`). */
+  action: z.string().max(100).optional(),
+  /** Entries at or after this instant. */
+  since: instant.optional(),
+  /** Entries before this instant. */
+  until: instant.optional(),
+  limit: limit(1000, 100),
+  cursor,
 });
-
-/** `GET /v1/keys/{id}/activity`, `GET /v1/owners/{id}/activity`. */
-export const activityQuerySchema = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().max(300).optional(),
-});
-export type ActivityQuery = z.infer<typeof activityQuerySchema>;
-
-/** One request of a key, as the activity routes answer it: never a secret, token, query string or body. */
-export const activityItemSchema = z.strictObject({
-  keyId: z.string(),
-  at: z.iso.datetime(),
-  requestId: z.string(),
-  method: z.string(),
-  /** The config route's name (`unmatched` never appears: a request without a route has no key). */
-  route: z.string(),
-  status: z.number().int(),
-  outcome: z.string(),
-  clientIp: z.string().nullable(),
-});
-export const activityPageSchema = z.strictObject({
-  items: z.array(activityItemSchema),
-  nextCursor: z.string().nullable(),
-});
+export type AuditQuery = z.infer<typeof auditQuerySchema>;
 
 /** `POST /v1/leaks`: a secret found where it should not be. */
 export const leakReportSchema = z.strictObject({
   secret: z.string().min(1).max(200),
   source: z.string().min(1).max(200).optional(),
   url: z.url().max(2000).optional(),
-});
-export const leakResultSchema = z.strictObject({
-  keyId: z.string(),
-  action: z.enum(['disable', 'notify']),
 });
 
 /** Parses or throws a 400 whose message names every bad field. */

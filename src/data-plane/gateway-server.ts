@@ -1,15 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { ErrorCode } from '../errors/catalogue.js';
+import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 import { rawErrorResponse } from '../errors/http.js';
+import type { AccessLog } from '../observability/access-log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { DrainState } from '../http/drain.js';
 import { createClientIpResolver } from './request/client-ip.js';
 import type { CompiledRoute, ConfiguredRoute, RequestContext } from './pipeline/context.js';
-import { chunkedOnly, scanHeaders } from './request/credentials.js';
+import { chunkedOnly, scanHeaders, type HeaderScan } from './request/credentials.js';
+import { requestIds, traceIds, wellFormedRequestId, type Trace } from './request/correlation.js';
 import { requestTimedOut } from './upstream/proxy-handler.js';
 import { Accounting } from './pipeline/accounting.js';
 import { createRequestEnd, sendGatewayError, sendGatewayFault } from './pipeline/request-end.js';
@@ -19,6 +20,7 @@ import { parseRequestTarget } from './request/request-target.js';
 import { RouteTable } from './pipeline/route-table.js';
 import type { UsageRecorder } from './pipeline/usage-recorder.js';
 import type { ActivityRecorder } from './pipeline/activity-recorder.js';
+import { errorHeader, type DecisionRoutes } from './decide/decision-routes.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -32,18 +34,16 @@ export interface GatewayDeps {
   /** Each key's requests for the activity routes (null: none recorded). */
   activity?: ActivityRecorder | null;
   drain: DrainState;
+  /** Forward-auth (`/auth/forward`, `/auth/envoy/…`): the configured routes, decided instead of forwarded. */
+  decisions?: DecisionRoutes;
+  /** Where each request's line goes (null: `gateway.accessLog` is off). */
+  accessLog: AccessLog | null;
 }
 
 /** Set on a socket whose request was refused for its Transfer-Encoding: the parser's own error on it follows. */
 const BAD_FRAMING = Symbol('keygate.badFraming');
 const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
-/** Request ids: a random per-process prefix and a counter; unique without a syscall per request. */
-function requestIds(): () => string {
-  const prefix = randomBytes(6).toString('base64url');
-  let n = 0;
-  return () => `${prefix}${(n++).toString(36)}`;
-}
 
 /**
  * The gateway port: listener → route → pipeline (the route's stages) → its final handler.
@@ -57,43 +57,51 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   const nextId = requestIds();
   const resolveClientIp = createClientIpResolver(config.gateway.trustedProxies);
   const peerOf = peerMemo(config.gateway.trustedProxies);
-  const accounting = new Accounting({ metrics: deps.metrics, logger, usage: deps.usage, accessLog: config.gateway.accessLog });
+  const accounting = new Accounting({ metrics: deps.metrics, logger, usage: deps.usage, accessLog: deps.accessLog });
   const end = createRequestEnd({ accounting, metrics: deps.metrics, logger, drain, routes: [...deps.routes, ...local.values()], activity: deps.activity ?? null });
+  const decisions = deps.decisions ?? null;
+  const decisionEnd = decisions?.end(end) ?? end;
 
   /** A refusal before any route is known: counted under `unmatched`. */
-  const refuseUnmatched = (res: ServerResponse, requestId: string, code: ErrorCode, message: string | null, started: number): void => {
-    const status = sendGatewayError(res, drain, requestId, code, message, null);
-    accounting.finish(requestId, 'unmatched', status, code, null, started, 0);
+  const refuseUnmatched = (req: IncomingMessage, res: ServerResponse, requestId: string, trace: Trace, code: ErrorCode, message: string | null, started: number,
+    headers: Readonly<Record<string, string>> | null = null): void => {
+    const status = sendGatewayError(res, drain, requestId, code, message, headers);
+    const peer = peerOf(req.socket);
+    accounting.finish({ req, requestId, trace, started, policy: null, clientIp: peer.ip, peer }, 'unmatched', status, code, 0);
   };
 
-  const handle = (req: IncomingMessage, res: ServerResponse, requestId: string): void => {
-    const started = performance.now();
-    const scan = scanHeaders(req.rawHeaders);
+  const handle = (req: IncomingMessage, res: ServerResponse, requestId: string, trace: Trace, scan: HeaderScan, started: number): void => {
     if (scan.transferEncoding !== null && !chunkedOnly(scan.transferEncoding)) {
       // The body's length cannot be known: the connection closes after the answer, which
       // comes first, before the parser's own error on the body (see clientError).
       res.shouldKeepAlive = false;
       (req.socket as Socket & { [BAD_FRAMING]?: true })[BAD_FRAMING] = true;
-      return refuseUnmatched(res, requestId, 'BAD_REQUEST', 'The request\'s Transfer-Encoding is not chunked (no other transfer coding is accepted).', started);
+      return refuseUnmatched(req, res, requestId, trace, 'BAD_REQUEST', 'The request\'s Transfer-Encoding is not chunked (no other transfer coding is accepted).', started);
     }
     const target = parseRequestTarget(req.url ?? '');
-    if (target === null) return refuseUnmatched(res, requestId, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', started);
-    if (scan.hosts > 1) return refuseUnmatched(res, requestId, 'BAD_REQUEST', 'The request has more than one Host header.', started);
+    if (target === null) return refuseUnmatched(req, res, requestId, trace, 'BAD_REQUEST', 'The request path is not acceptable (dot segments, encoded slashes, backslashes, ";" and NUL are refused).', started);
+    if (scan.hosts > 1) return refuseUnmatched(req, res, requestId, trace, 'BAD_REQUEST', 'The request has more than one Host header.', started);
     // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (Node's own answer has no error body).
-    if (scan.hosts === 0 && req.httpVersionMinor !== 0) return refuseUnmatched(res, requestId, 'BAD_REQUEST', 'The request has no Host header.', started);
+    if (scan.hosts === 0 && req.httpVersionMinor !== 0) return refuseUnmatched(req, res, requestId, trace, 'BAD_REQUEST', 'The request has no Host header.', started);
     let route: CompiledRoute | undefined = local.get(target.path);
     let params = NO_PARAMS;
-    if (route === undefined) {
+    let { path, search } = target;
+    let ending = end;
+    if (route === undefined && decisions !== null && decisions.owns(path)) {
+      // Forward-auth: the original request's route, path and query, as the proxy names them.
+      const d = decisions.match(req, path, search);
+      if (d.refused) return refuseUnmatched(req, res, requestId, trace, d.code, d.message, started, { 'x-keygate-error': errorHeader(d.code, d.message, requestId) });
+      ({ route, params, path, search } = d);
+      ending = decisionEnd;
+    } else if (route === undefined) {
       const match = table.match(req.method ?? '', target.path);
-      if (match === null) return refuseUnmatched(res, requestId, 'ROUTE_NOT_FOUND', null, started);
+      if (match === null) return refuseUnmatched(req, res, requestId, trace, 'ROUTE_NOT_FOUND', null, started);
       route = match.route;
       params = match.params;
     }
     const peer = peerOf(req.socket);
     const ctx: RequestContext = {
-      req, res, requestId, route, params,
-      path: target.path,
-      search: target.search,
+      req, res, requestId, trace, route, params, path, search,
       scan,
       now: Date.now(),
       started,
@@ -107,7 +115,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       body: null,
       tokenRequest: null,
     };
-    runPipeline(ctx, 0, end);
+    runPipeline(ctx, 0, ending);
   };
 
   const server = createServer({
@@ -120,11 +128,16 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     // How often Node looks for requests past those timeouts (its default is 30 s).
     connectionsCheckingInterval: Math.min(1_000, config.gateway.requestTimeoutMs),
   }, (req, res) => {
-    const requestId = nextId();
+    const started = performance.now();
+    const scan = scanHeaders(req.rawHeaders);
+    // A client's own X-Request-Id (one, well formed) is kept, so its logs and ours and the
+    // upstream's tell of the same request; its traceparent likewise names the trace.
+    const requestId = scan.requestIds === 1 && wellFormedRequestId(scan.requestId!) ? scan.requestId! : nextId();
+    const trace = traceIds.trace(scan.traceparent, scan.traceparents, scan.tracestate);
     try {
-      handle(req, res, requestId);
+      handle(req, res, requestId, trace, scan, started);
     } catch (err) {
-      sendGatewayFault(res, drain, logger, requestId, err);
+      sendGatewayFault(res, drain, logger, requestId, err, trace.traceId);
     }
   });
 
@@ -152,7 +165,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     const code: ErrorCode = tooLarge ? 'HEADERS_TOO_LARGE' : timedOut ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
     const message = tooLarge ? 'The request headers are over 16 KiB.' : timedOut ? `The request did not arrive within ${config.gateway.requestTimeoutMs} ms.` : null;
     socket.end(rawErrorResponse(code, message, requestId));
-    accounting.count('unmatched', code);
+    accounting.parserRefusal(socket, peerOf(socket), requestId, traceIds.traceId(), ERROR_CATALOGUE[code].status, code);
   });
   return server;
 }

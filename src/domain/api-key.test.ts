@@ -83,10 +83,11 @@ describe('toApiKey', () => {
     expect(toApiKey(keyRecord({ simpleAuth: { enabled: false, salt: null } }), true, null, NOW).simpleAuth).toEqual({ enabled: false });
   });
 
-  it('has exactly the fields of the contract key shape', () => {
-    const key = toApiKey(keyRecord(), true, null, NOW);
+  it('has exactly the fields of the contract key shape, and the effective permissions it is given', () => {
+    const key = toApiKey(keyRecord(), true, null, NOW, ['events.create']);
+    expect(key.effectivePermissions).toEqual(['events.create']);
     expect(Object.keys(key).sort()).toEqual([
-      'basicAuth', 'createdAt', 'description', 'environment', 'eventAllowlist', 'eventDenylist', 'expiredReason', 'expiresAt', 'groupId',
+      'basicAuth', 'createdAt', 'description', 'effectivePermissions', 'environment', 'eventAllowlist', 'eventDenylist', 'expiredReason', 'expiresAt', 'groupId',
       'id', 'ipAllowlist', 'lastUsedAt', 'name', 'ownerId', 'permissions', 'permissionsLocked', 'prefix',
       'profileAttributeAllowlist', 'quota', 'rateLimit', 'rotatedAt', 'rotationDue', 'simpleAuth', 'status', 'type', 'updatedAt', 'version',
       'workspaceId',
@@ -140,9 +141,9 @@ describe('key hygiene fields', () => {
 
   it('marks a key whose secret is older than the reminder, counting from its last rotation', () => {
     const created = iso(NOW - 100 * DAY);
-    expect(toApiKey(keyRecord({ createdAt: created }), true, null, NOW, 90).rotationDue).toBe(true);
-    expect(toApiKey(keyRecord({ createdAt: created }), true, null, NOW, 120).rotationDue).toBe(false);
-    const rotated = toApiKey(keyRecord({ createdAt: created, rotatedAt: iso(NOW - 10 * DAY) }), true, null, NOW, 90);
+    expect(toApiKey(keyRecord({ createdAt: created }), true, null, NOW, [], 90).rotationDue).toBe(true);
+    expect(toApiKey(keyRecord({ createdAt: created }), true, null, NOW, [], 120).rotationDue).toBe(false);
+    const rotated = toApiKey(keyRecord({ createdAt: created, rotatedAt: iso(NOW - 10 * DAY) }), true, null, NOW, [], 90);
     expect(rotated.rotationDue).toBe(false);
     expect(rotated.rotatedAt).toBe(iso(NOW - 10 * DAY));
   });

@@ -67,6 +67,8 @@ export interface ApiKey {
   prefix: string;
   status: KeyStatus;
   permissions: string[];
+  /** The catalogue's permissions the key may call now: its own intersected with its owner's. */
+  effectivePermissions: string[];
   permissionsLocked: boolean;
   ipAllowlist: string[];
   eventAllowlist: string[];
@@ -126,7 +128,10 @@ export function statusAt(enabled: boolean, ownerActive: boolean, expiresAtMs: nu
   return 'active';
 }
 
-export function toApiKey(rec: KeyRecord, ownerActive: boolean, lastUsedAt: string | null, now: number, rotationReminderDays = 90): ApiKey {
+export function toApiKey(
+  rec: KeyRecord, ownerActive: boolean, lastUsedAt: string | null, now: number,
+  effectivePermissions: string[] = [], rotationReminderDays = 90,
+): ApiKey {
   const status = deriveStatus(rec, ownerActive, now);
   return {
     id: rec.id,
@@ -140,6 +145,7 @@ export function toApiKey(rec: KeyRecord, ownerActive: boolean, lastUsedAt: strin
     prefix: rec.prefix,
     status,
     permissions: [...rec.permissions],
+    effectivePermissions,
     permissionsLocked: rec.permissionsLocked,
     ipAllowlist: [...rec.ipAllowlist],
     eventAllowlist: [...rec.eventAllowlist],

@@ -63,6 +63,8 @@ class Policy {
   readonly retiredFingerprints: ReadonlyMap<string, number>;
   readonly simpleAuthSalt: string | null;
   readonly allows: PermissionMatcher;
+  /** The key's own permission patterns, as given (an owner's permissions may narrow what `allows` grants). */
+  readonly permissions: readonly string[];
   readonly ipRestricted: boolean;
   readonly ipAllowed: IpMatcher;
   /** null when the key has no allowlist (every event allowed unless denied). */
@@ -92,6 +94,7 @@ class Policy {
     this.simpleAuthSalt = rec.simpleAuth.enabled ? rec.simpleAuth.salt : null;
     // An owner that vanished leaves no bound; an existing owner bounds the key.
     const ownerPermissions = owner ? owner.permissions : null;
+    this.permissions = rec.permissions;
     this.allows = permissionMatchers.get(JSON.stringify([rec.permissions, ownerPermissions]), () => effectivePermissions(rec.permissions, ownerPermissions));
     this.ipRestricted = rec.ipAllowlist.length > 0;
     this.ipAllowed = ipMatchers.get(JSON.stringify(rec.ipAllowlist), () => compileIpAllowlist(rec.ipAllowlist));

@@ -35,3 +35,17 @@ export const newRequestId = (): string => randomBytes(12).toString('base64url');
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isGuid = (s: string): boolean => GUID.test(s);
+export const newAdminTokenId = (): string => `adm_${randomBase62(22)}`;
+
+/** An admin token's secret names its id, so it is checked against one stored hash: `kgadm_<id>_<secret>`. */
+const ADMIN_SECRET = /^kgadm_([0-9A-Za-z]{22})_[0-9A-Za-z]{32}$/;
+
+export function newAdminTokenSecret(id: string): string {
+  return `kgadm_${id.slice(4)}_${randomBase62(32)}`;
+}
+
+/** The token id an admin secret names, or null when it is not one. */
+export function adminTokenIdOf(secret: string): string | null {
+  const m = ADMIN_SECRET.exec(secret);
+  return m ? `adm_${m[1]!}` : null;
+}

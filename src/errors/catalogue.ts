@@ -19,6 +19,9 @@ export const ERROR_CATALOGUE = {
   PROFILE_SCOPE: { status: 403, message: 'A profile token may only access its own profile.' },
   EVENT_NOT_ALLOWED: { status: 403, message: 'The API key may not send this event.' },
   ATTRIBUTE_NOT_ALLOWED: { status: 403, message: 'The API key may not modify this attribute.' },
+  BODY_POLICY_NOT_DECIDABLE: { status: 403, message: "This route checks request bodies, which a forward-auth decision never sees: send its requests through keygate's proxy path." },
+  ADMIN_SCOPE_MISSING: { status: 403, message: 'The admin token lacks the scope this call requires.' },
+  WORKSPACE_CONFINED: { status: 403, message: 'A token confined to workspaces cannot make this call.' },
   // 404
   ROUTE_NOT_FOUND: { status: 404, message: 'No route matches this request.' },
   NOT_FOUND: { status: 404, message: 'Not found.' },
@@ -26,12 +29,16 @@ export const ERROR_CATALOGUE = {
   WORKSPACE_NOT_FOUND: { status: 404, message: 'No workspace has this id.' },
   GROUP_NOT_FOUND: { status: 404, message: 'No group has this id.' },
   OWNER_NOT_FOUND: { status: 404, message: 'No owner has this id.' },
-  // 405, 408, 409
+  ADMIN_TOKEN_NOT_FOUND: { status: 404, message: 'No admin token has this id.' },
+  // 405, 408, 409, 412
   METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed on this path.' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request body did not arrive in time.' },
   PERMISSIONS_LOCKED: { status: 409, message: "The key's permissions are locked." },
   GROUP_IN_USE: { status: 409, message: 'The group still has keys; move or delete them first.' },
+  OWNER_IN_USE: { status: 409, message: 'Keys still refer to the owner; move or delete them first.' },
+  WORKSPACE_IN_USE: { status: 409, message: 'The workspace still holds keys; delete them first.' },
   CONFLICT: { status: 409, message: 'The resource was changed concurrently; retry.' },
+  PRECONDITION_FAILED: { status: 412, message: 'The resource has changed since it was read (If-Match); read it again.' },
   // 413, 415, 431
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be JSON (Content-Type: application/json).' },

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { ActivityService } from '../control-plane/activity-service.js';
+import { AdminTokenService } from '../control-plane/admin-token-service.js';
 import { DirectoryService } from '../control-plane/directory-service.js';
 import { KeyHygiene } from '../control-plane/key-hygiene.js';
 import { KeyService } from '../control-plane/key-service.js';
@@ -7,15 +8,16 @@ import { SigningKeyService } from '../control-plane/signing-key-service.js';
 import { PermissionCatalogue } from '../domain/permissions.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { EmbeddedStore } from '../store/embedded/embedded-store.js';
 import { LocalRateLimiter } from '../store/rate-limit/local.js';
 import { RedisRateLimiter } from '../store/rate-limit/redis.js';
 import type { CounterStore } from '../store/rate-limit/types.js';
-import { RedisConnection } from '../store/redis/connection.js';
-import { RedisStore } from '../store/redis/redis-store.js';
 import type { KeyStore } from '../store/types.js';
+import { createStatusServer, type StatusServer } from '../observability/status-server.js';
+import { listen } from '../http/listen.js';
 import { freshnessBeatMs } from './process.js';
+import { Readiness } from './readiness.js';
 import { retryStartup, startupAdminServer } from './startup.js';
+import { storeFromConfig } from './store-factory.js';
 
 /** Everything the control plane runs on, built once here and handed down (no globals). */
 export interface App {
@@ -29,6 +31,7 @@ export interface App {
   activity: ActivityService;
   /** The minutely sweep: rotation-due gauge, inactivity expiry. Started by the process's roles. */
   hygiene: KeyHygiene;
+  adminTokens: AdminTokenService;
   signingKeys: SigningKeyService;
   /**
    * Rate-limit and quota counters: in this process (embedded), or in Redis shared by every
@@ -37,21 +40,21 @@ export interface App {
   limiter: CounterStore;
   /** How many keygate processes share the limits (kept by the heartbeat; 1 when embedded). */
   instances: { count: number };
+  /** `/readyz` on both ports: the phase the runtime sets, and the store's freshness. */
+  readiness: Readiness;
+  /** This process's metrics as Prometheus text (a cluster primary serves its workers' summed with them instead). */
+  metricsText: () => Promise<string>;
+  /** The status listener (`status.enabled`), open from before the store opens until the process ends. */
+  status: StatusServer | null;
+  statusUrl: string | null;
 }
 
 /** The store and the rate limiter the config asks for. */
 function backend(config: Config, logger: Logger, metrics: Metrics, instances: { count: number }): { store: KeyStore; limiter: App['limiter'] } {
-  if (config.store.driver === 'embedded') {
-    return { store: new EmbeddedStore({ path: config.store.path, logger, activityPerKey: config.keys.activityPerKey }), limiter: new LocalRateLimiter() };
-  }
-  const connection = new RedisConnection({
-    ...(config.store.url !== undefined ? { url: config.store.url } : {}),
-    ...(config.store.cluster !== undefined ? { cluster: config.store.cluster } : {}),
-    keyPrefix: config.store.keyPrefix,
-    logger,
-    fastTimeoutMs: config.store.timeoutMs,
-  });
-  const store = new RedisStore({ connection, logger, feedBlockMs: freshnessBeatMs(config) });
+  const { store, connection } = storeFromConfig(config, logger, { feedBlockMs: freshnessBeatMs(config), activityPerKey: config.keys.activityPerKey });
+  if (connection === null) return { store, limiter: new LocalRateLimiter() };
+  metrics.probes.breakers.set('requests', () => connection.breaker.open);
+  metrics.probes.breakers.set('admin', () => connection.slowBreaker.open);
   const limiter = new RedisRateLimiter(connection, config.rateLimit.onStoreError, () => instances.count, () => metrics.rateLimitFallbacks.inc());
   return { store, limiter };
 }
@@ -117,10 +120,34 @@ async function openBackend(config: Config, logger: Logger, metrics: Metrics, ins
   }
 }
 
+/**
+ * The status port first, so probes get their answer (alive, not ready: store not loaded or not
+ * connected) while the store opens; then the store and everything on it.
+ */
 export async function buildApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics();
+  metrics.maxStaleness.set(config.propagation.maxStalenessMs / 1000);
   const instances = { count: 1 };
-  const { store, limiter } = await openBackend(config, logger, metrics, instances);
+  const readiness = new Readiness(config.store.driver, config.propagation.maxStalenessMs);
+  const metricsText = async (): Promise<string> => {
+    if (readiness.store !== null) metrics.storeVersion.set(readiness.store.appliedVersion());
+    return metrics.registry.metrics();
+  };
+  const status = config.status.enabled ? createStatusServer({ notReady: () => readiness.reason(), metricsText }, logger) : null;
+  let statusUrl: string | null = null;
+  let opened: { store: KeyStore; limiter: App['limiter'] };
+  try {
+    if (status) {
+      statusUrl = await listen(status.server, config.status.listen.host, config.status.listen.port);
+      logger.info({ status: statusUrl }, 'status port listening: /healthz, /readyz, /metrics');
+    }
+    opened = await openBackend(config, logger, metrics, instances);
+  } catch (err) {
+    await status?.close();
+    throw err;
+  }
+  const { store, limiter } = opened;
+  readiness.store = store;
   const catalogue = new PermissionCatalogue(config.routes.map((r) => r.permission));
   const signingKeys = new SigningKeyService(store, config);
   await signingKeys.ensureActive();
@@ -129,6 +156,10 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
   return {
     limiter,
     instances,
+    readiness,
+    metricsText,
+    status,
+    statusUrl,
     signingKeys,
     config,
     logger,
@@ -139,5 +170,6 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
     hygiene: new KeyHygiene({ store, keys, config, metrics, logger }),
     directory: new DirectoryService(store, catalogue),
     activity: new ActivityService(store, config),
+    adminTokens: new AdminTokenService(store, config),
   };
 }

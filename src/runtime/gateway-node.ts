@@ -19,6 +19,13 @@ import { drainState, type DrainState } from '../http/drain.js';
 import type { LeakReporter } from '../domain/leak.js';
 import { GithubKeyring } from '../data-plane/leaks/github-keys.js';
 import { compileSecretScanningRoute, SECRET_SCANNING_PATH } from '../data-plane/leaks/secret-scanning.js';
+import { compileDecisionRoutes } from '../data-plane/decide/decision-routes.js';
+import { VERIFY_PATH, compileVerifyRoute } from '../data-plane/decide/verify.js';
+import { stdoutAccessLog } from '../observability/access-log.js';
+import { atMost } from './heartbeat.js';
+
+/** How long a stopping process waits for stdout to take the access log's last lines. */
+const ACCESS_LOG_FLUSH_MS = 5_000;
 
 export interface GatewayNodeDeps {
   config: Config;
@@ -60,6 +67,7 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
       storeError: () => metrics.storeErrors.inc({ operation: 'key_lookup' }),
     },
   });
+  metrics.probes.keyCacheEntries = () => resolver.size;
   const usage = new UsageRecorder(deps.usageSink);
   usage.start();
   const keep = config.keys.activityPerKey;
@@ -70,11 +78,16 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
     cipher: SigningKeyCipher.fromSecrets(config.secrets),
     rotationDelaySeconds: config.tokens.rotationDelaySeconds,
   });
+  const verifier = new TokenVerifier(tokens, resolver);
   const { routes, upstreams } = compileRoutes({
-    config, resolver, tokens: new TokenVerifier(tokens, resolver), limiter: deps.limiter, rateLimited: metrics.rateLimited,
+    config, resolver, tokens: verifier, limiter: deps.limiter, rateLimited: metrics.rateLimited,
   });
+  const localRoutes = new Map(compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited,
+    minted: { key: metrics.tokensMinted.labels({ auth: 'key' }), simple: metrics.tokensMinted.labels({ auth: 'simple' }) } }));
+  localRoutes.set(VERIFY_PATH, compileVerifyRoute({
+    resolver, tokens: verifier, limiter: deps.limiter, rateLimited: metrics.rateLimited, requestTimeoutMs: config.gateway.requestTimeoutMs,
+  }));
   const drain = drainState();
-  const localRoutes = new Map(compileTokenRoutes({ config, resolver, tokens, limiter: deps.limiter, rateLimited: metrics.rateLimited }));
   const github = config.leaks.github;
   const secretScanning = compileSecretScanningRoute({
     keyring: new GithubKeyring({ publicKeys: github.publicKeys, keysUrl: github.keysUrl, cacheSeconds: github.keysCacheSeconds, logger: deps.logger }),
@@ -83,7 +96,11 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
     requestTimeoutMs: config.gateway.requestTimeoutMs,
   });
   if (secretScanning !== null) localRoutes.set(SECRET_SCANNING_PATH, secretScanning);
-  const server = createGatewayServer({ config, routes, metrics, logger: deps.logger, usage, activity, drain, localRoutes });
+  // One access log per process (each worker its own, writing whole lines to the shared stdout).
+  const accessLog = config.gateway.accessLog ? stdoutAccessLog((n) => metrics.accessLogDropped.inc(n)) : null;
+  const server = createGatewayServer({
+    config, routes, metrics, logger: deps.logger, usage, activity, drain, localRoutes, decisions: compileDecisionRoutes(routes), accessLog,
+  });
   return {
     server,
     drain,
@@ -97,6 +114,9 @@ export function createGatewayNode(deps: GatewayNodeDeps): GatewayNode {
     async close() {
       await Promise.all([usage.stop(), activity?.stop()]);
       await Promise.all(upstreams.map((u) => u.close()));
+      // The ports have drained: every request's line is buffered; written before the process
+      // exits, unless stdout stays blocked past the bound (what is left is written at exit if it can be).
+      if (accessLog !== null) await atMost(accessLog.flush(), ACCESS_LOG_FLUSH_MS);
     },
   };
 }

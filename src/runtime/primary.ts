@@ -28,6 +28,8 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   // Roles start in order (store → usage → store follower → sync beat → heartbeat → workers and
   // admin port → readiness) and stop in the reverse order on SIGTERM.
   const life = new Lifecycle(logger);
+  // The status port stops last: probes see "draining" until the process is gone.
+  life.add('status port', async () => { await app.status?.close(); });
   life.add('store', () => store.close());
   let ready = false;
   let stopping = false;
@@ -45,6 +47,7 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   const metricsOutcome = { answer: (m: MetricsResult) => m.metrics as MetricsJson, failed: () => null };
   const collectMetrics = async (): Promise<string> => {
     const live = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w.isConnected());
+    metrics.storeVersion.set(store.appliedVersion());
     const own = (await metrics.registry.getMetricsAsJSON()) as MetricsJson;
     const replies = await Promise.all(live.map((w) => {
       const requests = metricsOf.get(w.id);
@@ -53,6 +56,8 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
     return AggregatorRegistry.aggregate([own, ...replies.filter((r): r is MetricsJson => r !== null)]).metrics();
   };
 
+  // This process's own view; each worker reports its own, and the scrape keeps the worst.
+  metrics.probes.viewConfirmedAt = () => store.feedConfirmedAt();
   const { limiter } = app;
   const keys = storeKeySource(store);
   // Workers' usage counts are gathered here and written in batches, kept across store faults.
@@ -177,7 +182,9 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   const allReady = new Promise<void>((resolve) => { onAllReady = resolve; });
   for (let i = 0; i < workers; i++) fork();
   const adminDrain = drainState();
-  const admin = createAdminServer({ ...app, ready: () => ready, metricsText: collectMetrics, drain: adminDrain });
+  // Both ports serve the same sum over the workers.
+  if (app.status) app.status.source = { ...app.status.source, metricsText: collectMetrics };
+  const admin = createAdminServer({ ...app, notReady: () => app.readiness.reason(), metricsText: collectMetrics, drain: adminDrain });
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
   await allReady;
   app.hygiene.start();
@@ -193,14 +200,17 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   });
   life.add('readiness', () => {
     ready = false;
+    app.readiness.phase = 'draining';
     stopping = true;
   });
 
   // Before the ready line: a signal that finds no handler kills the process without draining.
   onTermination(logger, config.gateway.requestTimeoutMs, () => life.stop(), () => {
     admin.closeAllConnections();
+    app.status?.server.closeAllConnections();
     for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL');
   });
   ready = true;
-  logger.info({ gateway: gatewayUrl, admin: adminUrl, workers }, 'ready');
+  app.readiness.phase = 'ready';
+  logger.info({ gateway: gatewayUrl, admin: adminUrl, status: app.statusUrl, workers }, 'ready');
 }

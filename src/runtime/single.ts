@@ -19,11 +19,14 @@ import { onTermination } from './process.js';
 export async function startSingle(app: App): Promise<void> {
   const { config, logger, store } = app;
   const life = new Lifecycle(logger);
+  // The status port stops last: probes see "draining" until the process is gone.
+  life.add('status port', async () => { await app.status?.close(); });
   life.add('store', () => store.close());
   try {
     // The embedded store's feed is synchronous, so it is always confirmed current; the Redis
     // store's is confirmed by each read of its stream.
     const maxStaleness = config.propagation.maxStalenessMs;
+    app.metrics.probes.viewConfirmedAt = () => store.feedConfirmedAt();
     const gateway = createGatewayNode({
       config,
       logger,
@@ -53,9 +56,8 @@ export async function startSingle(app: App): Promise<void> {
       follower.unsubscribe();
     });
 
-    let ready = false;
     const adminDrain = drainState();
-    const admin = createAdminServer({ ...app, ready: () => ready, drain: adminDrain });
+    const admin = createAdminServer({ ...app, notReady: () => app.readiness.reason(), drain: adminDrain });
     const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
     const gatewayUrl = await listen(gateway.server, config.gateway.listen.host, config.gateway.listen.port);
     // Both ports drain together: in-flight requests finish before anything under them stops.
@@ -78,16 +80,17 @@ export async function startSingle(app: App): Promise<void> {
     app.hygiene.start();
     life.add('key hygiene', () => app.hygiene.stop());
     await heartbeat.beat();
-    life.add('readiness', () => { ready = false; });
+    life.add('readiness', () => { app.readiness.phase = 'draining'; });
 
     // Handlers go in before the ready line: whoever reads that line may signal at once, and a
     // signal that finds no handler kills the process without draining.
     onTermination(logger, config.gateway.requestTimeoutMs, () => life.stop(), () => {
       gateway.server.closeAllConnections();
       admin.closeAllConnections();
+      app.status?.server.closeAllConnections();
     });
-    ready = true;
-    logger.info({ gateway: gatewayUrl, admin: adminUrl }, 'ready');
+    app.readiness.phase = 'ready';
+    logger.info({ gateway: gatewayUrl, admin: adminUrl, status: app.statusUrl }, 'ready');
   } catch (err) {
     // A start that failed half-way (a port taken, say) releases what it had, last first.
     await life.stop();

@@ -32,6 +32,8 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   });
   let confirmedAt = 0;
   let appliedVersion = 0;
+  metrics.maxStaleness.set(config.propagation.maxStalenessMs / 1000);
+  metrics.probes.viewConfirmedAt = () => confirmedAt;
   const node = createGatewayNode({
     config,
     logger,

@@ -1,15 +1,16 @@
 import type { KeyRecord } from '../domain/api-key.js';
-import type { AuditEntry, Group, Owner, Workspace } from '../domain/entities.js';
+import type { AdminTokenRecord, AuditEntry, Group, Owner, Workspace } from '../domain/entities.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 
-export type EntityType = 'workspace' | 'key' | 'group' | 'owner' | 'signing-key';
+export type EntityType = 'workspace' | 'key' | 'group' | 'owner' | 'signing-key' | 'admin-token';
 
 export type Entity =
   | { type: 'workspace'; value: Workspace }
   | { type: 'key'; value: KeyRecord }
   | { type: 'group'; value: Group }
   | { type: 'owner'; value: Owner }
-  | { type: 'signing-key'; value: SigningKeyRecord };
+  | { type: 'signing-key'; value: SigningKeyRecord }
+  | { type: 'admin-token'; value: AdminTokenRecord };
 
 export type WriteOp =
   | { op: 'put'; entity: Entity }
@@ -27,7 +28,17 @@ export interface WriteBatch {
   expect?: Precondition[];
   /** Groups that must have no keys when the batch applies (a group delete racing a key write). */
   expectEmptyGroups?: string[];
+  /** Owners no key may refer to when the batch applies (an owner delete racing a key write). */
+  expectEmptyOwners?: string[];
+  /** Workspaces that must hold no keys when the batch applies (a workspace delete racing a key write). */
+  expectEmptyWorkspaces?: string[];
 }
+
+/**
+ * A page of the audit log (or of one target's entries), newest first. Positions count from
+ * the oldest entry (0) and never change; `next` is the `before` of the following page.
+ */
+export interface AuditPage { entries: AuditEntry[]; next: number | null }
 
 /** One entry of the change feed: every write bumps the store version once. */
 export interface Change {
@@ -114,6 +125,18 @@ export interface KeyStore {
   listSigningKeys(): Promise<SigningKeyRecord[]>;
   /** Newest first. */
   listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]>;
+  /**
+   * The whole audit log in commit order, oldest first: up to `count` entries after the first
+   * `position` ones. Positions never move (new entries come after), so an export can page
+   * through a log that grows meanwhile.
+   */
+  scanAudit(position: number, count: number): Promise<AuditEntry[]>;
+  /** Newest first, the entries at positions below `before` (all when absent). */
+  pageAudit(filter: { targetId?: string; before?: number; limit: number }): Promise<AuditPage>;
+  /** Whether any key is in the workspace. */
+  workspaceHasKeys(workspaceId: string): Promise<boolean>;
+  getAdminToken(id: string): Promise<AdminTokenRecord | null>;
+  listAdminTokens(): Promise<AdminTokenRecord[]>;
 
   commit(batch: WriteBatch): Promise<number>;
 
@@ -143,6 +166,6 @@ export interface KeyStore {
 export function preconditionToken(entity: Entity): string {
   const v = entity.value;
   if ('version' in v) return String(v.version);
-  if ('updatedAt' in v) return v.updatedAt;
+  if ('updatedAt' in v && typeof v.updatedAt === 'string') return v.updatedAt;
   return v.createdAt;
 }

@@ -21,8 +21,11 @@ import { LocalRateLimiter } from '../../src/store/rate-limit/local.js';
 import { compileTokenRoutes } from '../../src/data-plane/tokens/token-routes.js';
 import { TokenService } from '../../src/data-plane/tokens/token-service.js';
 import { TokenVerifier } from '../../src/data-plane/tokens/token-verifier.js';
+import type { AccessLog } from '../../src/observability/access-log.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { drainState } from '../../src/http/drain.js';
+import { compileDecisionRoutes } from '../../src/data-plane/decide/decision-routes.js';
+import { VERIFY_PATH, compileVerifyRoute } from '../../src/data-plane/decide/verify.js';
 import { keyRecord } from './fixtures.js';
 
 const PEPPER = 'harness-pepper-0123456789abcdef';
@@ -43,6 +46,10 @@ export interface HarnessOptions {
   finals?: Record<string, FinalHandler>;
   /** Load a signing key, so tokens can be minted (default true). */
   signing?: boolean;
+  /** `gateway.trustedProxies` (default none). */
+  trustedProxies?: string[];
+  /** The access log the gateway writes its lines to (default none). */
+  accessLog?: AccessLog;
 }
 
 export interface GatewayHarness {
@@ -89,7 +96,7 @@ export async function startGateway(opts: HarnessOptions = {}): Promise<GatewayHa
   const upstreamPort = await listen(upstream);
 
   const loaded = parseConfigText(`
-gateway: { listen: { host: 127.0.0.1, port: 0 }, requestTimeoutMs: 5000 }
+gateway: { listen: { host: 127.0.0.1, port: 0 }, requestTimeoutMs: 5000, trustedProxies: ${JSON.stringify(opts.trustedProxies ?? [])} }
 admin: { listen: { host: 127.0.0.1, port: 0 }, tokens: [{ name: t, token: harness-admin-token-0123456789 }] }
 store: { driver: embedded, path: ./unused }
 secrets: { pepper: ${PEPPER} }
@@ -111,18 +118,22 @@ routes:${opts.routes ?? DEFAULT_ROUTES}
     },
   };
   const metrics = new Metrics();
-  const logger = pino({ level: 'silent' });
+  // The access log is written at info level; nothing else the gateway logs is kept.
+  const logger = opts.accessLog ? pino({ level: 'info' }, { write: () => undefined }) : pino({ level: 'silent' });
   const resolver = new KeyResolver({ source, pepper: config.secrets.pepper, fresh: () => true, stats: { hit: () => {}, miss: () => {}, storeError: () => {} } });
   const tokens = new TokenService(config.tokens.issuer, config.tokens.ttlSeconds, { audience: config.tokens.audience });
   if (opts.signing !== false) await tokens.setKeys([await signingKey()]);
   const limiter = new LocalRateLimiter();
-  const compiled = compileRoutes({ config, resolver, tokens: new TokenVerifier(tokens, resolver), limiter, rateLimited: metrics.rateLimited });
+  const verifier = new TokenVerifier(tokens, resolver);
+  const compiled = compileRoutes({ config, resolver, tokens: verifier, limiter, rateLimited: metrics.rateLimited });
   const routes: ConfiguredRoute[] = compiled.routes.map((r) => (opts.finals?.[r.name] ? { ...r, final: opts.finals[r.name]! } : r));
   const usage: UsageDelta[] = [];
   const recorder = new UsageRecorder(async (deltas) => { usage.push(...deltas); });
+  const localRoutes = new Map(compileTokenRoutes({ config, resolver, tokens, limiter, rateLimited: metrics.rateLimited,
+    minted: { key: metrics.tokensMinted.labels({ auth: 'key' }), simple: metrics.tokensMinted.labels({ auth: 'simple' }) } }));
+  localRoutes.set(VERIFY_PATH, compileVerifyRoute({ resolver, tokens: verifier, limiter, rateLimited: metrics.rateLimited, requestTimeoutMs: config.gateway.requestTimeoutMs }));
   const server = createGatewayServer({
-    config, routes, metrics, logger, usage: recorder, drain: drainState(),
-    localRoutes: compileTokenRoutes({ config, resolver, tokens, limiter, rateLimited: metrics.rateLimited }),
+    config, routes, metrics, logger, usage: recorder, drain: drainState(), localRoutes, decisions: compileDecisionRoutes(routes), accessLog: opts.accessLog ?? null,
   });
   const port = await listen(server);
 

@@ -62,6 +62,7 @@ export function gatewayConfig(opts: GatewayConfigOptions): (dataDir: string) => 
   return (dataDir) => ({
     gateway: { listen: { host: '127.0.0.1', port: 0 }, ...opts.gateway },
     admin: { listen: { host: '127.0.0.1', port: 0 }, tokens: [{ name: 'ops', token: ADMIN_TOKEN }] },
+    status: { listen: { host: '127.0.0.1', port: 0 } },
     store: { driver: 'embedded', path: dataDir },
     secrets: { pepper: PEPPER },
     ...(opts.propagation ? { propagation: opts.propagation } : {}),

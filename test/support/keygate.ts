@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { checkAdminResponse, prepareAdminChecks } from './openapi-check.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -13,6 +14,7 @@ export function baseConfig(dataDir: string): Record<string, unknown> {
   return {
     gateway: { listen: { host: '127.0.0.1', port: 0 } },
     admin: { listen: { host: '127.0.0.1', port: 0 }, tokens: [{ name: 'ops', token: ADMIN_TOKEN }] },
+    status: { listen: { host: '127.0.0.1', port: 0 } },
     store: { driver: 'embedded', path: dataDir },
     secrets: { pepper: PEPPER },
     upstreams: { events: { url: 'http://127.0.0.1:9' }, 'events-test': { url: 'http://127.0.0.1:9' } },
@@ -28,6 +30,8 @@ export function baseConfig(dataDir: string): Record<string, unknown> {
 export interface Keygate {
   adminUrl: string;
   gatewayUrl: string | null;
+  /** The status listener's URL (null when the config turns it off). */
+  statusUrl: string | null;
   dataDir: string;
   configFile: string;
   proc: ChildProcess;
@@ -53,6 +57,7 @@ export function tempDir(prefix = 'keygate-test-'): { dir: string; cleanup: () =>
 }
 
 export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
+  prepareAdminChecks();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'keygate-data-'));
   const configDir = mkdtempSync(join(tmpdir(), 'keygate-config-'));
   const configFile = join(configDir, 'gateway.yaml');
@@ -66,7 +71,7 @@ export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
   proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
 
-  const ready = await new Promise<{ admin: string; gateway: string | null }>((res, rej) => {
+  const ready = await new Promise<{ admin: string; gateway: string | null; status: string | null }>((res, rej) => {
     let buffered = '';
     const timer = setTimeout(() => rej(new Error(`keygate did not become ready:\n${output.join('\n')}\n${stderr}`)), 15_000);
     proc.stdout!.on('data', (d: Buffer) => {
@@ -77,10 +82,10 @@ export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
         buffered = buffered.slice(nl + 1);
         output.push(line);
         try {
-          const msg = JSON.parse(line) as { msg?: string; admin?: string; gateway?: string | null };
+          const msg = JSON.parse(line) as { msg?: string; admin?: string; gateway?: string | null; status?: string | null };
           if (msg.msg === 'ready' && msg.admin) {
             clearTimeout(timer);
-            res({ admin: msg.admin, gateway: msg.gateway ?? null });
+            res({ admin: msg.admin, gateway: msg.gateway ?? null, status: msg.status ?? null });
           }
         } catch {
           // not JSON: kept in output for diagnosis
@@ -97,6 +102,7 @@ export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
   return {
     adminUrl,
     gatewayUrl: ready.gateway,
+    statusUrl: ready.status,
     dataDir,
     configFile,
     proc,
@@ -121,6 +127,7 @@ export async function startKeygate(opts: StartOptions = {}): Promise<Keygate> {
       if (text !== '') {
         try { parsed = JSON.parse(text); } catch { parsed = text; }
       }
+      checkAdminResponse(method, path, res.status, parsed, res.headers);
       return { status: res.status, body: parsed, headers: res.headers };
     },
   };

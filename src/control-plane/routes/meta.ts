@@ -1,40 +1,60 @@
-import { auditQuerySchema, parseBody } from '../schemas.js';
-import type { KeyStore } from '../../store/types.js';
-import type { AdminDeps, AdminRouter } from './types.js';
+import { z } from 'zod';
+import { auditEntrySchema, nodeSchema, page, permissionsSchema, signingKeySchema } from '../api-schemas.js';
+import { queryAudit } from '../audit-query.js';
+import { pageOf } from '../paging.js';
+import { auditQuerySchema, listQuerySchema } from '../schemas.js';
+import { KeygateError } from '../../errors/catalogue.js';
+import type { AdminDeps, AdminRoutes } from './types.js';
 
-/**
- * Why this node should get no traffic now, or null when it is ready: it is starting or
- * stopping, its store is unavailable, or it cannot confirm that its view of the store is
- * within `maxStalenessMs` (a hung or unreachable Redis: the feed has not answered since).
- */
-export function notReadyReason(store: KeyStore, maxStalenessMs: number, started: boolean, now = Date.now()): string | null {
-  if (!started) return 'not started, or shutting down';
-  if (!store.healthy()) return 'store unavailable';
-  const confirmed = store.feedConfirmedAt();
-  if (confirmed === 0) return 'store not connected';
-  const age = now - confirmed;
-  if (age > maxStalenessMs) return `store view stale: last confirmed ${(age / 1000).toFixed(1)} s ago (bound ${maxStalenessMs / 1000} s)`;
-  return null;
-}
-
-export function metaRoutes(router: AdminRouter, { store, catalogue, config, signingKeys }: AdminDeps): void {
+export function metaRoutes(routes: AdminRoutes, { store, catalogue, config, signingKeys }: AdminDeps): void {
   // Public halves only: a signing key's private part never leaves the store and the gateways.
-  router.add('GET', '/v1/signing-keys', async () => ({ status: 200, body: { items: await signingKeys.list() } }));
-  router.add('POST', '/v1/signing-keys/rotate', async (ctx) => ({ status: 201, body: await signingKeys.rotate(ctx.actor) }));
-
-  router.add('GET', '/v1/permissions', async () => ({
-    status: 200,
-    body: {
-      modules: Object.fromEntries(catalogue.modules),
-      presets: config.permissionPresets,
+  routes.add({
+    method: 'GET', path: '/v1/signing-keys', scope: 'signing-keys:read', tag: 'signing-keys',
+    summary: "The token signing keys (public data: id, algorithm, when they sign)", query: listQuerySchema,
+    responses: { 200: page(signingKeySchema) },
+    handler: async (ctx) => ({ status: 200, body: pageOf(await signingKeys.list(), ctx.query.limit, ctx.query.cursor) }),
+  });
+  routes.add({
+    method: 'GET', path: '/v1/signing-keys/:id', scope: 'signing-keys:read', tag: 'signing-keys',
+    summary: 'One token signing key (public data)', responses: { 200: signingKeySchema }, errors: ['NOT_FOUND'],
+    handler: async (ctx) => {
+      const key = (await signingKeys.list()).find((k) => k.id === ctx.params.id);
+      if (!key) throw new KeygateError('NOT_FOUND', `No signing key has the id "${ctx.params.id!}".`);
+      return { status: 200, body: key, etag: { id: key.id, token: `${key.createdAt}|${key.retiredAt ?? ''}` } };
     },
-  }));
-
-  router.add('GET', '/v1/audit', async (ctx) => {
-    const q = parseBody(auditQuerySchema, ctx.query);
-    const items = await store.listAudit({ limit: q.limit, ...(q.keyId !== undefined ? { targetId: q.keyId } : {}) });
-    return { status: 200, body: { items } };
+  });
+  routes.add({
+    method: 'POST', path: '/v1/signing-keys/rotate', scope: 'signing-keys:write', tag: 'signing-keys',
+    summary: 'Make a new signing key; it is published at once and signs after tokens.rotationDelaySeconds',
+    body: z.strictObject({}), responses: { 201: signingKeySchema }, errors: ['WORKSPACE_CONFINED'],
+    handler: async (ctx) => {
+      if (ctx.grant.workspaces !== null) throw new KeygateError('WORKSPACE_CONFINED', 'A token confined to workspaces cannot rotate the signing keys every workspace shares.');
+      const key = await signingKeys.rotate(ctx.actor);
+      return { status: 201, body: key, location: `/v1/signing-keys/${encodeURIComponent(key.id)}`, etag: { id: key.id, token: `${key.createdAt}|${key.retiredAt ?? ''}` } };
+    },
   });
 
-  router.add('GET', '/v1/nodes', async () => ({ status: 200, body: { items: await store.listNodes() } }));
+  routes.add({
+    method: 'GET', path: '/v1/permissions', scope: null, tag: 'meta',
+    summary: 'The permission catalogue (modules → permissions, from the routes) and the presets',
+    responses: { 200: permissionsSchema },
+    handler: () => Promise.resolve({
+      status: 200,
+      body: { modules: Object.fromEntries(catalogue.modules), presets: config.permissionPresets },
+    }),
+  });
+
+  routes.add({
+    method: 'GET', path: '/v1/audit', scope: 'audit:read', tag: 'audit',
+    summary: 'The audit log, newest first; filters: keyId or targetType/targetId, actor (token name or id), action (or `key.*`), since/until',
+    query: auditQuerySchema, responses: { 200: page(auditEntrySchema) },
+    handler: async (ctx) => ({ status: 200, body: await queryAudit(store, ctx.query, ctx.grant) }),
+  });
+
+  routes.add({
+    method: 'GET', path: '/v1/nodes', scope: null, tag: 'meta',
+    summary: 'Each keygate node: the store version it has applied and when it last reported',
+    query: listQuerySchema, responses: { 200: page(nodeSchema) },
+    handler: async (ctx) => ({ status: 200, body: pageOf(await store.listNodes(), ctx.query.limit, ctx.query.cursor) }),
+  });
 }

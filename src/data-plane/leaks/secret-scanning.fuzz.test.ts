@@ -40,7 +40,7 @@ secrets: { pepper: a-test-pepper-of-enough-length }
     requestTimeoutMs: 5_000,
   });
   const server = createGatewayServer({
-    config, routes: [], metrics: new Metrics(), logger, usage: new UsageRecorder(async () => undefined), drain: drainState(),
+    config, routes: [], metrics: new Metrics(), logger, usage: new UsageRecorder(async () => undefined), drain: drainState(), accessLog: null,
     localRoutes: new Map([[SECRET_SCANNING_PATH, route!]]),
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -7,15 +7,20 @@ import type { Refusal } from '../../errors/http.js';
 import type { CredentialMemo } from '../key-resolver.js';
 import type { HeaderScan } from '../request/credentials.js';
 import type { Peer } from '../request/peer.js';
+import type { Trace } from '../request/correlation.js';
 import type { Logger } from 'pino';
 import type { DrainState } from '../../http/drain.js';
 import type { Upstream } from '../upstream/upstream.js';
+import type { UpstreamErrorKind } from '../../observability/metrics.js';
 
 /** What the pipeline knows about one request as it moves through the stages. */
 export interface RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /** The client's well-formed X-Request-Id, or the gateway's own. */
   readonly requestId: string;
+  /** The W3C trace the request belongs to: the client's traceparent, or a new trace. */
+  readonly trace: Trace;
   readonly route: CompiledRoute;
   readonly params: Record<string, string>;
   readonly path: string;
@@ -114,8 +119,8 @@ export interface RequestEnd {
   closed(ctx: RequestContext, upstreamMs: number): void;
   /** An unexpected failure: logged, answered 500 if nothing was sent yet (else the connection is cut); not counted. */
   fault(ctx: RequestContext, err: unknown): void;
-  /** The time an upstream took to answer, on its pre-bound timer. */
-  upstreamTime(upstream: string, ms: number): void;
+  /** The time an upstream took to answer, on its pre-bound timer, and how it failed (null: it answered, not 5xx). */
+  upstreamTime(upstream: string, ms: number, error: UpstreamErrorKind | null): void;
 }
 
 /**

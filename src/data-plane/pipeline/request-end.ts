@@ -2,7 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../errors/catalogue.js';
 import { bearerChallenge, errorJson, writeJson } from '../../errors/http.js';
-import type { Metrics } from '../../observability/metrics.js';
+import type { CounterChild } from '../../observability/hot-metrics.js';
+import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.js';
 import type { DrainState } from '../../http/drain.js';
 import type { CompiledRoute, RequestContext } from './context.js';
 import type { Accounting } from './accounting.js';
@@ -48,8 +49,8 @@ export function sendGatewayError(res: ServerResponse, drain: DrainState, request
 }
 
 /** An unexpected failure: logged, answered 500 if nothing was sent yet, else the connection is cut. */
-export function sendGatewayFault(res: ServerResponse, drain: DrainState, logger: Logger, requestId: string, err: unknown): void {
-  logger.error({ err, requestId }, 'gateway request failed');
+export function sendGatewayFault(res: ServerResponse, drain: DrainState, logger: Logger, requestId: string, err: unknown, traceId: string | null = null): void {
+  logger.error({ err, requestId, traceId }, 'gateway request failed');
   if (res.headersSent) {
     res.destroy();
     return;
@@ -63,10 +64,17 @@ export function createRequestEnd({ accounting, metrics, logger, drain, routes, a
   for (const route of routes) {
     for (const u of route.upstreams) if (!upstreamTimers.has(u.name)) upstreamTimers.set(u.name, metrics.upstreamDuration.labels({ upstream: u.name }));
   }
-  const keyOf = (ctx: RequestContext): string | null => ctx.policy?.keyId ?? null;
+  // Upstream names come from the config and kinds from a fixed set: bound on first use.
+  const upstreamErrors = new Map<string, CounterChild>();
+  const upstreamError = (upstream: string, kind: UpstreamErrorKind): void => {
+    const k = `${upstream}\u0000${kind}`;
+    let c = upstreamErrors.get(k);
+    if (!c) upstreamErrors.set(k, (c = metrics.upstreamErrors.labels({ upstream, kind })));
+    c.inc();
+  };
   /** Beside the usage counts: the key's activity record, when the request has a key. */
   const account = (ctx: RequestContext, status: number, outcome: string, upstreamMs: number): void => {
-    accounting.finish(ctx.requestId, ctx.route.name, status, outcome, keyOf(ctx), ctx.started, upstreamMs);
+    accounting.finish(ctx, ctx.route.name, status, outcome, upstreamMs);
     if (activity !== null && ctx.policy !== null) activity.record(ctx, ctx.policy.keyId, status, outcome, ctx.now);
   };
   const end: RequestEnd = {
@@ -87,10 +95,11 @@ export function createRequestEnd({ accounting, metrics, logger, drain, routes, a
       account(ctx, 499, 'CLIENT_CLOSED', upstreamMs);
     },
     fault(ctx, err) {
-      sendGatewayFault(ctx.res, drain, logger, ctx.requestId, err);
+      sendGatewayFault(ctx.res, drain, logger, ctx.requestId, err, ctx.trace.traceId);
     },
-    upstreamTime(upstream, ms) {
+    upstreamTime(upstream, ms, error) {
       upstreamTimers.get(upstream)?.observe(ms / 1000);
+      if (error !== null) upstreamError(upstream, error);
     },
   };
   return end;

@@ -10,12 +10,16 @@ function b64(s: string): string {
 
 /** A scan carrying just the credential headers given. */
 function scan(parts: { apiKeys?: string[]; authorizations?: string[] }): HeaderScan {
-  return { hosts: 1, host: 'h', apiKeys: parts.apiKeys ?? [], authorizations: parts.authorizations ?? [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null, transferEncoding: null };
+  return { hosts: 1, host: 'h', apiKeys: parts.apiKeys ?? [], authorizations: parts.authorizations ?? [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null, transferEncoding: null,
+    requestIds: 0, requestId: null, traceparents: 0, traceparent: null, tracestate: null };
 }
 
 describe('scanHeaders', () => {
   it('reports nothing for an empty header list', () => {
-    expect(scanHeaders([])).toEqual({ hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null, transferEncoding: null });
+    expect(scanHeaders([])).toEqual({
+      hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null, transferEncoding: null,
+      requestIds: 0, requestId: null, traceparents: 0, traceparent: null, tracestate: null,
+    });
   });
 
   it('reads the Host header and counts it once', () => {
@@ -28,6 +32,11 @@ describe('scanHeaders', () => {
     expect(scanHeaders(['Transfer-Encoding', 'gzip', 'transfer-encoding', 'chunked']).transferEncoding).toBe('gzip,chunked');
     for (const te of ['chunked', 'Chunked', 'chunked ', ' CHUNKED']) expect(chunkedOnly(te), te).toBe(true);
     for (const te of ['xchunked', 'gzip', 'identity', 'chunked, gzip', 'gzip, chunked', 'gzip,chunked', 'chunked,chunked', 'chunkedx', 'x chunked', '"chunked"', '']) expect(chunkedOnly(te), te).toBe(false);
+  });
+
+  it('reads X-Request-Id, traceparent and tracestate in any case, counting the first two and joining tracestate values', () => {
+    const s = scanHeaders(['X-Request-ID', 'abc', 'TraceParent', 'tp1', 'x-request-id', 'def', 'traceparent', 'tp2', 'Tracestate', 'a=1', 'tracestate', 'b=2', 'Content-Type', 'application/json']);
+    expect([s.requestIds, s.requestId, s.traceparents, s.traceparent, s.tracestate, s.contentType]).toEqual([2, 'abc', 2, 'tp1', 'a=1,b=2', 'application/json']);
   });
 
   it('counts two Host headers', () => {

@@ -26,6 +26,14 @@ export interface HeaderScan {
   contentEncoding: string | null;
   /** Transfer-Encoding values joined, or null. */
   transferEncoding: string | null;
+  /** How many X-Request-Id headers came, and the first one's value. */
+  requestIds: number;
+  requestId: string | null;
+  /** How many traceparent headers came, and the first one's value. */
+  traceparents: number;
+  traceparent: string | null;
+  /** tracestate values joined with "," (W3C: several headers are one list), or null. */
+  tracestate: string | null;
 }
 
 /**
@@ -36,6 +44,7 @@ export interface HeaderScan {
 export function scanHeaders(raw: readonly string[]): HeaderScan {
   const scan: HeaderScan = {
     hosts: 0, host: null, apiKeys: [], authorizations: [], connection: null, hasBody: false, contentTypes: 0, contentType: null, contentEncoding: null, transferEncoding: null,
+    requestIds: 0, requestId: null, traceparents: 0, traceparent: null, tracestate: null,
   };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -51,10 +60,22 @@ export function scanHeaders(raw: readonly string[]): HeaderScan {
         if (name.toLowerCase() === 'x-api-key') scan.apiKeys.push(raw[i + 1]!);
         break;
       case 10:
-        if (name.toLowerCase() === 'connection') scan.connection = scan.connection === null ? raw[i + 1]! : `${scan.connection},${raw[i + 1]!}`;
+        {
+          const lower = name.toLowerCase();
+          if (lower === 'connection') scan.connection = scan.connection === null ? raw[i + 1]! : `${scan.connection},${raw[i + 1]!}`;
+          else if (lower === 'tracestate') scan.tracestate = scan.tracestate === null ? raw[i + 1]! : `${scan.tracestate},${raw[i + 1]!}`;
+        }
+        break;
+      case 11:
+        if (name.toLowerCase() === 'traceparent' && scan.traceparents++ === 0) scan.traceparent = raw[i + 1]!;
         break;
       case 12:
-        if (name.toLowerCase() === 'content-type' && scan.contentTypes++ === 0) scan.contentType = raw[i + 1]!;
+        {
+          const lower = name.toLowerCase();
+          if (lower === 'content-type') {
+            if (scan.contentTypes++ === 0) scan.contentType = raw[i + 1]!;
+          } else if (lower === 'x-request-id' && scan.requestIds++ === 0) scan.requestId = raw[i + 1]!;
+        }
         break;
       case 13:
         if (name.toLowerCase() === 'authorization') scan.authorizations.push(raw[i + 1]!);

@@ -56,7 +56,7 @@ export function bodyPolicyStage(route: Pick<RouteConfig, 'events' | 'profileAttr
     return null;
   };
 
-  return (ctx) => {
+  const stage: KeyStage = (ctx) => {
     const { scan } = ctx;
     if (scan.contentTypes > 1) {
       return TWO_CONTENT_TYPES;
@@ -77,6 +77,14 @@ export function bodyPolicyStage(route: Pick<RouteConfig, 'events' | 'profileAttr
       return check(ctx, bytes);
     });
   };
+  BODY_STAGES.add(stage);
+  return stage;
+}
+
+const BODY_STAGES = new WeakSet<KeyStage>();
+/** Whether `stage` is a body policy stage (forward-auth decisions, which never see the body, may leave it out). */
+export function readsBody(stage: KeyStage): boolean {
+  return BODY_STAGES.has(stage);
 }
 
 /** The event at `field` of the body, or of each element of a batch; the denylist wins. */

@@ -23,8 +23,11 @@ export function methodStage(allowed: readonly string[]): Stage {
   return (ctx) => (allowed.includes(ctx.req.method ?? '') ? null : refused);
 }
 
+/** Counters of minted tokens: from an API key alone, or a profile's by simple authentication. */
+export interface MintCounters { key: CounterChild; simple: CounterChild }
+
 /** Mints the admitted key's token; its RateLimit-* headers go on the answer. */
-export function mintHandler(tokens: TokenService): FinalHandler {
+export function mintHandler(tokens: TokenService, minted: MintCounters): FinalHandler {
   return (ctx, end) => {
     if (!admitted(ctx) || ctx.secretHash === null) return end.fault(ctx, new Error('a token request has no key'));
     const { policy } = ctx;
@@ -38,8 +41,9 @@ export function mintHandler(tokens: TokenService): FinalHandler {
       env: policy.environment,
       kv: policy.version,
       sfp: secretFingerprint(ctx.secretHash),
-    }, ctx.now).then((minted) => {
-      end.json(ctx, 200, JSON.stringify({ token: minted.token, tokenType: 'Bearer', expiresIn: minted.expiresIn }), { ...limitHeaders, 'cache-control': 'no-store' });
+    }, ctx.now).then((token) => {
+      (ctx.profile === null ? minted.key : minted.simple).inc();
+      end.json(ctx, 200, JSON.stringify({ token: token.token, tokenType: 'Bearer', expiresIn: token.expiresIn }), { ...limitHeaders, 'cache-control': 'no-store' });
     }).catch((err: unknown) => {
       if (clientGone(ctx.req, err)) end.closed(ctx, 0);
       else end.fault(ctx, err);
@@ -58,6 +62,7 @@ export interface TokenRoutesDeps {
   tokens: TokenService;
   limiter: RateLimiter;
   rateLimited: CounterChild;
+  minted: MintCounters;
 }
 
 /**
@@ -67,7 +72,7 @@ export interface TokenRoutesDeps {
  * status, IP allowlist, and its rate limit and quota: a mint counts as one of its requests);
  * `GET /.well-known/jwks.json` serves the signing keys.
  */
-export function compileTokenRoutes({ config, resolver, tokens, limiter, rateLimited }: TokenRoutesDeps): ReadonlyMap<string, CompiledRoute> {
+export function compileTokenRoutes({ config, resolver, tokens, limiter, rateLimited, minted }: TokenRoutesDeps): ReadonlyMap<string, CompiledRoute> {
   const token: CompiledRoute = {
     name: 'auth-token',
     stages: [
@@ -86,7 +91,7 @@ export function compileTokenRoutes({ config, resolver, tokens, limiter, rateLimi
       tokenIdentityStage(),
       rateLimitStage(limiter, rateLimited),
     ],
-    final: mintHandler(tokens),
+    final: mintHandler(tokens, minted),
     upstreams: [],
   };
   const jwks: CompiledRoute = { name: 'jwks', stages: [methodStage(['GET', 'HEAD'])], checks: [], final: jwksHandler(tokens), upstreams: [] };

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DrainState } from '../../http/drain.js';
 import { scanHeaders } from '../request/credentials.js';
 import { UpstreamClocks, type Clocked } from './clocks.js';
-import type { ForwardResult } from './proxy-handler.js';
+import { rawFromParsed, type ForwardResult } from './proxy-handler.js';
 import { profileHeaderValue, upstreamRequestHeaders, type ForwardInfo } from './request-headers.js';
 import { clientResponseHeaders } from './response-headers.js';
 import { Upstream } from './upstream.js';
@@ -44,6 +44,12 @@ describe('clientResponseHeaders', () => {
     const value = Buffer.from([0x63, 0xe9, 0x20, 0x7e]); // "cé ~" in latin1
     const out = clientResponseHeaders([Buffer.from('X-Name'), value], 'r');
     expect(Buffer.from(out[1]!, 'latin1')).toEqual(value);
+  });
+
+  it('gives the same answer from parsed headers when a dispatcher has no raw list: repeated fields kept, latin1 bytes kept', () => {
+    const out = clientResponseHeaders(rawFromParsed({ 'set-cookie': ['a=1', 'b=2'], 'x-name': 'c\u00e9', connection: 'x-drop', 'x-drop': 'y' }), 'r');
+    expect(out).toEqual(['set-cookie', 'a=1', 'set-cookie', 'b=2', 'x-name', 'c\u00e9', 'x-request-id', 'r']);
+    expect(Buffer.from(out[5]!, 'latin1')).toEqual(Buffer.from([0x63, 0xe9]));
   });
 });
 
@@ -139,7 +145,7 @@ describe('UpstreamClocks', () => {
 });
 
 const INFO: ForwardInfo = {
-  requestId: 'rid', peerIp: '127.0.0.1', peerTrusted: false,
+  requestId: 'rid', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: null, peerIp: '127.0.0.1', peerTrusted: false,
   identity: { keyId: 'key_1', workspaceId: 'ws_1', keyType: 'profile', environment: 'live', profile: null },
 };
 

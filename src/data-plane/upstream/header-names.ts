@@ -6,7 +6,7 @@ export const HOP_BY_HOP = new Set([
 ]);
 const REPLACED_ON_REQUEST = new Set([
   'host', 'x-api-key', 'authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
-  'x-request-id', 'expect', 'forwarded',
+  'x-request-id', 'expect', 'forwarded', 'traceparent', 'tracestate',
 ]);
 
 /** Whether a lower-cased name is one the gateway never passes on as the client sent it. */

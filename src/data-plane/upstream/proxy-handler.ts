@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../../errors/catalogue.js';
@@ -40,14 +40,23 @@ export function requestTimedOut(socket: Socket): boolean {
   return handler ? handler.requestTimedOut() : false;
 }
 
+// The request body is the client's stream: the upstream's clock starts once it has all been
+// read (a slow upload is the client's time). One listener function for every request.
+const BODY_OWNER = Symbol('keygate.bodyOwner');
+type OwnedBody = IncomingMessage & { [BODY_OWNER]?: ProxyHandler | null };
+function onRequestBodyEnd(this: OwnedBody): void {
+  const handler = this[BODY_OWNER];
+  if (handler) handler.requestSent();
+}
+
 /**
- * undici's own handler interface (the one its HTTP/1.1 client calls directly, so no adapter
- * sits between and response headers stay raw): response bytes go straight into the client's
- * response with back-pressure both ways, and a client that goes away aborts the upstream call.
+ * undici's dispatch handler (onRequestStart … onResponseEnd): response bytes go straight into
+ * the client's response with back-pressure both ways, and a client that goes away aborts the
+ * upstream call. The response headers are taken raw from the controller (names in their case,
+ * values byte for byte, in order) when the dispatcher gives them, as undici's does.
  */
 export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
-  private abortUpstream: ((reason: Error) => void) | null = null;
-  private resume: (() => void) | null = null;
+  private controller: Dispatcher.DispatchController | null = null;
   /** The client is not reading: the upstream is paused, and its silence is not its fault. */
   private paused = false;
   private status = 0;
@@ -71,6 +80,8 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     private readonly drain: DrainState,
     readonly timeoutMs: number,
     private readonly extraHeaders: Readonly<Record<string, string>> | null,
+    /** The client's request when its body streams to the upstream: the clock waits for its end. */
+    private readonly streamedBody: IncomingMessage | null,
     private readonly done: (result: ForwardResult) => void,
   ) {
     const socket = res.socket as WatchedSocket | null;
@@ -78,6 +89,11 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     if (socket) {
       if (socket[IN_FLIGHT] === undefined) socket.once('close', onClientSocketClose);
       socket[IN_FLIGHT] = this;
+    }
+    if (streamedBody !== null && !streamedBody.readableEnded) {
+      const body = streamedBody as OwnedBody;
+      if (body[BODY_OWNER] === undefined) body.once('end', onRequestBodyEnd);
+      body[BODY_OWNER] = this;
     }
   }
 
@@ -113,52 +129,55 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
   private abort(reason: Error): void {
     if (this.abortWith !== null) return;
     this.abortWith = reason;
-    if (this.abortUpstream) this.abortUpstream(reason);
+    if (this.controller) this.controller.abort(reason);
     // Still queued for a connection: answer now; the dispatch is aborted when it starts.
-    else this.onError(reason);
+    else this.onResponseError(null, reason);
   }
 
-  onConnect(abort: (reason: Error) => void): void {
-    this.abortUpstream = abort;
-    if (this.abortWith !== null) abort(this.abortWith);
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abortWith !== null) return controller.abort(this.abortWith);
+    // Nothing left to upload (no body, a body already read, or one already fully received):
+    // the request is sent as it starts.
+    if (this.streamedBody === null || this.streamedBody.readableEnded) this.arm();
   }
 
-  onRequestSent(): void {
-    this.arm();
+  /** The client's body has all been read and handed to the upstream connection. */
+  requestSent(): void {
+    if (this.controller !== null && this.status === 0) this.arm();
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true; // 1xx informational: the client gets only the final answer
-    if (this.settled) return true; // already answered (the request timed out): the rest is dropped
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx informational: the client gets only the final answer
+    if (this.settled) return; // already answered (the request timed out): the rest is dropped
     this.arm();
     this.status = statusCode;
-    this.resume = resume;
     if (this.drain.draining) this.res.shouldKeepAlive = false;
-    this.res.writeHead(statusCode, clientResponseHeaders(rawHeaders, this.requestId, this.extraHeaders));
-    return true;
+    const raw = controller.rawHeaders;
+    this.res.writeHead(statusCode, clientResponseHeaders(isRawList(raw) ? raw : rawFromParsed(headers), this.requestId, this.extraHeaders));
   }
 
-  onData(chunk: Buffer): boolean {
-    if (this.settled) return true;
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
     this.arm();
-    if (this.res.write(chunk)) return true;
+    if (this.res.write(chunk)) return;
     // A slow client pauses the upstream; the clock starts again when the client drains.
     this.paused = true;
+    controller.pause();
     this.res.once('drain', () => {
       this.paused = false;
       this.arm();
-      this.resume!();
+      controller.resume();
     });
-    return false;
   }
 
-  onComplete(): void {
+  onResponseEnd(): void {
     if (this.settled) return;
     this.res.end();
     this.settle({ ok: true, status: this.status });
   }
 
-  onError(err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
     const code = (err as { code?: string }).code ?? '';
     const responded = this.res.headersSent;
     const reason = this.abortWith ?? err;
@@ -173,6 +192,25 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     this.settled = true;
     clocks.remove(this);
     if (this.socket && this.socket[IN_FLIGHT] === this) this.socket[IN_FLIGHT] = null;
+    const body = this.streamedBody as OwnedBody | null;
+    if (body !== null && body[BODY_OWNER] === this) body[BODY_OWNER] = null;
     this.done(result);
   }
+}
+
+function isRawList(raw: Dispatcher.DispatchController['rawHeaders']): raw is Buffer[] {
+  return Array.isArray(raw) && (raw.length === 0 || Buffer.isBuffer(raw[0]));
+}
+
+/** Parsed response headers back to undici's raw form, for a dispatcher that gives no raw list. */
+export function rawFromParsed(headers: IncomingHttpHeaders): Buffer[] {
+  const raw: Buffer[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    const nameBytes = Buffer.from(name, 'latin1');
+    if (Array.isArray(value)) for (const v of value) raw.push(nameBytes, Buffer.from(v, 'latin1'));
+    else raw.push(nameBytes, Buffer.from(value, 'latin1'));
+  }
+  return raw;
 }

@@ -33,6 +33,10 @@ export interface Identity {
 
 export interface ForwardInfo {
   requestId: string;
+  /** The W3C `traceparent` for the upstream call (the request's trace, a new span id). */
+  traceparent: string;
+  /** The client's `tracestate`, passed on with its trace; null for none. */
+  tracestate: string | null;
   /** The socket peer, IPv4-mapped addresses read as IPv4. */
   peerIp: string;
   /** Whether the peer is a trusted proxy, whose X-Forwarded-* may be extended. */
@@ -63,11 +67,13 @@ export function upstreamRequestHeaders(req: IncomingMessage, scan: HeaderScan, i
   if (host) out.push('x-forwarded-host', host);
   out.push(
     'x-request-id', info.requestId,
+    'traceparent', info.traceparent,
     'x-keygate-key-id', info.identity.keyId,
     'x-keygate-workspace-id', info.identity.workspaceId,
     'x-keygate-key-type', info.identity.keyType,
     'x-keygate-environment', info.identity.environment,
   );
+  if (info.tracestate !== null) out.push('tracestate', info.tracestate);
   if (info.identity.profile !== null) out.push('x-keygate-profile', profileHeaderValue(info.identity.profile));
   return out;
 }

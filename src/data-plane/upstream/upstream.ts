@@ -42,7 +42,7 @@ export class Upstream {
         headersTimeout: 0,
         bodyTimeout: 0,
       },
-      new ProxyHandler(res, requestId, drain, this.timeoutMs, extraHeaders, done),
+      new ProxyHandler(res, requestId, drain, this.timeoutMs, extraHeaders, body === null && hasBody ? req : null, done),
     );
   }
 

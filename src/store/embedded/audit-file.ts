@@ -86,20 +86,38 @@ export class AuditFile {
     };
   }
 
+  /** Oldest first: `count` entries from the `from`th. */
+  async range(from: number, count: number): Promise<AuditEntry[]> {
+    const out: AuditEntry[] = [];
+    for (let i = from; i < Math.min(this.spans.length, from + count); i++) out.push(await this.read(i));
+    return out;
+  }
+
   /** Newest first, up to `limit`, optionally for one target. */
   async newest(limit: number, targetId?: string): Promise<AuditEntry[]> {
     const ids = targetId === undefined ? null : (this.byTarget.get(targetId) ?? []);
     const n = ids === null ? this.spans.length : ids.length;
     const out: AuditEntry[] = [];
-    for (let k = n - 1; k >= 0 && out.length < limit; k--) {
-      const [offset, length] = this.spans[ids === null ? k : ids[k]!]!;
-      const buf = Buffer.alloc(length);
-      await this.fh.read(buf, 0, length, offset);
-      const { records } = parseJournal(buf, this.path);
-      if (records.length !== 1) throw new CorruptStoreError(`${this.path}: damaged entry at byte ${offset}`);
-      out.push(records[0] as AuditEntry);
-    }
+    for (let k = n - 1; k >= 0 && out.length < limit; k--) out.push(await this.read(ids === null ? k : ids[k]!));
     return out;
+  }
+
+  /** How many entries the file holds, in all or for one target. */
+  countOf(targetId?: string): number {
+    return targetId === undefined ? this.spans.length : (this.byTarget.get(targetId)?.length ?? 0);
+  }
+
+  /** The entry at `position` (0 = oldest) of the whole file, or of one target's entries. */
+  async read(position: number, targetId?: string): Promise<AuditEntry> {
+    const index = targetId === undefined ? position : this.byTarget.get(targetId)?.[position];
+    const span = index === undefined ? undefined : this.spans[index];
+    if (span === undefined) throw new RangeError(`no audit entry at ${position}`);
+    const [offset, length] = span;
+    const buf = Buffer.alloc(length);
+    await this.fh.read(buf, 0, length, offset);
+    const { records } = parseJournal(buf, this.path);
+    if (records.length !== 1) throw new CorruptStoreError(`${this.path}: damaged entry at byte ${offset}`);
+    return records[0] as AuditEntry;
   }
 
   async close(): Promise<void> {

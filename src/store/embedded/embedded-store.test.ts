@@ -345,6 +345,35 @@ describe('EmbeddedStore', () => {
   });
 
   describe('compaction and recovery', () => {
+    it('pages the audit log across the audit file and the journal by the same positions, and keeps admin tokens', async () => {
+      let store = await openStore();
+      const ids: string[] = [];
+      const put = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          const entry = audit('key.update', i % 2 === 0 ? 'even' : 'odd');
+          ids.push(entry.id);
+          await store.commit({ ops: [], audit: [entry] });
+        }
+      };
+      await put(4);
+      const token = { id: 'adm_1', name: 'ci', scopes: ['keys:write'], workspaces: ['w1'], createdAt: T0, updatedAt: T0, createdBy: { type: 'admin' as const, name: 'ops' }, secretHash: 'h' };
+      await store.commit({ ops: [{ op: 'put', entity: { type: 'admin-token', value: token } }], audit: [] });
+      const before = await store.pageAudit({ limit: 3 });
+      await store.compactNow();
+      await put(3);
+      store = await reopen(store);
+      expect(await store.getAdminToken('adm_1')).toEqual(token);
+      // Entries 0-3 are in the audit file now, 4-6 in the journal; a page spans both.
+      const page = await store.pageAudit({ limit: 3, before: before.next! });
+      expect(page.entries.map((e) => e.id)).toEqual([ids[0]]);
+      const spanning = await store.pageAudit({ limit: 4, before: 6 });
+      expect(spanning.entries.map((e) => e.id)).toEqual([ids[5], ids[4], ids[3], ids[2]]);
+      const even = await store.pageAudit({ targetId: 'even', limit: 10 });
+      expect(even.entries.map((e) => e.id)).toEqual([ids[6], ids[4], ids[2], ids[0]]);
+      const evenOlder = await store.pageAudit({ targetId: 'even', limit: 2, before: 2 });
+      expect(evenOlder.entries.map((e) => e.id)).toEqual([ids[2], ids[0]]);
+    });
+
     it('keeps everything after compactNow and a reopen', async () => {
       let store = await openStore();
       const ws = workspace('w1');

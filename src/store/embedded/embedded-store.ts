@@ -3,10 +3,10 @@ import { promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { KeyRecord } from '../../domain/api-key.js';
-import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
+import type { AdminTokenRecord, AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { KeygateError } from '../../errors/catalogue.js';
-import { NODE_REPORT_MAX_AGE_MS, type ActivityRecord, type Change, type ChangeListener, type KeyStore, type KeyUsage, type NodeReport, type UsageDelta, type WriteBatch } from '../types.js';
+import { NODE_REPORT_MAX_AGE_MS, type ActivityRecord, type AuditPage, type Change, type ChangeListener, type KeyStore, type KeyUsage, type NodeReport, type UsageDelta, type WriteBatch } from '../types.js';
 import { ActivityFile } from './activity-file.js';
 import { AuditFile } from './audit-file.js';
 import { CorruptStoreError, Journal, readFramedRecords, syncDir, writeFramedRecordsAtomic } from './journal.js';
@@ -266,6 +266,34 @@ export class EmbeddedStore implements KeyStore {
     return clone([...this.state.signingKeys.values()]);
   }
 
+  async workspaceHasKeys(workspaceId: string): Promise<boolean> {
+    return (this.state.byWorkspace.get(workspaceId)?.size ?? 0) > 0;
+  }
+
+  async getAdminToken(id: string): Promise<AdminTokenRecord | null> {
+    return clone(this.state.adminTokens.get(id) ?? null);
+  }
+
+  async listAdminTokens(): Promise<AdminTokenRecord[]> {
+    return clone([...this.state.adminTokens.values()]);
+  }
+
+  /** Positions: the audit file's entries first (oldest), then those still in the journal. */
+  async pageAudit(filter: { targetId?: string; before?: number; limit: number }): Promise<AuditPage> {
+    const { targetId } = filter;
+    const recent = targetId === undefined
+      ? this.state.recentAudit
+      : this.state.recentAudit.filter((e) => e.target.id === targetId);
+    const inFile = this.auditFile?.countOf(targetId) ?? 0;
+    const total = inFile + recent.length;
+    let p = Math.min(filter.before ?? total, total) - 1;
+    const entries: AuditEntry[] = [];
+    for (; p >= 0 && entries.length < filter.limit; p--) {
+      entries.push(p >= inFile ? clone(recent[p - inFile]!) : await this.auditFile!.read(p, targetId));
+    }
+    return { entries, next: p >= 0 ? p + 1 : null };
+  }
+
   async listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
     const recent = this.state.recentAudit;
@@ -274,6 +302,16 @@ export class EmbeddedStore implements KeyStore {
       if (filter.targetId === undefined || entry.target.id === filter.targetId) out.push(clone(entry));
     }
     if (out.length < filter.limit && this.auditFile) out.push(...(await this.auditFile.newest(filter.limit - out.length, filter.targetId)));
+    return out;
+  }
+
+  async scanAudit(position: number, count: number): Promise<AuditEntry[]> {
+    if (count <= 0 || !this.auditFile) return [];
+    // The audit file holds the older entries, the recent list the ones since the last compaction.
+    const inFile = this.auditFile.count;
+    const out = position < inFile ? await this.auditFile.range(position, Math.min(count, inFile - position)) : [];
+    const from = Math.max(0, position - inFile);
+    for (const entry of this.state.recentAudit.slice(from, from + count - out.length)) out.push(clone(entry));
     return out;
   }
 

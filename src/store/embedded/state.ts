@@ -1,5 +1,5 @@
 import type { KeyRecord } from '../../domain/api-key.js';
-import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
+import type { AdminTokenRecord, AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { Interner } from '../../domain/interner.js';
 import { KeygateError } from '../../errors/catalogue.js';
@@ -21,6 +21,7 @@ export interface SnapshotData {
   auditBytes?: number;
   /** Absent in snapshots written before token signing existed. */
   signingKeys?: SigningKeyRecord[];
+  adminTokens?: AdminTokenRecord[];
 }
 
 // Records are held for the life of the process: equal lists and repeated strings are shared
@@ -56,6 +57,7 @@ export type SnapshotRecord =
   | { groups: Group[] }
   | { owners: Owner[] }
   | { signingKeys: SigningKeyRecord[] }
+  | { adminTokens: AdminTokenRecord[] }
   | { keys: KeyRecord[] }
   | { end: number };
 
@@ -133,11 +135,13 @@ export class StoreState {
   readonly groups = new Map<string, Group>();
   readonly owners = new Map<string, Owner>();
   readonly signingKeys = new Map<string, SigningKeyRecord>();
+  readonly adminTokens = new Map<string, AdminTokenRecord>();
   /** Audit entries since the last compaction; older ones live in the audit file. */
   readonly recentAudit: AuditEntry[] = [];
   readonly byHash = new Map<string, string>();
   readonly byGroup = new Map<string, Set<string>>();
   readonly byOwner = new Map<string, Set<string>>();
+  readonly byWorkspace = new Map<string, Set<string>>();
 
   private table(type: EntityType): Map<string, Entity['value']> {
     switch (type) {
@@ -146,6 +150,7 @@ export class StoreState {
       case 'group': return this.groups;
       case 'owner': return this.owners;
       case 'signing-key': return this.signingKeys;
+      case 'admin-token': return this.adminTokens;
     }
   }
 
@@ -162,6 +167,12 @@ export class StoreState {
     }
     for (const groupId of batch.expectEmptyGroups ?? []) {
       if ((this.byGroup.get(groupId)?.size ?? 0) > 0) throw new KeygateError('GROUP_IN_USE');
+    }
+    for (const ownerId of batch.expectEmptyOwners ?? []) {
+      if ((this.byOwner.get(ownerId)?.size ?? 0) > 0) throw new KeygateError('OWNER_IN_USE');
+    }
+    for (const workspaceId of batch.expectEmptyWorkspaces ?? []) {
+      if ((this.byWorkspace.get(workspaceId)?.size ?? 0) > 0) throw new KeygateError('WORKSPACE_IN_USE');
     }
   }
 
@@ -195,6 +206,7 @@ export class StoreState {
     for (const r of record.retiredSecrets) this.byHash.set(r.hash, record.id);
     addTo(this.byGroup, record.groupId, record.id);
     addTo(this.byOwner, record.ownerId, record.id);
+    addTo(this.byWorkspace, record.workspaceId, record.id);
   }
 
   private deleteKey(id: string): void {
@@ -209,6 +221,7 @@ export class StoreState {
     for (const r of rec.retiredSecrets) this.byHash.delete(r.hash);
     removeFrom(this.byGroup, rec.groupId, rec.id);
     removeFrom(this.byOwner, rec.ownerId, rec.id);
+    removeFrom(this.byWorkspace, rec.workspaceId, rec.id);
   }
 
   /**
@@ -226,6 +239,7 @@ export class StoreState {
       ['groups', [...this.groups.values()]],
       ['owners', [...this.owners.values()]],
       ['signingKeys', [...this.signingKeys.values()]],
+      ['adminTokens', [...this.adminTokens.values()]],
       ['keys', [...this.keys.values()]],
     ] as const;
     for (const [table, values] of tables) {
@@ -241,7 +255,7 @@ export class StoreState {
    * Adds the entities a snapshot record holds — one table's chunk, or every table of an
    * earlier-format snapshot — and returns how many tables it held.
    */
-  addEntities(part: Partial<Record<'workspaces' | 'groups' | 'owners' | 'signingKeys' | 'keys' | 'audit', unknown>>): number {
+  addEntities(part: Partial<Record<'workspaces' | 'groups' | 'owners' | 'signingKeys' | 'adminTokens' | 'keys' | 'audit', unknown>>): number {
     let tables = 0;
     const each = <T>(list: unknown, add: (item: T) => void): void => {
       if (!Array.isArray(list)) return;
@@ -252,6 +266,7 @@ export class StoreState {
     each<Group>(part.groups, (g) => this.groups.set(g.id, g));
     each<Owner>(part.owners, (o) => this.owners.set(o.id, o));
     each<SigningKeyRecord>(part.signingKeys, (k) => this.signingKeys.set(k.id, k));
+    each<AdminTokenRecord>(part.adminTokens, (t) => this.adminTokens.set(t.id, t));
     each<KeyRecord>(part.keys, (k) => this.putKey(k, k.seq));
     each<AuditEntry>(part.audit, (a) => this.recentAudit.push(a));
     return tables;

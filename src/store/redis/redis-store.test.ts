@@ -123,6 +123,29 @@ describe.skipIf(!requireRedis())('RedisStore', () => {
     });
   });
 
+  describe('per-workspace key sets', () => {
+    it('indexes keys written before the sets existed once, at open, so a workspace holding them is not deleted', async () => {
+      const prefix = newPrefix();
+      let store = await openStore(prefix);
+      const ws = workspace();
+      const kept = keyRecord({ workspaceId: ws.id });
+      const gone = keyRecord({ workspaceId: ws.id });
+      await store.commit({ ops: [{ op: 'put', entity: { type: 'workspace', value: ws } }], audit: [] });
+      await store.commit(putKey(kept));
+      await store.commit(putKey(gone));
+      await store.commit(deleteKey(gone.id));
+      // As an older version left it: no set, no marker.
+      const base = `${prefix}{store}`;
+      await admin.del(`${base}:w:${ws.id}`, `${base}:w-indexed`);
+      await store.close();
+      store = await openStore(prefix);
+      expect(await store.workspaceHasKeys(ws.id)).toBe(true);
+      expect(await admin.smembers(`${base}:w:${ws.id}`)).toEqual([kept.id]);
+      expect(await admin.get(`${base}:w-indexed`)).toBe('1');
+      await expect(store.commit({ ops: [{ op: 'delete', type: 'workspace', id: ws.id }], audit: [], expectEmptyWorkspaces: [ws.id] })).rejects.toMatchObject({ code: 'WORKSPACE_IN_USE' });
+    });
+  });
+
   describe('feed freshness', () => {
     it('is confirmed current right after open, and stays so while idle', async () => {
       const before = Date.now();

@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KeyRecord } from '../../domain/api-key.js';
-import type { AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
+import type { AdminTokenRecord, AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import type {
-  ActivityRecord, Change, ChangeListener, EntityType, KeyStore, KeyUsage, NodeReport, ResetListener, UsageDelta, WriteBatch,
+  ActivityRecord, AuditPage, Change, ChangeListener, EntityType, KeyStore, KeyUsage, NodeReport, ResetListener, UsageDelta, WriteBatch,
 } from '../types.js';
 import { NODE_REPORT_MAX_AGE_MS } from '../types.js';
 import { ChangeFeedReader, parseFeedEntry } from './change-feed.js';
 import type { RedisConnection } from './connection.js';
-import { COMMIT, LOOKUP, RECORD_ACTIVITY, RECORD_USAGE } from './scripts.js';
+import { AUDIT_PAGE, COMMIT, INDEX_WORKSPACES, LOOKUP, RECORD_ACTIVITY, RECORD_USAGE } from './scripts.js';
 
 export interface RedisStoreOptions {
   connection: RedisConnection;
@@ -72,7 +72,26 @@ export class RedisStore implements KeyStore {
       error: (err) => this.logger.warn({ err: { message: (err as Error).message } }, 'reading the change feed failed; retrying'),
     }, this.logger, this.feedBlockMs);
     await this.feed.start();
+    await this.indexWorkspaces();
     this.logger.info({ version, prefix: this.conn.prefix }, 'redis store connected');
+  }
+
+  /**
+   * Once per store: fills the per-workspace key sets (`:w:<id>`, which guard a workspace
+   * delete) for keys written by versions before them. Every commit keeps them since.
+   */
+  private async indexWorkspaces(): Promise<void> {
+    const marker = this.k('w-indexed');
+    if ((await this.conn.slowCall((c) => c.get(marker))) !== null) return;
+    let after = 0;
+    for (;;) {
+      const page = await this.conn.slowCall((c) => c.zrangebyscore(this.k('order'), `(${after}`, '+inf', 'WITHSCORES', 'LIMIT', 0, 500));
+      if (page.length === 0) break;
+      const ids = page.filter((_, i) => i % 2 === 0);
+      after = Number(page[page.length - 1]);
+      await this.conn.slowCall((c) => INDEX_WORKSPACES.run(c, [this.k('e:key')], [this.base, ...ids]));
+    }
+    await this.conn.slowCall((c) => c.set(marker, '1'));
   }
 
   async close(): Promise<void> {
@@ -166,11 +185,38 @@ export class RedisStore implements KeyStore {
     return this.listRecords('signing-key');
   }
 
+  async workspaceHasKeys(workspaceId: string): Promise<boolean> {
+    return (await this.conn.slowCall((c) => c.scard(this.k(`w:${workspaceId}`)))) > 0;
+  }
+
+  getAdminToken(id: string): Promise<AdminTokenRecord | null> {
+    return this.getRecord('admin-token', id);
+  }
+
+  listAdminTokens(): Promise<AdminTokenRecord[]> {
+    return this.listRecords('admin-token');
+  }
+
+  async pageAudit(filter: { targetId?: string; before?: number; limit: number }): Promise<AuditPage> {
+    const list = filter.targetId === undefined ? this.k('audit') : this.k(`audit:${filter.targetId}`);
+    if (filter.limit <= 0) return { entries: [], next: filter.before ?? null };
+    const [before, raws] = (await this.conn.slowCall((c) => AUDIT_PAGE.run(c, [list], [filter.before ?? -1, filter.limit]))) as [number, string[]];
+    const rest = before - raws.length;
+    return { entries: raws.map((r) => JSON.parse(r) as AuditEntry), next: rest > 0 ? rest : null };
+  }
+
   async listAudit(filter: { targetId?: string; limit: number }): Promise<AuditEntry[]> {
     if (filter.limit <= 0) return [];
     const list = filter.targetId === undefined ? this.k('audit') : this.k(`audit:${filter.targetId}`);
     const raws = await this.conn.slowCall((c) => c.lrange(list, 0, filter.limit - 1));
     return raws.map((r) => JSON.parse(r) as AuditEntry);
+  }
+
+  async scanAudit(position: number, count: number): Promise<AuditEntry[]> {
+    if (count <= 0) return [];
+    // The list is newest first (LPUSH): counted from its tail, positions do not move as it grows.
+    const raws = await this.conn.slowCall((c) => c.lrange(this.k('audit'), -(position + count), -(position + 1)));
+    return raws.reverse().map((r) => JSON.parse(r) as AuditEntry);
   }
 
   async commit(batch: WriteBatch): Promise<number> {
@@ -183,7 +229,7 @@ export class RedisStore implements KeyStore {
       return {
         op: 'put', type, id: value.id, json: JSON.stringify(rest),
         hashes: [value.secretHash, ...value.retiredSecrets.map((r) => r.hash)],
-        groupId: value.groupId, ownerId: value.ownerId,
+        groupId: value.groupId, ownerId: value.ownerId, workspaceId: value.workspaceId,
       };
     });
     const changes = batch.ops.map((op) =>
@@ -191,6 +237,8 @@ export class RedisStore implements KeyStore {
     const envelope = JSON.stringify({
       expect: batch.expect ?? [],
       emptyGroups: batch.expectEmptyGroups ?? [],
+      emptyOwners: batch.expectEmptyOwners ?? [],
+      emptyWorkspaces: batch.expectEmptyWorkspaces ?? [],
       ops,
       audit: batch.audit.map((a) => ({ target: a.target.id, json: JSON.stringify(a) })),
       changes: JSON.stringify(changes),

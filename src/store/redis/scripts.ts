@@ -4,7 +4,8 @@ import { Script } from './connection.js';
 // records is one script on one Redis Cluster slot. The layout, under that base:
 //   :version  INCR'd once per committed batch          :seq     creation-order counter
 //   :e:<type> hash id → record JSON (keys carry seq)    :hash    hash secret hash → key id
-//   :g:<id>, :o:<id>  sets of key ids per group/owner   :order   zset seq → key id
+//   :g:<id>, :o:<id>, :w:<id>  sets of key ids per group/owner/workspace
+//   :order    zset seq → key id
 //   :audit, :audit:<targetId>  lists, newest first      :u:<id>  hash of usage counts per key
 //   :act:<id> zset of a key's activity (score: its time), the newest `keys.activityPerKey` kept
 //   :feed     stream, one entry `<version>-1` per batch :nodes   hash node id → report JSON
@@ -40,6 +41,12 @@ end
 for _, g in ipairs(b.emptyGroups) do
   if redis.call('SCARD', base .. ':g:' .. g) > 0 then return redis.error_reply('KG_GROUP_IN_USE') end
 end
+for _, o in ipairs(b.emptyOwners) do
+  if redis.call('SCARD', base .. ':o:' .. o) > 0 then return redis.error_reply('KG_OWNER_IN_USE') end
+end
+for _, w in ipairs(b.emptyWorkspaces) do
+  if redis.call('SCARD', base .. ':w:' .. w) > 0 then return redis.error_reply('KG_WORKSPACE_IN_USE') end
+end
 
 local v = redis.call('INCR', KEYS[1])
 
@@ -49,6 +56,7 @@ local function unindex(raw)
   for _, r in ipairs(k.retiredSecrets) do redis.call('HDEL', base .. ':hash', r.hash) end
   if type(k.groupId) == 'string' then redis.call('SREM', base .. ':g:' .. k.groupId, k.id) end
   if type(k.ownerId) == 'string' then redis.call('SREM', base .. ':o:' .. k.ownerId, k.id) end
+  redis.call('SREM', base .. ':w:' .. k.workspaceId, k.id)
   return k
 end
 
@@ -68,6 +76,7 @@ for _, op in ipairs(b.ops) do
       for _, h in ipairs(op.hashes) do redis.call('HSET', base .. ':hash', h, op.id) end
       if type(op.groupId) == 'string' then redis.call('SADD', base .. ':g:' .. op.groupId, op.id) end
       if type(op.ownerId) == 'string' then redis.call('SADD', base .. ':o:' .. op.ownerId, op.id) end
+      redis.call('SADD', base .. ':w:' .. op.workspaceId, op.id)
     else
       redis.call('HSET', tbl, op.id, op.json)
     end
@@ -157,5 +166,33 @@ for _, d in ipairs(cjson.decode(ARGV[3])) do
   end
 end
 for set in pairs(touched) do redis.call('ZREMRANGEBYRANK', set, 0, -(keep + 1)) end
+return 1
+`);
+
+/**
+ * A page of an audit list (newest at its head), read atomically with its length so positions
+ * (0 = oldest, counted from the tail) stay stable while entries are pushed.
+ * KEYS[1] = the list; ARGV = before (-1: from the newest), limit. Returns {before, entries}.
+ */
+export const AUDIT_PAGE = new Script(`
+local len = redis.call('LLEN', KEYS[1])
+local before = tonumber(ARGV[1])
+if before < 0 or before > len then before = len end
+if before == 0 then return {0, {}} end
+local start = len - before
+return {before, redis.call('LRANGE', KEYS[1], start, start + tonumber(ARGV[2]) - 1)}
+`);
+
+/**
+ * Adds keys written before the per-workspace sets existed to their workspace's set: each id
+ * still present is read and indexed inside the script, so a key deleted meanwhile is never added.
+ * KEYS[1] = <base>:e:key; ARGV = base, key ids…
+ */
+export const INDEX_WORKSPACES = new Script(`
+local base = ARGV[1]
+for i = 2, #ARGV do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw then redis.call('SADD', base .. ':w:' .. cjson.decode(raw).workspaceId, ARGV[i]) end
+end
 return 1
 `);

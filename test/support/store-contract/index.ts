@@ -2,12 +2,14 @@
 // own factory (test code: the build never compiles test/). Each part covers one concern.
 import { describe } from 'vitest';
 import { activityContract } from './activity.js';
+import { adminContract } from './admin.js';
 import { changeFeedContract } from './change-feed.js';
 import { commitContract } from './commit.js';
 import { contractContext, type StoreFactory } from './harness.js';
 import { keysContract } from './keys.js';
 import { nodesContract } from './nodes.js';
 import { readsContract } from './reads.js';
+import { transferContract } from './transfer.js';
 import { usageContract } from './usage.js';
 
 export type { StoreFactory } from './harness.js';
@@ -23,5 +25,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
     usageContract(context);
     activityContract(context);
     nodesContract(context);
+    transferContract(context);
+    adminContract(context);
   });
 }

@@ -1,0 +1,72 @@
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AccessLog, asciiJson, type AccessEntry } from './access-log.js';
+import { LineWriter } from './line-writer.js';
+
+const ENTRY: AccessEntry = {
+  requestId: 'req-1', traceId: '0af7651916cd43dd8448eb211c80319c', method: 'GET', route: 'list-events', status: 200, outcome: 'OK',
+  keyId: 'key_abc', workspaceId: '3f2a8c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b', clientIp: '10.1.2.3', requestBytes: 120, responseBytes: 345,
+  upstreamMs: 1.23456, totalMs: 2.5,
+};
+
+/** An AccessLog whose writer is never flushed: only its lines are looked at. */
+const log = (): AccessLog => new AccessLog(new LineWriter({ fd: -1, maxWriteBytes: 4096, flushMs: 1e9 }), 4242);
+
+describe('AccessLog', () => {
+  it('composes one JSON line with every field, level as a word and an ISO 8601 time', () => {
+    const text = log().line(ENTRY);
+    expect(text.endsWith('}\n')).toBe(true);
+    expect(text.indexOf('\n')).toBe(text.length - 1);
+    const parsed = JSON.parse(text) as Record<string, unknown>;
+    expect(parsed).toEqual({
+      level: 'info', time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) as unknown, pid: 4242, msg: 'request',
+      requestId: 'req-1', traceId: ENTRY.traceId, method: 'GET', route: 'list-events', status: 200, outcome: 'OK',
+      keyId: 'key_abc', workspaceId: ENTRY.workspaceId, clientIp: '10.1.2.3', requestBytes: 120, responseBytes: 345, upstreamMs: 1.23, totalMs: 2.5,
+    });
+    expect(Math.abs(Date.parse(parsed.time as string) - Date.now())).toBeLessThan(5_000);
+  });
+
+  it('writes null for what a request refused before its key was known lacks', () => {
+    const parsed = JSON.parse(log().line({ ...ENTRY, keyId: null, workspaceId: null, clientIp: null })) as Record<string, unknown>;
+    expect([parsed.keyId, parsed.workspaceId, parsed.clientIp]).toEqual([null, null, null]);
+  });
+
+  it('escapes route names that need it, in ASCII only, so a line is as many bytes as characters', () => {
+    for (const route of ['a"b', 'back\\slash', 'ünïcödé-路由', 'tab\there', 'emoji-😀', '\u2028sep']) {
+      const text = log().line({ ...ENTRY, route });
+      expect(/^[\x20-\x7e]*\n$/.test(text), route).toBe(true);
+      expect((JSON.parse(text) as { route: string }).route).toBe(route);
+    }
+  });
+
+  it('writes milliseconds to two decimals as JSON numbers', () => {
+    for (const [x, text] of [[0, '0'], [0.004, '0'], [0.005, '0.01'], [1.05, '1.05'], [12.3, '12.3'], [7, '7'], [123456.789, '123456.79'], [1e12, '1000000000000']] as const) {
+      const line = log().line({ ...ENTRY, upstreamMs: x, totalMs: x });
+      expect(line, String(x)).toContain(`"upstreamMs":${text},"totalMs":${text}}`);
+      expect((JSON.parse(line) as { totalMs: number }).totalMs).toBe(Number(text));
+    }
+  });
+
+  it('asciiJson leaves plain text as it is and escapes the rest as JSON does', () => {
+    expect(asciiJson('key_abc-1.2')).toBe('"key_abc-1.2"');
+    expect(JSON.parse(asciiJson('"\\\n\u0000é'))).toBe('"\\\n\u0000é');
+  });
+
+  it('hands each line to its writer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'access-log-'));
+    const fd = openSync(join(dir, 'a.log'), 'w');
+    try {
+      const a = new AccessLog(new LineWriter({ fd }));
+      expect(a.record(ENTRY)).toBe(true);
+      expect(a.record({ ...ENTRY, requestId: 'req-2' })).toBe(true);
+      await a.flush();
+      const lines = readFileSync(join(dir, 'a.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { requestId: string });
+      expect(lines.map((l) => l.requestId)).toEqual(['req-1', 'req-2']);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,67 @@
+// Finding the edge proxies the forward-auth tests run in front of keygate (nginx, Caddy), and
+// the rule for a missing one: CI fails, a local run prints one line and skips.
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { delimiter, join } from 'node:path';
+import { connect } from 'node:net';
+
+/** An executable on the PATH, or in /usr/sbin (where Debian puts nginx, often off a user's PATH). */
+export function which(binary: string): string | null {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin']) {
+    if (dir === '') continue;
+    const candidate = join(dir, binary);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+function isCi(): boolean {
+  const ci = process.env.CI;
+  return ci !== undefined && ci !== '' && ci.toLowerCase() !== 'false';
+}
+
+/** For `describe.skipIf(!requireBinary('nginx', …))`: true when the binary is there; in CI a missing one throws. */
+export function requireBinary(binary: string, install: string): boolean {
+  if (which(binary) !== null) return true;
+  if (isCi()) throw new Error(`${binary} is required in CI (not on the PATH); ${install}`);
+  console.warn(`Skipping ${binary} tests: no ${binary} binary on the PATH (${install})`);
+  return false;
+}
+
+/** A free TCP port on 127.0.0.1 (bound, then released). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+/** Resolves once something accepts connections on 127.0.0.1:`port`; rejects after `timeoutMs` or when `failed()` says so. */
+export async function waitForPort(port: number, timeoutMs: number, failed: () => string | null): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const reason = failed();
+    if (reason !== null) throw new Error(reason);
+    const open = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`nothing listened on port ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** `text` with its one occurrence of `from` replaced (a recipe that no longer holds exactly one has changed shape). */
+export function swapOnce(text: string, from: string, to: string): string {
+  if (text.split(from).length !== 2) throw new Error(`the recipe no longer holds exactly one "${from}"`);
+  return text.replace(from, to);
+}
