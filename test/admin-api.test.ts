@@ -196,6 +196,7 @@ describe('a token confined to workspace A', () => {
   let b: string;
   let keyA: any;
   let keyB: any;
+  let secretB: string;
   let confined: string;
   let groupB: string;
   let ownerB: string;
@@ -206,7 +207,7 @@ describe('a token confined to workspace A', () => {
     keyA = (await createKey(kg, { workspaceId: a, name: 'in-a' })).key;
     groupB = (await kg.admin('POST', '/v1/groups', { name: 'group-b', workspaceId: b })).body.id;
     ownerB = (await kg.admin('POST', '/v1/owners', { name: 'owner-b', workspaceId: b })).body.id;
-    keyB = (await createKey(kg, { workspaceId: b, name: 'in-b', groupId: groupB, ownerId: ownerB })).key;
+    ({ key: keyB, secret: secretB } = await createKey(kg, { workspaceId: b, name: 'in-b', groupId: groupB, ownerId: ownerB }));
     confined = (await makeToken({ name: 'tenant-a', scopes: ['*'], workspaces: [a] })).secret;
   });
 
@@ -237,6 +238,28 @@ describe('a token confined to workspace A', () => {
     expect((await walk(`/v1/audit?keyId=${keyB.id}`, 50, h))).toEqual([]);
     // Nothing of B changed.
     expect((await kg.admin('GET', `/v1/keys/${keyB.id}`)).body.name).toBe('in-b');
+  });
+
+  it("gets 404 for the activity of B's keys and owners, and for a leak report of B's secret, which changes nothing", async () => {
+    const h = as(confined);
+    expectError(await kg.admin('GET', `/v1/keys/${keyB.id}/activity`, undefined, h), 404, 'KEY_NOT_FOUND');
+    expectError(await kg.admin('GET', `/v1/owners/${ownerB}/activity`, undefined, h), 404, 'OWNER_NOT_FOUND');
+    expectError(await kg.admin('POST', '/v1/leaks', { secret: secretB, source: 'paste' }, h), 404, 'KEY_NOT_FOUND');
+    expect((await kg.admin('GET', `/v1/keys/${keyB.id}`)).body).toMatchObject({ status: 'active', version: keyB.version });
+    expect((await kg.admin('GET', `/v1/keys/${keyA.id}/activity`, undefined, h)).body).toEqual({ items: [], nextCursor: null });
+  });
+
+  it('key activity needs keys:read, owner activity owners:read, a leak report keys:write', async () => {
+    const keysReader = as((await makeToken({ name: 'activity-keys-reader', scopes: ['keys:read'] })).secret);
+    const ownersReader = as((await makeToken({ name: 'activity-owners-reader', scopes: ['owners:read'] })).secret);
+    expect((await kg.admin('GET', `/v1/keys/${keyA.id}/activity`, undefined, keysReader)).status).toBe(200);
+    expectError(await kg.admin('GET', `/v1/keys/${keyA.id}/activity`, undefined, ownersReader), 403, 'ADMIN_SCOPE_MISSING');
+    expect((await kg.admin('GET', `/v1/owners/${ownerB}/activity`, undefined, ownersReader)).status).toBe(200);
+    expectError(await kg.admin('GET', `/v1/owners/${ownerB}/activity`, undefined, keysReader), 403, 'ADMIN_SCOPE_MISSING');
+    const refused = await kg.admin('POST', '/v1/leaks', { secret: secretB }, keysReader);
+    expectError(refused, 403, 'ADMIN_SCOPE_MISSING');
+    expect(refused.body.error.message).toContain('keys:write');
+    expect((await kg.admin('GET', `/v1/keys/${keyB.id}`)).body.status).toBe('active');
   });
 
   it("cannot create a key in B (B reads as unknown) nor a workspace, and works in A", async () => {

@@ -384,10 +384,15 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     const actions = page.getByRole('tabpanel').getByRole('cell', { name: /^key\./ });
     await expect.poll(async () => (await actions.allTextContents()).sort()).toEqual(
       expect.arrayContaining(['key.create', 'key.update', 'key.rotate']),
-    );
+    );    // The key's own requests (its activity records, written each second): method, route, status and outcome.
+    await expect.poll(async () => {
+      await page.getByRole('tab', { name: 'Usage' }).click();
+      await page.getByRole('tab', { name: 'Activity' }).click();
+      return page.getByRole('table', { name: 'Recent requests' }).getByRole('row', { name: /GET \S+ \d{3} (PERMISSION_DENIED|KEY_DISABLED)/ }).count();
+    }, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
   });
 
-  it('lists keys grouped by group, searches as you type and filters by type, environment, status and workspace', async () => {
+  it('lists keys grouped by group, searches as you type and filters by type, environment, status, workspace and rotation due', async () => {
     const other = await createWorkspace(kg, 'globex');
     const group = (await kg.admin('POST', '/v1/groups', { name: 'mobile', description: 'phone apps' })).body.id;
     await createKey(kg, { workspaceId: created.workspaceId, name: 'android-app', description: 'The Android app', groupId: group });
@@ -426,6 +431,23 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     await page.getByLabel('Filter by workspace').selectOption({ label: 'globex' });
     await expect.poll(names).toEqual(['batch-export']);
     await page.getByLabel('Filter by workspace').selectOption('');
+    await expect.poll(names).toHaveLength(4);    // Every key here is new: none is due for rotation.
+    await page.getByLabel('Filter by rotation due').selectOption('true');
+    await expect.poll(names).toEqual([]);
+    // An old key's answer says rotationDue: true; the list shows it with a badge.
+    const keyList = /\/v1\/keys\?/;
+    await page.route(keyList, async (route) => {
+      const res = await route.fetch();
+      const body = await res.json();
+      for (const k of body.items) if (k.name === 'android-app') k.rotationDue = true;
+      await route.fulfill({ response: res, json: body });
+    });
+    await page.getByLabel('Filter by rotation due').selectOption('false');
+    await expect.poll(names).toHaveLength(4);
+    await expect.poll(() => page.getByRole('row', { name: /android-app/ }).getByText('rotation due').count()).toBe(1);
+    expect(await page.locator('table.keys .badge.due').count()).toBe(1);
+    await page.unroute(keyList);
+    await page.getByLabel('Filter by rotation due').selectOption('');
     await expect.poll(names).toHaveLength(4);
   });
 

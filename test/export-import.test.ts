@@ -22,6 +22,7 @@ interface Fixture {
   salt: string;
   keys: Record<string, any>;
   usage: Record<string, any>;
+  activity: Record<string, any>;
   audit: any[];
   workspaces: any[];
   groups: any[];
@@ -45,9 +46,12 @@ async function populate(kg: Keygate): Promise<Fixture> {
   const token = await mintToken(kg, plain.secret);
   for (let i = 0; i < 3; i++) expect((await gw(kg, '/v1/events', { headers: { 'x-api-key': plain.secret } })).status).toBe(200);
   const ids = { plain: plain.key.id, test: test.key.id, profile: profile.key.id, rotated: rotated.key.id, disabled: disabled.key.id };
-  // Usage reaches the store within a second (batched).
+  // Usage and activity reach the store within a second (batched).
   await sleep(1_500);
-  return { ...(await snapshot(kg, ids)), ids, token, salt: profile.key.simpleAuth.salt as string,
+  const shown = await snapshot(kg, ids);
+  // The three requests and the token's minting, newest first.
+  expect(shown.activity.plain.items.length).toBe(4);
+  return { ...shown, ids, token, salt: profile.key.simpleAuth.salt as string,
     secrets: { plain: plain.secret, test: test.secret, profile: profile.secret, rotatedOld: rotated.secret, rotatedNew: rotation.body.secret, disabled: disabled.secret } };
 }
 
@@ -55,14 +59,17 @@ async function populate(kg: Keygate): Promise<Fixture> {
 async function snapshot(kg: Keygate, ids: Record<string, string>) {
   const keys: Record<string, any> = {};
   const usage: Record<string, any> = {};
+  const activity: Record<string, any> = {};
   for (const [name, id] of Object.entries(ids)) {
     keys[name] = (await kg.admin('GET', `/v1/keys/${id}`)).body;
     usage[name] = (await kg.admin('GET', `/v1/keys/${id}/usage`)).body;
+    activity[name] = (await kg.admin('GET', `/v1/keys/${id}/activity`)).body;
   }
   const sorted = (items: any[]) => [...items].sort((a, b) => String(a.id).localeCompare(String(b.id)));
   return {
     keys,
     usage,
+    activity,
     audit: (await kg.admin('GET', '/v1/audit?limit=1000')).body.items as any[],
     workspaces: sorted((await kg.admin('GET', '/v1/workspaces')).body.items),
     groups: sorted((await kg.admin('GET', '/v1/groups')).body.items),
@@ -99,6 +106,7 @@ function expectSameAdminView(after: Awaited<ReturnType<typeof snapshot>>, before
   expect(after.signingKeys).toEqual(before.signingKeys);
   expect(after.keys).toEqual(before.keys);
   expect(after.usage).toEqual(before.usage);
+  expect(after.activity).toEqual(before.activity);
   expect(after.audit).toEqual(before.audit);
 }
 

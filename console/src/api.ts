@@ -144,7 +144,12 @@ export interface ApiKey {
   expiresAt: string | null;
   lastUsedAt: string | null;
   version: number;
+  /** The route permissions the key may call now: its own intersected with its owner's. */
+  effectivePermissions?: string[];
+  rotatedAt?: string | null;
+  /** The secret is older than `keys.rotationReminderDays`. */
   rotationDue?: boolean;
+  expiredReason?: 'expiresAt' | 'inactivity' | null;
 }
 export interface Workspace { id: string; name: string; createdAt: string }
 export interface Group { id: string; name: string; description: string }
@@ -153,7 +158,7 @@ export interface Catalogue { modules: Record<string, string[]>; presets: Record<
 export interface AuditEntry {
   id: string;
   at: string;
-  actor: { type: string; name: string };
+  actor: { type: string; name: string; tokenId?: string };
   action: string;
   target: { type: string; id: string };
   before: unknown;
@@ -166,4 +171,5 @@ export interface Usage {
   rateLimit: { limit: number; windowSeconds: number; remaining: number; resetSeconds: number } | null;
   quota: { limit: number; period: string; used: number; remaining: number; resetsAt: string } | null;
 }
-export interface RequestRecord { at: string; requestId: string; method: string; route: string; status: number; outcome: string; clientIp: string }
+/** One request of a key (`GET /v1/keys/{id}/activity`), newest first. */
+export interface RequestRecord { keyId: string; at: string; requestId: string; method: string; route: string; status: number; outcome: string; clientIp: string | null }

@@ -156,7 +156,7 @@ export async function runImport(args: string[], io: Io, stdin: NodeJS.ReadableSt
   }
   let store: KeyStore | null = null;
   try {
-    const opts = { pepper: config.secrets.pepper, cipher: SigningKeyCipher.fromSecrets(config.secrets) };
+    const opts = { pepper: config.secrets.pepper, cipher: SigningKeyCipher.fromSecrets(config.secrets), activityPerKey: config.keys.activityPerKey };
     if (check) {
       // A backup's check: the whole stream against this config's pepper and encryption key; no store is opened.
       let counts: Counts;

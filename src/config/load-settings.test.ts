@@ -1,5 +1,6 @@
 // The loader: defaults, the Redis store settings, rate-limit defaults and the signing key
 // encryption key (parsing, interpolation and path-naming messages are in load.test.ts).
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { errors, ok, PEPPER, TOKEN, yaml } from '../../test/support/config-text.js';
 import { parseConfigText } from './load.js';
@@ -223,5 +224,37 @@ describe('secrets.signingKeyEncryptionKey', () => {
     expect(ok(parseConfigText(yaml({ secrets }), { KEYGATE_SIGNING_KEY_ENCRYPTION_KEY: key })).secrets.signingKeyEncryptionKey).toBe(key);
     expect(errors(parseConfigText(yaml({ secrets }), { KEYGATE_SIGNING_KEY_ENCRYPTION_KEY: 'k'.repeat(31) })).join('\n'))
       .toMatch(/secrets\.signingKeyEncryptionKey: must be at least 32 characters/);
+  });
+});
+
+describe('key hygiene settings', () => {
+  it('defaults: no inactivity expiry, a 90-day rotation reminder, 1 000 activity records a key, leaks disable', () => {
+    const config = ok(parseConfigText(yaml(), {}));
+    expect(config.keys).toMatchObject({ inactivityDays: null, rotationReminderDays: 90, activityPerKey: 1_000 });
+    expect(config.leaks).toEqual({ action: 'disable', github: { publicKeys: [], keysCacheSeconds: 3_600 } });
+  });
+
+  it('takes GitHub\'s secret scanning keys as PEM, and a URL to fetch them from', () => {
+    const pem = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const text = yaml({ extra: `keys: { inactivityDays: "30" }\nleaks:\n  action: notify\n  github:\n    keysUrl: https://api.github.com/meta/public_keys/secret_scanning\n    publicKeys:\n      - id: abc\n        key: |\n${pem.trim().split('\n').map((l) => `          ${l}`).join('\n')}` });
+    const config = ok(parseConfigText(text, {}));
+    expect(config.keys.inactivityDays).toBe(30);
+    expect(config.leaks.action).toBe('notify');
+    expect(config.leaks.github.publicKeys[0]!.id).toBe('abc');
+    expect(config.leaks.github.keysUrl).toBe('https://api.github.com/meta/public_keys/secret_scanning');
+  });
+
+  it('names a key that is no PEM, an unknown action and a bad number by their paths', () => {
+    const errs = errors(parseConfigText(yaml({ extra: 'keys: { activityPerKey: -1, inactivityDays: 0 }\nleaks: { action: revoke, github: { publicKeys: [{ id: a, key: "not a key" }], keysUrl: "ftp://x" } }' }), {}));
+    expect(errs.some((e) => e.startsWith('keys.activityPerKey: '))).toBe(true);
+    expect(errs.some((e) => e.startsWith('keys.inactivityDays: '))).toBe(true);
+    expect(errs.some((e) => e.startsWith('leaks.action: '))).toBe(true);
+    expect(errs.some((e) => e.startsWith('leaks.github.publicKeys[0].key: ') && e.includes('PEM'))).toBe(true);
+    expect(errs.some((e) => e.startsWith('leaks.github.keysUrl: '))).toBe(true);
+  });
+
+  it('reserves /auth/secret-scanning for the gateway\'s own endpoint', () => {
+    const errs = errors(parseConfigText(yaml({ routes: '  - { name: x, method: POST, path: /auth/secret-scanning, upstream: events, permission: events.create }' }), {}));
+    expect(errs).toEqual(['routes[0].path: "/auth/secret-scanning" is reserved for keygate\'s own endpoint']);
   });
 });

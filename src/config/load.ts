@@ -55,7 +55,7 @@ function routeShape(method: string, path: string): string {
 }
 
 /** The gateway's own endpoints, answered ahead of every route. */
-const RESERVED_PATHS = new Set(['/auth/token', '/.well-known/jwks.json', '/auth/forward', '/auth/verify']);
+const RESERVED_PATHS = new Set(['/auth/token', '/.well-known/jwks.json', '/auth/forward', '/auth/verify', '/auth/secret-scanning']);
 /** Forward-auth for Envoy: `/auth/envoy/<original path>`. */
 const RESERVED_PREFIX = '/auth/envoy';
 

@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { isAdminScope } from '../domain/admin-scopes.js';
 import { parseCidr } from '../domain/cidr.js';
@@ -132,6 +133,33 @@ export const configSchema = z.strictObject({
   keys: z.strictObject({
     defaultTtlDays: z.preprocess(fromText, z.number().int().positive().nullable()).default(90),
     rotationGraceSeconds: z.preprocess(fromText, z.number().int().min(0)).default(86_400),
+    /** A key not used for this many days expires (null: never). */
+    inactivityDays: z.preprocess(fromText, z.number().int().positive().max(36_500).nullable()).default(null),
+    /** A key whose secret is older than this many days shows `rotationDue: true`. */
+    rotationReminderDays: z.preprocess(fromText, z.number().int().positive().max(36_500)).default(90),
+    /** How many activity records each key keeps (the newest); 0 records none. */
+    activityPerKey: z.preprocess(fromText, z.number().int().min(0).max(100_000)).default(1_000),
+  }).prefault({}),
+  leaks: z.strictObject({
+    /** What a leak report does to the key: disable it, or only write the audit entry and log a warning. */
+    action: z.enum(['disable', 'notify']).default('disable'),
+    /** GitHub secret scanning: the keys its payloads are signed with, given here or fetched from `keysUrl`. */
+    github: z.strictObject({
+      publicKeys: z.array(z.strictObject({
+        id: z.string().min(1).max(200),
+        key: z.string().superRefine((value, ctx) => {
+          try {
+            const k = createPublicKey(value);
+            if (k.asymmetricKeyType !== 'ec') ctx.addIssue({ code: 'custom', message: 'must be an ECDSA (P-256) public key' });
+          } catch {
+            ctx.addIssue({ code: 'custom', message: 'must be a PEM public key ("-----BEGIN PUBLIC KEY-----…")' });
+          }
+        }),
+      })).default([]),
+      keysUrl: z.url({ protocol: /^https?$/ }).optional(),
+      /** How long keys fetched from `keysUrl` are trusted before they are fetched again. */
+      keysCacheSeconds: z.preprocess(fromText, z.number().int().min(0).max(86_400)).default(3_600),
+    }).prefault({}),
   }).prefault({}),
   tokens: z.strictObject({
     ttlSeconds: z.preprocess(fromText, z.number().int().positive().max(86_400)).default(3600),

@@ -13,6 +13,7 @@ import { buildOpenApi } from './openapi.js';
 import { etagOf, ifMatchAdmits } from './paging.js';
 import { adminTokenRoutes } from './routes/admin-tokens.js';
 import { directoryRoutes } from './routes/directory.js';
+import { hygieneRoutes } from './routes/hygiene.js';
 import { keyRoutes } from './routes/keys.js';
 import { metaRoutes } from './routes/meta.js';
 import { AdminRoutes, type AdminContext, type AdminDeps, type AdminRoute } from './routes/types.js';
@@ -37,6 +38,7 @@ export function buildAdminRoutes(deps: AdminDeps): AdminRoutes {
   const routes = new AdminRoutes();
   directoryRoutes(routes, deps);
   keyRoutes(routes, deps);
+  hygieneRoutes(routes, deps);
   adminTokenRoutes(routes, deps);
   metaRoutes(routes, deps);
   return routes;

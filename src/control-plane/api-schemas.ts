@@ -44,6 +44,12 @@ export const keySchema = z.strictObject({
   expiresAt: time.nullable(),
   lastUsedAt: time.nullable(),
   version: z.number().int(),
+  /** When the secret was last rotated (null: never). */
+  rotatedAt: time.nullable(),
+  /** The secret is older than `keys.rotationReminderDays` (since `rotatedAt`, or `createdAt`). */
+  rotationDue: z.boolean(),
+  /** Why an `expired` key is: its `expiresAt` passed, or it went unused (`keys.inactivityDays`); null otherwise. */
+  expiredReason: z.enum(['expiresAt', 'inactivity']).nullable(),
 });
 
 export const keyWithSecretSchema = z.strictObject({ key: keySchema, secret: z.string() });
@@ -65,7 +71,8 @@ export const ownerSchema = z.strictObject({
   version: z.number().int(),
 });
 
-const actorSchema = z.strictObject({ type: z.literal('admin'), name: z.string(), tokenId: z.string().optional() });
+/** An admin token, or keygate itself (`system`: an inactivity expiry, a secret scanner's report). */
+const actorSchema = z.strictObject({ type: z.enum(['admin', 'system']), name: z.string(), tokenId: z.string().optional() });
 
 export const adminTokenSchema = z.strictObject({
   id,
@@ -88,7 +95,26 @@ export const auditEntrySchema = z.strictObject({
   workspaceId: id.nullable().optional(),
   before: z.unknown(),
   after: z.unknown(),
+  /** What else the change records (an expiry's reason, a leak report's source and URL). */
+  detail: z.record(z.string(), z.unknown()).optional(),
 });
+
+/** One request of a key, as the activity routes answer it: never a secret, token, query string or body. */
+export const activitySchema = z.strictObject({
+  keyId: id,
+  /** When the request arrived. */
+  at: time,
+  requestId: z.string(),
+  method: z.string(),
+  /** The config route's name (`unmatched` never appears: a request without a route has no key). */
+  route: z.string(),
+  status: z.number().int(),
+  outcome: z.string(),
+  clientIp: z.string().nullable(),
+});
+
+/** `POST /v1/leaks`: the key the secret belongs to, and what was done (`leaks.action`). */
+export const leakResultSchema = z.strictObject({ keyId: id, action: z.enum(['disable', 'notify']) });
 
 const budget = z.strictObject({
   limit: z.number().int(), windowSeconds: z.number().int(), remaining: z.number().int(), resetSeconds: z.number(),
@@ -128,5 +154,5 @@ export const apiRegistry = z.registry<{ id: string }>();
 for (const [id, schema] of Object.entries({
   Error: errorSchema, Key: keySchema, KeyWithSecret: keyWithSecretSchema, Workspace: workspaceSchema, Group: groupSchema,
   Owner: ownerSchema, AdminToken: adminTokenSchema, AdminTokenWithSecret: adminTokenWithSecretSchema,
-  AuditEntry: auditEntrySchema, Usage: usageSchema, Permissions: permissionsSchema, Node: nodeSchema, SigningKey: signingKeySchema,
+  AuditEntry: auditEntrySchema, Activity: activitySchema, LeakResult: leakResultSchema, Usage: usageSchema, Permissions: permissionsSchema, Node: nodeSchema, SigningKey: signingKeySchema,
 })) apiRegistry.add(schema, { id });

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { deriveStatus, toApiKey, type ApiKey, type KeyRecord } from '../domain/api-key.js';
+import { deriveStatus, lastActivity, rotationDue, toApiKey, type ApiKey, type KeyRecord } from '../domain/api-key.js';
 import { FULL_GRANT, workspaceVisible, type AdminGrant } from '../domain/admin-scopes.js';
 import type { Actor, AuditEntry, Owner } from '../domain/entities.js';
 import { newAuditId, newKeyId } from '../domain/ids.js';
 import { effectivePermissions, type PermissionCatalogue } from '../domain/permissions.js';
-import { generateSecret, hashSecret } from '../domain/secret.js';
+import { checkSecretFormat, generateSecret, hashSecret } from '../domain/secret.js';
 import { KeygateError, ValidationError } from '../errors/catalogue.js';
 import { preconditionToken, type KeyStore, type Precondition } from '../store/types.js';
 import type { CreateKeyInput, KeyListQuery, PatchKeyInput } from './schemas.js';
@@ -15,6 +16,8 @@ export interface KeyServiceDeps {
   config: Config;
   catalogue: PermissionCatalogue;
   now?: () => number;
+  /** Where a leak report is announced (a warning naming the key, source and URL). */
+  logger?: Pick<Logger, 'warn'>;
 }
 
 /** The secret (and, on enabling simple auth, the salt) appear in this result and nowhere else. */
@@ -40,6 +43,7 @@ export class KeyService {
   private readonly config: Config;
   private readonly catalogue: PermissionCatalogue;
   private readonly now: () => number;
+  private readonly logger: Pick<Logger, 'warn'> | null;
   /** Writes to one key queue behind each other in this process; CONFLICT retries cover other nodes. */
   private readonly keyLocks = new Map<string, Promise<unknown>>();
 
@@ -48,6 +52,7 @@ export class KeyService {
     this.config = deps.config;
     this.catalogue = deps.catalogue;
     this.now = deps.now ?? Date.now;
+    this.logger = deps.logger ?? null;
   }
 
   async view(rec: KeyRecord): Promise<ApiKey> {
@@ -58,7 +63,7 @@ export class KeyService {
 
   private viewWith(rec: KeyRecord, owner: Owner | null, lastUsedAt: string | null): ApiKey {
     const ownerActive = owner === null || owner.status === 'active';
-    return toApiKey(rec, ownerActive, lastUsedAt, this.now(), this.effective(rec.permissions, owner));
+    return toApiKey(rec, ownerActive, lastUsedAt, this.now(), this.effective(rec.permissions, owner), this.config.keys.rotationReminderDays);
   }
 
   /** The catalogue's permissions a key with these permissions and this owner may call. */
@@ -69,8 +74,10 @@ export class KeyService {
     return out;
   }
 
-  private audit(actor: Actor, action: string, rec: KeyRecord, before: unknown, after: unknown): AuditEntry {
-    return { id: newAuditId(), at: new Date(this.now()).toISOString(), actor, action, target: { type: 'key', id: rec.id }, workspaceId: rec.workspaceId, before, after };
+  private audit(actor: Actor, action: string, rec: KeyRecord, before: unknown, after: unknown, detail?: Record<string, unknown>): AuditEntry {
+    const entry: AuditEntry = { id: newAuditId(), at: new Date(this.now()).toISOString(), actor, action, target: { type: 'key', id: rec.id }, workspaceId: rec.workspaceId, before, after };
+    if (detail !== undefined) entry.detail = detail;
+    return entry;
   }
 
   private resolvePermissions(permissions: string[] | undefined, preset: string | undefined, problems: string[]): string[] | undefined {
@@ -228,20 +235,21 @@ export class KeyService {
   }
 
   /** Read, change, commit if nobody else wrote in between; retried on a concurrent write. */
-  private mutate<T>(id: string, fn: (rec: KeyRecord) => Promise<{ next: KeyRecord; action: string; result: T }>, actor: Actor, access: Access): Promise<T> {
+  private mutate<T>(id: string, fn: (rec: KeyRecord) => Promise<Mutation<T>>, actor: Actor, access: Access): Promise<T> {
     return this.withKeyLock(id, () => this.mutateNow(id, fn, actor, access));
   }
 
-  private async mutateNow<T>(id: string, fn: (rec: KeyRecord) => Promise<{ next: KeyRecord; action: string; result: T }>, actor: Actor, access: Access): Promise<T> {
+  private async mutateNow<T>(id: string, fn: (rec: KeyRecord) => Promise<Mutation<T>>, actor: Actor, access: Access): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const current = await this.require(id, access.grant);
       // Checked on every attempt: after a concurrent write the state named by If-Match is gone.
       access.ifMatch(String(current.version));
-      const { next, action, result } = await fn(structuredClone(current));
+      const { next, action, result, detail } = await fn(structuredClone(current));
+      if (next === null) return result;
       try {
         await this.store.commit({
           ops: [{ op: 'put', entity: { type: 'key', value: next } }],
-          audit: [this.audit(actor, action, current, await this.view(current), await this.view(next))],
+          audit: [this.audit(actor, action, current, await this.view(current), await this.view(next), detail)],
           expect: [{ type: 'key', id, token: String(current.version) }, ...(await this.referencesStillThere(next, current))],
         });
         return result;
@@ -277,6 +285,12 @@ export class KeyService {
       if (patch.quota !== undefined) next.quota = patch.quota;
       if (patch.expiresAt !== undefined) next.expiresAt = patch.expiresAt === null ? null : new Date(patch.expiresAt).toISOString();
       if (patch.enabled !== undefined) next.enabled = patch.enabled;
+      // An admin setting expiresAt or enabled on a key expired for inactivity revives it: its
+      // idle time counts afresh from now.
+      if ((patch.expiresAt !== undefined || patch.enabled !== undefined) && rec.inactiveSince != null) {
+        next.inactiveSince = null;
+        next.revivedAt = new Date(this.now()).toISOString();
+      }
       if (patch.simpleAuth !== undefined) {
         // Enabling makes a fresh salt, shown once; enabling what is already on keeps the salt hidden.
         if (patch.simpleAuth.enabled && !rec.simpleAuth.enabled) {
@@ -310,10 +324,49 @@ export class KeyService {
         prefix,
         secretHash: hashSecret(this.config.secrets.pepper, secret),
         retiredSecrets: retired,
+        rotatedAt: new Date(now).toISOString(),
         version: rec.version + 1,
         updatedAt: new Date(now).toISOString(),
       };
       return { next, action: 'key.rotate', result: { key: await this.view(next), secret } };
+    }, actor, access);
+  }
+
+  /**
+   * Expires a key that went unused since `idleSince` (its last recorded use, creation or
+   * revival); false when it was used, revived or changed meanwhile (nothing is written then).
+   */
+  async expireInactive(id: string, idleSince: number, cutoff: number, actor: Actor): Promise<boolean> {
+    try {
+      return await this.mutate(id, async (rec) => {
+        const usage = await this.store.getUsage(id);
+        if (rec.inactiveSince != null || lastActivity(rec, usage.lastUsedAt) > cutoff) return { next: null, action: '', result: false };
+        const next: KeyRecord = { ...rec, inactiveSince: new Date(this.now()).toISOString(), version: rec.version + 1, updatedAt: new Date(this.now()).toISOString() };
+        return { next, action: 'key.expire', result: true, detail: { reason: 'inactivity', idleSince: new Date(idleSince).toISOString() } };
+      }, actor, ANY);
+    } catch (err) {
+      if (err instanceof KeygateError && err.code === 'KEY_NOT_FOUND') return false;
+      throw err;
+    }
+  }
+
+  /**
+   * A leaked secret reported: the key it belongs to (current secret, or a retired one still in
+   * its grace) is found by its peppered hash, never by comparing secrets; `disable` turns it
+   * off, `notify` only records the report. Either way the audit names the source and URL.
+   * An unknown or malformed secret is KEY_NOT_FOUND, with nothing more said.
+   */
+  async reportLeak(secret: string, report: { source?: string | undefined; url?: string | undefined }, action: 'disable' | 'notify', actor: Actor, access: Access = ANY): Promise<{ keyId: string; action: 'disable' | 'notify'; alreadyDisabled: boolean }> {
+    const found = checkSecretFormat(secret) === null ? null : await this.store.lookupKey('hash', hashSecret(this.config.secrets.pepper, secret));
+    if (!found || !workspaceVisible(access.grant, found.record.workspaceId)) throw new KeygateError('KEY_NOT_FOUND', 'No key has this secret.');
+    const id = found.record.id;
+    const detail = { source: report.source ?? null, url: report.url ?? null, action };
+    this.logger?.warn({ keyId: id, ...detail, reportedBy: actor.name }, action === 'disable' ? 'leaked key reported: disabling it' : 'leaked key reported (leaks.action: notify; the key stays as it is)');
+    return this.mutate(id, async (rec) => {
+      const result = { keyId: id, action, alreadyDisabled: !rec.enabled };
+      const next: KeyRecord = { ...rec, version: rec.version + 1, updatedAt: new Date(this.now()).toISOString() };
+      if (action === 'disable') next.enabled = false;
+      return { next, action: 'key.leak', result, detail };
     }, actor, access);
   }
 
@@ -349,6 +402,7 @@ export class KeyService {
         if (query.environment !== undefined && rec.environment !== query.environment) continue;
         const ownerActive = rec.ownerId === null || (owners.get(rec.ownerId) ?? true);
         if (query.status !== undefined && deriveStatus(rec, ownerActive, now) !== query.status) continue;
+        if (query.rotationDue !== undefined && rotationDue(rec, this.config.keys.rotationReminderDays, now) !== query.rotationDue) continue;
         if (needle !== undefined && needle !== '' &&
             !rec.name.toLowerCase().includes(needle) &&
             !rec.description.toLowerCase().includes(needle) &&
@@ -363,6 +417,9 @@ export class KeyService {
     return { items, nextCursor: encodeCursor(lastSeq) };
   }
 }
+
+/** A change to one key: `next: null` writes nothing and returns `result`. */
+interface Mutation<T> { next: KeyRecord | null; action: string; result: T; detail?: Record<string, unknown> }
 
 /** What a write may reach: the grant's workspaces, and the state `If-Match` names (throws 412 when gone). */
 export interface Access { grant: AdminGrant; ifMatch: (token: string) => void }

@@ -144,6 +144,8 @@ export const keyListQuerySchema = z.strictObject({
   type: z.enum(['workspace', 'profile']).optional(),
   environment: z.enum(['live', 'test']).optional(),
   status: z.enum(['active', 'disabled', 'expired', 'suspended']).optional(),
+  /** `true`: only keys whose secret is older than `keys.rotationReminderDays`; `false`: only the others. */
+  rotationDue: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
   limit: limit(500, 50),
   cursor,
 });
@@ -167,6 +169,13 @@ export const auditQuerySchema = z.strictObject({
   cursor,
 });
 export type AuditQuery = z.infer<typeof auditQuerySchema>;
+
+/** `POST /v1/leaks`: a secret found where it should not be. */
+export const leakReportSchema = z.strictObject({
+  secret: z.string().min(1).max(200),
+  source: z.string().min(1).max(200).optional(),
+  url: z.url().max(2000).optional(),
+});
 
 /** Parses or throws a 400 whose message names every bad field. */
 export function parseBody<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {

@@ -19,6 +19,7 @@ import { peerMemo } from './request/peer.js';
 import { parseRequestTarget } from './request/request-target.js';
 import { RouteTable } from './pipeline/route-table.js';
 import type { UsageRecorder } from './pipeline/usage-recorder.js';
+import type { ActivityRecorder } from './pipeline/activity-recorder.js';
 import { errorHeader, type DecisionRoutes } from './decide/decision-routes.js';
 
 export interface GatewayDeps {
@@ -30,6 +31,8 @@ export interface GatewayDeps {
   metrics: Metrics;
   logger: Logger;
   usage: UsageRecorder;
+  /** Each key's requests for the activity routes (null: none recorded). */
+  activity?: ActivityRecorder | null;
   drain: DrainState;
   /** Forward-auth (`/auth/forward`, `/auth/envoy/…`): the configured routes, decided instead of forwarded. */
   decisions?: DecisionRoutes;
@@ -55,7 +58,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   const resolveClientIp = createClientIpResolver(config.gateway.trustedProxies);
   const peerOf = peerMemo(config.gateway.trustedProxies);
   const accounting = new Accounting({ metrics: deps.metrics, logger, usage: deps.usage, accessLog: deps.accessLog });
-  const end = createRequestEnd({ accounting, metrics: deps.metrics, logger, drain, routes: [...deps.routes, ...local.values()] });
+  const end = createRequestEnd({ accounting, metrics: deps.metrics, logger, drain, routes: [...deps.routes, ...local.values()], activity: deps.activity ?? null });
   const decisions = deps.decisions ?? null;
   const decisionEnd = decisions?.end(end) ?? end;
 

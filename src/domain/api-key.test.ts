@@ -87,9 +87,9 @@ describe('toApiKey', () => {
     const key = toApiKey(keyRecord(), true, null, NOW, ['events.create']);
     expect(key.effectivePermissions).toEqual(['events.create']);
     expect(Object.keys(key).sort()).toEqual([
-      'basicAuth', 'createdAt', 'description', 'effectivePermissions', 'environment', 'eventAllowlist', 'eventDenylist', 'expiresAt', 'groupId',
+      'basicAuth', 'createdAt', 'description', 'effectivePermissions', 'environment', 'eventAllowlist', 'eventDenylist', 'expiredReason', 'expiresAt', 'groupId',
       'id', 'ipAllowlist', 'lastUsedAt', 'name', 'ownerId', 'permissions', 'permissionsLocked', 'prefix',
-      'profileAttributeAllowlist', 'quota', 'rateLimit', 'simpleAuth', 'status', 'type', 'updatedAt', 'version',
+      'profileAttributeAllowlist', 'quota', 'rateLimit', 'rotatedAt', 'rotationDue', 'simpleAuth', 'status', 'type', 'updatedAt', 'version',
       'workspaceId',
     ]);
   });
@@ -133,5 +133,27 @@ describe('toApiKey', () => {
     expect(rec.permissions).toEqual(['events.create', 'profiles.*']);
     expect(rec.ipAllowlist).toEqual(['10.0.0.0/8']);
     expect(rec.rateLimit).toEqual({ limit: 100, windowSeconds: 1 });
+  });
+});
+
+describe('key hygiene fields', () => {
+  const DAY = 86_400_000;
+
+  it('marks a key whose secret is older than the reminder, counting from its last rotation', () => {
+    const created = iso(NOW - 100 * DAY);
+    expect(toApiKey(keyRecord({ createdAt: created }), true, null, NOW, [], 90).rotationDue).toBe(true);
+    expect(toApiKey(keyRecord({ createdAt: created }), true, null, NOW, [], 120).rotationDue).toBe(false);
+    const rotated = toApiKey(keyRecord({ createdAt: created, rotatedAt: iso(NOW - 10 * DAY) }), true, null, NOW, [], 90);
+    expect(rotated.rotationDue).toBe(false);
+    expect(rotated.rotatedAt).toBe(iso(NOW - 10 * DAY));
+  });
+
+  it('says why a key is expired: its expiresAt, or inactivity even before its expiresAt', () => {
+    expect(toApiKey(keyRecord({ expiresAt: iso(NOW - 1) }), true, null, NOW).expiredReason).toBe('expiresAt');
+    const idle = toApiKey(keyRecord({ expiresAt: iso(NOW + DAY), inactiveSince: iso(NOW + 5 * DAY) }), true, null, NOW);
+    expect(idle.status).toBe('expired');
+    expect(idle.expiredReason).toBe('inactivity');
+    expect(toApiKey(keyRecord(), true, null, NOW).expiredReason).toBeNull();
+    expect(toApiKey(keyRecord({ inactiveSince: iso(NOW), enabled: false }), true, null, NOW).expiredReason).toBeNull();
   });
 });

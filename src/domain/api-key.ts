@@ -43,7 +43,16 @@ export interface KeyRecord {
   retiredSecrets: RetiredSecret[];
   /** Position in creation order; the list cursor walks it. */
   seq: number;
+  /** When the secret was last rotated (absent or null: never; its age counts from `createdAt`). */
+  rotatedAt?: string | null;
+  /** Set when the key expired for going unused `keys.inactivityDays`; a PATCH of `expiresAt` or `enabled` clears it. */
+  inactiveSince?: string | null;
+  /** When an admin last revived it from inactivity: its idle time counts from here at the earliest. */
+  revivedAt?: string | null;
 }
+
+/** Why a key is expired: its `expiresAt` passed, or it went unused for `keys.inactivityDays`. */
+export type ExpiredReason = 'expiresAt' | 'inactivity';
 
 /** A key as the admin API shows it. */
 export interface ApiKey {
@@ -74,14 +83,41 @@ export interface ApiKey {
   expiresAt: string | null;
   lastUsedAt: string | null;
   version: number;
+  /** When the secret was last rotated (null: never since creation). */
+  rotatedAt: string | null;
+  /** The secret is older than `keys.rotationReminderDays` (since creation or the last rotation). */
+  rotationDue: boolean;
+  /** With `status: expired`, why; else null. */
+  expiredReason: ExpiredReason | null;
 }
 
 /**
  * Status is derived, never stored: an explicit disable wins, then the owner's suspension,
  * then expiry (which may pass between two reads without any write).
  */
-export function deriveStatus(key: Pick<KeyRecord, 'enabled' | 'expiresAt'>, ownerActive: boolean, now: number): KeyStatus {
-  return statusAt(key.enabled, ownerActive, key.expiresAt === null ? null : Date.parse(key.expiresAt), now);
+export function deriveStatus(key: Pick<KeyRecord, 'enabled' | 'expiresAt' | 'inactiveSince'>, ownerActive: boolean, now: number): KeyStatus {
+  return statusAt(key.enabled, ownerActive, expiryOf(key), now);
+}
+
+/** The instant the key stops working (ms): an inactive key already has, whatever the clock says. */
+export function expiryOf(key: Pick<KeyRecord, 'expiresAt' | 'inactiveSince'>): number | null {
+  if (key.inactiveSince != null) return Number.NEGATIVE_INFINITY;
+  return key.expiresAt === null ? null : Date.parse(key.expiresAt);
+}
+
+export const DAY_MS = 86_400_000;
+
+/** Whether the key's secret (since creation or its last rotation) is older than `reminderDays`. */
+export function rotationDue(key: Pick<KeyRecord, 'createdAt' | 'rotatedAt'>, reminderDays: number, now: number): boolean {
+  return now - Date.parse(key.rotatedAt ?? key.createdAt) >= reminderDays * DAY_MS;
+}
+
+/** The latest sign of life of a key: its last recorded use, its creation, an admin's revival. */
+export function lastActivity(key: Pick<KeyRecord, 'createdAt' | 'revivedAt'>, lastUsedAt: string | null): number {
+  let t = Date.parse(key.createdAt);
+  if (key.revivedAt != null) t = Math.max(t, Date.parse(key.revivedAt));
+  if (lastUsedAt !== null) t = Math.max(t, Date.parse(lastUsedAt));
+  return t;
 }
 
 /** The same rule on precompiled values, for the hot path. */
@@ -92,7 +128,11 @@ export function statusAt(enabled: boolean, ownerActive: boolean, expiresAtMs: nu
   return 'active';
 }
 
-export function toApiKey(rec: KeyRecord, ownerActive: boolean, lastUsedAt: string | null, now: number, effectivePermissions: string[] = []): ApiKey {
+export function toApiKey(
+  rec: KeyRecord, ownerActive: boolean, lastUsedAt: string | null, now: number,
+  effectivePermissions: string[] = [], rotationReminderDays = 90,
+): ApiKey {
+  const status = deriveStatus(rec, ownerActive, now);
   return {
     id: rec.id,
     workspaceId: rec.workspaceId,
@@ -103,7 +143,7 @@ export function toApiKey(rec: KeyRecord, ownerActive: boolean, lastUsedAt: strin
     type: rec.type,
     environment: rec.environment,
     prefix: rec.prefix,
-    status: deriveStatus(rec, ownerActive, now),
+    status,
     permissions: [...rec.permissions],
     effectivePermissions,
     permissionsLocked: rec.permissionsLocked,
@@ -120,5 +160,8 @@ export function toApiKey(rec: KeyRecord, ownerActive: boolean, lastUsedAt: strin
     expiresAt: rec.expiresAt,
     lastUsedAt,
     version: rec.version,
+    rotatedAt: rec.rotatedAt ?? null,
+    rotationDue: rotationDue(rec, rotationReminderDays, now),
+    expiredReason: status !== 'expired' ? null : rec.inactiveSince != null ? 'inactivity' : 'expiresAt',
   };
 }

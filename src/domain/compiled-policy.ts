@@ -1,4 +1,4 @@
-import { statusAt, type KeyRecord, type KeyStatus, type KeyType, type Quota, type RateLimit } from './api-key.js';
+import { expiryOf, statusAt, type KeyRecord, type KeyStatus, type KeyType, type Quota, type RateLimit } from './api-key.js';
 import { compileIpAllowlist, type IpMatcher } from './cidr.js';
 import type { Owner } from './entities.js';
 import { Interner } from './interner.js';
@@ -53,6 +53,8 @@ class Policy {
   readonly enabled: boolean;
   readonly ownerActive: boolean;
   readonly expiresAt: number | null;
+  /** Expired for going unused (`keys.inactivityDays`): refused with a message saying so. */
+  readonly inactive: boolean;
   readonly secretHash: string;
   /** Retired secret hash → the instant (ms) it stops working. */
   readonly retired: ReadonlyMap<string, number>;
@@ -82,7 +84,8 @@ class Policy {
     this.basicAuth = rec.basicAuth;
     this.enabled = rec.enabled;
     this.ownerActive = owner === null || owner.status === 'active';
-    this.expiresAt = rec.expiresAt === null ? null : Date.parse(rec.expiresAt);
+    this.expiresAt = expiryOf(rec);
+    this.inactive = rec.inactiveSince != null;
     this.secretHash = rec.secretHash;
     const retired = rec.retiredSecrets;
     this.retired = retired.length === 0 ? NO_RETIRED : new Map(retired.map((r) => [r.hash, Date.parse(r.expiresAt)]));

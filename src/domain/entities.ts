@@ -33,10 +33,11 @@ export interface Owner {
 }
 
 /**
- * Who made an admin change: the admin token's name and its id (`adm_…` for tokens made by the
- * API, `config:<name>` for tokens of the config file; absent on entries of older versions).
+ * Who made a change: an admin token's name and its id (`adm_…` for tokens made by the API,
+ * `config:<name>` for tokens of the config file; absent on entries of older versions), or
+ * keygate itself (`system`: an inactivity expiry, a secret scanner's report).
  */
-export interface Actor { type: 'admin'; name: string; tokenId?: string }
+export interface Actor { type: 'admin' | 'system'; name: string; tokenId?: string }
 
 /** An admin token made through the API; its secret is stored only as a peppered hash. */
 export interface AdminTokenRecord {
@@ -72,4 +73,6 @@ export interface AuditEntry {
   /** Public views only: never a secret, hash or salt. */
   before: unknown;
   after: unknown;
+  /** What else the change carries (a leak report's source and URL). */
+  detail?: Record<string, unknown>;
 }

@@ -100,6 +100,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly keysRotationDue = new Gauge({
+    name: 'keygate_keys_rotation_due',
+    help: 'Keys whose secret is older than keys.rotationReminderDays (since creation or the last rotation), as of the last hygiene sweep (every minute).',
+    registers: [this.registry],
+  });
+
   readonly buildInfo = new Gauge({
     name: 'keygate_build_info',
     help: 'Always 1: the keygate version and the Node.js version running it.',

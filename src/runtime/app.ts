@@ -1,6 +1,8 @@
 import type { Config } from '../config/schema.js';
+import { ActivityService } from '../control-plane/activity-service.js';
 import { AdminTokenService } from '../control-plane/admin-token-service.js';
 import { DirectoryService } from '../control-plane/directory-service.js';
+import { KeyHygiene } from '../control-plane/key-hygiene.js';
 import { KeyService } from '../control-plane/key-service.js';
 import { SigningKeyService } from '../control-plane/signing-key-service.js';
 import { PermissionCatalogue } from '../domain/permissions.js';
@@ -26,6 +28,9 @@ export interface App {
   catalogue: PermissionCatalogue;
   keys: KeyService;
   directory: DirectoryService;
+  activity: ActivityService;
+  /** The minutely sweep: rotation-due gauge, inactivity expiry. Started by the process's roles. */
+  hygiene: KeyHygiene;
   adminTokens: AdminTokenService;
   signingKeys: SigningKeyService;
   /**
@@ -46,7 +51,7 @@ export interface App {
 
 /** The store and the rate limiter the config asks for. */
 function backend(config: Config, logger: Logger, metrics: Metrics, instances: { count: number }): { store: KeyStore; limiter: App['limiter'] } {
-  const { store, connection } = storeFromConfig(config, logger, { feedBlockMs: freshnessBeatMs(config) });
+  const { store, connection } = storeFromConfig(config, logger, { feedBlockMs: freshnessBeatMs(config), activityPerKey: config.keys.activityPerKey });
   if (connection === null) return { store, limiter: new LocalRateLimiter() };
   metrics.probes.breakers.set('requests', () => connection.breaker.open);
   metrics.probes.breakers.set('admin', () => connection.slowBreaker.open);
@@ -147,6 +152,7 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
   const signingKeys = new SigningKeyService(store, config);
   await signingKeys.ensureActive();
   setInterval(() => limiter.prune(Date.now()), 60_000).unref();
+  const keys = new KeyService({ store, config, catalogue, logger });
   return {
     limiter,
     instances,
@@ -160,8 +166,10 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
     metrics,
     store,
     catalogue,
-    keys: new KeyService({ store, config, catalogue }),
+    keys,
+    hygiene: new KeyHygiene({ store, keys, config, metrics, logger }),
     directory: new DirectoryService(store, catalogue),
+    activity: new ActivityService(store, config),
     adminTokens: new AdminTokenService(store, config),
   };
 }

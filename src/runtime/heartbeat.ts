@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.js';
-import { NODE_REPORT_MAX_AGE_MS, type KeyStore, type NodeReport, type UsageDelta } from '../store/types.js';
+import { NODE_REPORT_MAX_AGE_MS, type ActivityRecord, type KeyStore, type NodeReport, type UsageDelta } from '../store/types.js';
 
 export const HEARTBEAT_MS = 5_000;
 /** A process whose last report is older than this no longer counts as sharing the limits. */
@@ -84,6 +84,18 @@ export function storeUsageSink(store: KeyStore, metrics: Metrics): (deltas: Usag
       await store.recordUsage(deltas);
     } catch (err) {
       metrics.storeErrors.inc({ operation: 'usage' });
+      throw err;
+    }
+  };
+}
+
+/** Activity batches written to the store, each key kept to `keepPerKey`; a failure is counted and rethrown (kept for the next flush). */
+export function storeActivitySink(store: KeyStore, metrics: Metrics, keepPerKey: number): (records: ActivityRecord[]) => Promise<void> {
+  return async (records) => {
+    try {
+      await store.recordActivity(records, keepPerKey);
+    } catch (err) {
+      metrics.storeErrors.inc({ operation: 'activity' });
       throw err;
     }
   };

@@ -1,7 +1,8 @@
 import type { LimitRequest, LimitResult } from '../store/rate-limit/ipc.js';
+import type { LeakReport, LeakVerdict } from '../domain/leak.js';
 import type { SigningKeyRecord } from '../domain/signing-key.js';
 import type { LookupRequest, LookupResult } from '../store/key-source-ipc.js';
-import type { Change, UsageDelta } from '../store/types.js';
+import type { ActivityRecord, Change, UsageDelta } from '../store/types.js';
 
 // Messages between the primary (admin port, the embedded store's single writer) and the
 // gateway workers. IPC is ordered and lossless while the channel lives; a worker whose
@@ -16,6 +17,7 @@ export type ToWorker =
   | MetricsRequest
   | { t: 'signing-keys'; keys: SigningKeyRecord[] }
   | LimitResult
+  | LeaksResult
   | { t: 'shutdown' };
 
 export type ToPrimary =
@@ -24,8 +26,14 @@ export type ToPrimary =
   | LimitRequest
   | LookupRequest
   | { t: 'usage'; deltas: UsageDelta[] }
+  | { t: 'activity'; records: ActivityRecord[] }
   | { t: 'report'; appliedVersion: number }
-  | MetricsResult;
+  | MetricsResult
+  | LeaksRequest;
+
+/** A worker's `POST /auth/secret-scanning`: the primary, the store's writer, applies it. */
+export interface LeaksRequest { t: 'leaks'; id: number; reports: LeakReport[] }
+export interface LeaksResult { t: 'leaks-result'; id: number; verdicts: LeakVerdict[] | null; error?: string }
 
 /** A scrape of the admin port asks each worker for its metrics. */
 export interface MetricsRequest { t: 'metrics-req'; id: number }

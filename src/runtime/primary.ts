@@ -10,7 +10,9 @@ import { isMessage, type MetricsRequest, type MetricsResult, type ToPrimary, typ
 import { IpcRequests } from '../store/ipc-requests.js';
 import { storeKeySource } from '../store/key-source.js';
 import { UsageRecorder } from '../data-plane/pipeline/usage-recorder.js';
-import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './heartbeat.js';
+import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeActivitySink, storeUsageSink } from './heartbeat.js';
+import { ActivityRecorder } from '../data-plane/pipeline/activity-recorder.js';
+import { leakReporter } from '../control-plane/leak-reports.js';
 import { followStore } from './follow-store.js';
 import { Lifecycle } from './lifecycle.js';
 
@@ -62,6 +64,11 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   const usage = new UsageRecorder(storeUsageSink(store, metrics));
   usage.start();
   life.add('usage', () => usage.stop());
+  // And their activity records, written the same way.
+  const activity = new ActivityRecorder(storeActivitySink(store, metrics, config.keys.activityPerKey), { keepPerKey: Math.max(1, config.keys.activityPerKey) });
+  activity.start();
+  life.add('activity', () => activity.stop());
+  const reportLeaks = leakReporter(app.keys, config.leaks.action);
   const workerVersions = new Map<number, { pid: number; appliedVersion: number }>();
   const syncMessage = (): ToWorker => ({ t: 'sync', version: store.appliedVersion(), confirmedAt: store.feedConfirmedAt() });
   const readyWorkers = new Set<number>();
@@ -105,6 +112,14 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
         break;
       case 'usage':
         usage.merge(m.deltas);
+        break;
+      case 'activity':
+        activity.merge(m.records);
+        break;
+      case 'leaks':
+        reportLeaks(m.reports)
+          .then((verdicts) => send(w, { t: 'leaks-result', id: m.id, verdicts }))
+          .catch((err: unknown) => send(w, { t: 'leaks-result', id: m.id, verdicts: null, error: String(err) }));
         break;
       case 'report':
         if (w.isDead()) break; // a last message read after its exit: its node is already dropped
@@ -172,6 +187,8 @@ export async function startPrimary(app: App, workers: number): Promise<void> {
   const admin = createAdminServer({ ...app, notReady: () => app.readiness.reason(), metricsText: collectMetrics, drain: adminDrain });
   const adminUrl = await listen(admin, config.admin.listen.host, config.admin.listen.port);
   await allReady;
+  app.hygiene.start();
+  life.add('key hygiene', () => app.hygiene.stop());
   await heartbeat.beat();
 
   // Workers finish their in-flight requests and exit; their nodes are forgotten as they go.

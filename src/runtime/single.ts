@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
 import { createAdminServer } from '../control-plane/admin-server.js';
+import { leakReporter } from '../control-plane/leak-reports.js';
 import { drainServer, drainState } from '../http/drain.js';
 import { listen } from '../http/listen.js';
 import { storeKeySource } from '../store/key-source.js';
 import type { App } from './app.js';
 import { followStore } from './follow-store.js';
 import { createGatewayNode } from './gateway-node.js';
-import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeUsageSink } from './heartbeat.js';
+import { atMost, FORGET_ON_STOP_MS, startHeartbeat, storeActivitySink, storeUsageSink } from './heartbeat.js';
 import { Lifecycle } from './lifecycle.js';
 import { onTermination } from './process.js';
 
@@ -33,7 +34,9 @@ export async function startSingle(app: App): Promise<void> {
       source: storeKeySource(store),
       fresh: () => Date.now() - store.feedConfirmedAt() <= maxStaleness,
       usageSink: storeUsageSink(store, app.metrics),
+      activitySink: storeActivitySink(store, app.metrics, config.keys.activityPerKey),
       limiter: app.limiter,
+      reportLeaks: leakReporter(app.keys, config.leaks.action),
     });
     // Closing the node flushes its usage counts, while the store is still open.
     life.add('gateway node', () => gateway.close());
@@ -74,6 +77,8 @@ export async function startSingle(app: App): Promise<void> {
       heartbeat.stop();
       await atMost(heartbeat.forget(nodeId), FORGET_ON_STOP_MS);
     });
+    app.hygiene.start();
+    life.add('key hygiene', () => app.hygiene.stop());
     await heartbeat.beat();
     life.add('readiness', () => { app.readiness.phase = 'draining'; });
 

@@ -10,8 +10,8 @@ import type { KeyStore } from '../store/types.js';
  * embedded) for what else runs on it (the rate limiter). `serve` and the export and import
  * commands build it here alike.
  */
-export function storeFromConfig(config: Config, logger: Logger, opts: { feedBlockMs?: number } = {}): { store: KeyStore; connection: RedisConnection | null } {
-  if (config.store.driver === 'embedded') return { store: new EmbeddedStore({ path: config.store.path, logger }), connection: null };
+export function storeFromConfig(config: Config, logger: Logger, opts: { feedBlockMs?: number; activityPerKey?: number } = {}): { store: KeyStore; connection: RedisConnection | null } {
+  if (config.store.driver === 'embedded') return { store: new EmbeddedStore({ path: config.store.path, logger, activityPerKey: opts.activityPerKey ?? config.keys.activityPerKey }), connection: null };
   const connection = new RedisConnection({
     ...(config.store.url !== undefined ? { url: config.store.url } : {}),
     ...(config.store.cluster !== undefined ? { cluster: config.store.cluster } : {}),

@@ -6,7 +6,9 @@ import { listen } from '../http/listen.js';
 import { createGatewayNode } from './gateway-node.js';
 import { IpcRateLimiter } from '../store/rate-limit/ipc.js';
 import { IpcKeySource } from '../store/key-source-ipc.js';
-import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
+import { isMessage, type LeaksRequest, type LeaksResult, type ToPrimary, type ToWorker } from './ipc.js';
+import { IpcRequests } from '../store/ipc-requests.js';
+import type { LeakVerdict } from '../domain/leak.js';
 import { Lifecycle } from './lifecycle.js';
 import { workerCount } from './process.js';
 
@@ -21,6 +23,13 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const source = new IpcKeySource(send);
   const limiter = new IpcRateLimiter(send, config.rateLimit.onStoreError, workerCount(config), () => metrics.rateLimitFallbacks.inc());
   // Nothing is trusted from the cache until the primary first confirms how current it is.
+  const leaks = new IpcRequests<LeaksRequest, LeaksResult, LeakVerdict[]>(send, 10_000, 'the primary did not apply the leak report in time', {
+    answer: (m) => {
+      if (m.verdicts === null) throw new Error(m.error ?? 'the primary could not apply the leak report');
+      return m.verdicts;
+    },
+    failed: (_req, err) => { throw err; },
+  });
   let confirmedAt = 0;
   let appliedVersion = 0;
   metrics.maxStaleness.set(config.propagation.maxStalenessMs / 1000);
@@ -35,7 +44,9 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
     // trusting its cache.
     fresh: () => Date.now() - confirmedAt <= config.propagation.maxStalenessMs,
     usageSink: async (deltas) => send({ t: 'usage', deltas }),
+    activitySink: async (records) => send({ t: 'activity', records }),
     limiter,
+    reportLeaks: (reports) => leaks.request({ t: 'leaks', id: leaks.id(), reports: [...reports] }),
   });
   // Roles: the node (closing it flushes usage to the primary), the report beat, the port.
   const life = new Lifecycle(logger);
@@ -63,6 +74,9 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
         break;
       case 'limit-result':
         limiter.onResult(m);
+        break;
+      case 'leaks-result':
+        leaks.reply(m);
         break;
       case 'changes':
         node.applyChanges(m.changes);

@@ -69,6 +69,22 @@ export interface NodeReport {
 export interface KeyUsage { total: number; byOutcome: Record<string, number>; lastUsedAt: string | null }
 export interface UsageDelta { keyId: string; byOutcome: Record<string, number>; lastUsedAt: string }
 
+/**
+ * One request a key made, as the admin API shows it: never a secret, token, query string or
+ * body (`route` is the config route's name). Telemetry like usage, not on the change feed.
+ */
+export interface ActivityRecord {
+  keyId: string;
+  /** When the request ended (ISO 8601). */
+  at: string;
+  requestId: string;
+  method: string;
+  route: string;
+  status: number;
+  outcome: string;
+  clientIp: string | null;
+}
+
 export type ChangeListener = (changes: readonly Change[]) => void;
 /** The feed lost changes this process never saw: everything cached from the store is suspect. */
 export type ResetListener = () => void;
@@ -130,6 +146,15 @@ export interface KeyStore {
 
   recordUsage(deltas: readonly UsageDelta[]): Promise<void>;
   getUsage(keyId: string): Promise<KeyUsage>;
+
+  /**
+   * Adds requests to their keys' activity (records of unknown keys are dropped), keeping the
+   * newest `keepPerKey` of each key by `at`, whatever order the nodes' batches arrive in;
+   * shared by every node, kept across a restart.
+   */
+  recordActivity(records: readonly ActivityRecord[], keepPerKey: number): Promise<void>;
+  /** A key's newest activity by `at`, at most `limit` records, newest first. */
+  listActivity(keyId: string, limit: number): Promise<ActivityRecord[]>;
 
   reportNode(report: NodeReport): Promise<void>;
   /** The nodes that reported within the last `NODE_REPORT_MAX_AGE_MS` (or the store's own bound). */

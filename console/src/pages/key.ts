@@ -239,7 +239,7 @@ export function KeyPage(props: { id: string }): VNode {
     <p><a href="#/keys">← API keys</a></p>
     <div class="page-head">
       <h1 id="key-heading">${key.name}</h1>
-      <code class="prefix">${key.prefix}…</code> <${StatusBadge} status=${key.status} />
+      <code class="prefix">${key.prefix}…</code> <${StatusBadge} status=${key.status} />${key.rotationDue ? html` <span class="badge due">rotation due</span>` : null}
       <div class="grow"></div>
       <span class="switch-field">
         <button type="button" role="switch" id="key-enabled" aria-checked=${enabled ? 'true' : 'false'} aria-labelledby="key-enabled-label"
@@ -396,7 +396,7 @@ function ActivityTab(props: { id: string }): VNode {
     </table>
     ${requests.data ? html`<table><caption>Recent requests</caption>
       <thead><tr><th scope="col">When</th><th scope="col">Request</th><th scope="col">Status</th><th scope="col">Outcome</th><th scope="col">Client IP</th></tr></thead>
-      <tbody>${requests.data.map((r) => html`<tr><td>${formatDate(r.at)}</td><td>${r.method} ${r.route}</td><td>${r.status}</td><td>${r.outcome}</td><td>${r.clientIp}</td></tr>`)}</tbody>
+      <tbody>${requests.data.map((r) => html`<tr><td>${formatDate(r.at)}</td><td>${r.method} ${r.route}</td><td>${r.status}</td><td>${r.outcome}</td><td>${r.clientIp ?? '—'}</td></tr>`)}</tbody>
     </table>` : null}
   </div>`;
 }

@@ -8,7 +8,7 @@ import { Alert, Dialog, Field, OnceDialog, StatusBadge, formatDate, useModal } f
 /** Keys per page of the list; "Load more keys" asks for the next. */
 const PAGE = 100;
 
-interface Filters { q: string; type: string; environment: string; status: string; workspaceId: string }
+interface Filters { q: string; type: string; environment: string; status: string; rotationDue: string; workspaceId: string }
 
 function keysQuery(f: Filters, cursor: string | null): string {
   const p = new URLSearchParams({ limit: String(PAGE) });
@@ -43,7 +43,7 @@ function Select(props: { label: string; value: string; onChange: (v: string) => 
 
 export function KeysPage(): VNode {
   const modal = useModal();
-  const [filters, setFilters] = useState<Filters>({ q: '', type: '', environment: '', status: '', workspaceId: '' });
+  const [filters, setFilters] = useState<Filters>({ q: '', type: '', environment: '', status: '', rotationDue: '', workspaceId: '' });
   const q = useDebounced(filters.q, 200);
   const query = { ...filters, q };
   const workspaces = useLoad(() => listAll<Workspace>('/v1/workspaces'), []);
@@ -52,7 +52,7 @@ export function KeysPage(): VNode {
   const keys = useLoad(async () => {
     setExtra(null);
     return (await api<{ items: ApiKey[]; nextCursor?: string | null }>('GET', keysQuery(query, null))).data;
-  }, [q, filters.type, filters.environment, filters.status, filters.workspaceId]);
+  }, [q, filters.type, filters.environment, filters.status, filters.rotationDue, filters.workspaceId]);
 
   const set = (k: keyof Filters) => (v: string): void => setFilters((f) => ({ ...f, [k]: v }));
   const all = [...(keys.data?.items ?? []), ...(extra?.items ?? [])];
@@ -92,6 +92,8 @@ export function KeysPage(): VNode {
       <${Select} label="Filter by environment" value=${filters.environment} onChange=${set('environment')} options=${[['', 'Any environment'], ['live', 'live'], ['test', 'test']]} />
       <${Select} label="Filter by status" value=${filters.status} onChange=${set('status')}
         options=${[['', 'Any status'], ['active', 'active'], ['disabled', 'disabled'], ['suspended', 'suspended'], ['expired', 'expired']]} />
+      <${Select} label="Filter by rotation due" value=${filters.rotationDue} onChange=${set('rotationDue')}
+        options=${[['', 'Any rotation'], ['true', 'rotation due'], ['false', 'not due']]} />
       <${Select} label="Filter by workspace" value=${filters.workspaceId} onChange=${set('workspaceId')}
         options=${[['', 'Any workspace'], ...(workspaces.data ?? []).map((w): [string, string] => [w.id, w.name])]} />
     </div>

@@ -7,6 +7,7 @@ import type { PermissionCatalogue } from '../../domain/permissions.js';
 import type { ErrorCode } from '../../errors/catalogue.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { KeyStore } from '../../store/types.js';
+import type { ActivityService } from '../activity-service.js';
 import type { AdminTokenService } from '../admin-token-service.js';
 import type { DirectoryService } from '../directory-service.js';
 import type { KeyService } from '../key-service.js';
@@ -25,6 +26,8 @@ export interface AdminDeps {
   /** The node's shared rate-limit counters, read (never consumed) by the usage endpoint. */
   limiter: CounterStore;
   adminTokens: AdminTokenService;
+  /** Per-key and per-owner request activity. */
+  activity: ActivityService;
 }
 
 /**

@@ -5,8 +5,9 @@ import { bearerChallenge, errorJson, writeJson } from '../../errors/http.js';
 import type { CounterChild } from '../../observability/hot-metrics.js';
 import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.js';
 import type { DrainState } from '../../http/drain.js';
-import type { CompiledRoute } from './context.js';
+import type { CompiledRoute, RequestContext } from './context.js';
 import type { Accounting } from './accounting.js';
+import type { ActivityRecorder } from './activity-recorder.js';
 import type { RequestEnd } from './context.js';
 
 export interface RequestEndDeps {
@@ -16,6 +17,8 @@ export interface RequestEndDeps {
   drain: DrainState;
   /** Every route, so each upstream's timer is bound once at startup. */
   routes: readonly CompiledRoute[];
+  /** Each key's requests, batched for the store (null: `keys.activityPerKey: 0`). */
+  activity?: ActivityRecorder | null;
 }
 
 const CHALLENGE = bearerChallenge('keygate');
@@ -56,7 +59,7 @@ export function sendGatewayFault(res: ServerResponse, drain: DrainState, logger:
 }
 
 /** The gateway's one `RequestEnd`: the response writer and the accounting around every request. */
-export function createRequestEnd({ accounting, metrics, logger, drain, routes }: RequestEndDeps): RequestEnd {
+export function createRequestEnd({ accounting, metrics, logger, drain, routes, activity = null }: RequestEndDeps): RequestEnd {
   const upstreamTimers = new Map<string, ReturnType<Metrics['upstreamDuration']['labels']>>();
   for (const route of routes) {
     for (const u of route.upstreams) if (!upstreamTimers.has(u.name)) upstreamTimers.set(u.name, metrics.upstreamDuration.labels({ upstream: u.name }));
@@ -69,22 +72,27 @@ export function createRequestEnd({ accounting, metrics, logger, drain, routes }:
     if (!c) upstreamErrors.set(k, (c = metrics.upstreamErrors.labels({ upstream, kind })));
     c.inc();
   };
+  /** Beside the usage counts: the key's activity record, when the request has a key. */
+  const account = (ctx: RequestContext, status: number, outcome: string, upstreamMs: number): void => {
+    accounting.finish(ctx, ctx.route.name, status, outcome, upstreamMs);
+    if (activity !== null && ctx.policy !== null) activity.record(ctx, ctx.policy.keyId, status, outcome, ctx.now);
+  };
   const end: RequestEnd = {
     drain,
     logger,
     json(ctx, status, payload, headers) {
       sendGatewayJson(ctx.res, drain, ctx.requestId, status, payload, headers);
-      accounting.finish(ctx, ctx.route.name, status, 'OK', 0);
+      account(ctx, status, 'OK', 0);
     },
     refuse(ctx, code, message, headers) {
       const status = sendGatewayError(ctx.res, drain, ctx.requestId, code, message, headers);
-      accounting.finish(ctx, ctx.route.name, status, code, 0);
+      account(ctx, status, code, 0);
     },
     finish(ctx, status, outcome, upstreamMs) {
-      accounting.finish(ctx, ctx.route.name, status, outcome, upstreamMs);
+      account(ctx, status, outcome, upstreamMs);
     },
     closed(ctx, upstreamMs) {
-      accounting.finish(ctx, ctx.route.name, 499, 'CLIENT_CLOSED', upstreamMs);
+      account(ctx, 499, 'CLIENT_CLOSED', upstreamMs);
     },
     fault(ctx, err) {
       sendGatewayFault(ctx.res, drain, logger, ctx.requestId, err, ctx.trace.traceId);

@@ -64,3 +64,16 @@ describe('keyStatusStage', () => {
     expect(run(keyRecord({ ownerId: 'own_1', expiresAt: new Date(NOW - 1000).toISOString() }), owner('disabled'))).toBe('KEY_SUSPENDED');
   });
 });
+
+describe('keyStatusStage and inactivity', () => {
+  it('refuses a key expired for inactivity with KEY_EXPIRED and a message saying so, whatever its expiresAt', () => {
+    const result = run(keyRecord({ inactiveSince: new Date(NOW + 86_400_000).toISOString(), expiresAt: null }));
+    expect(result).toMatchObject({ code: 'KEY_EXPIRED' });
+    expect((result as { message: string }).message).toMatch(/unused/);
+  });
+
+  it('lets the owner\'s suspension and a disable win over inactivity', () => {
+    expect(run(keyRecord({ inactiveSince: new Date(NOW).toISOString(), enabled: false }))).toBe('KEY_DISABLED');
+    expect(run(keyRecord({ inactiveSince: new Date(NOW).toISOString(), ownerId: 'own_1' }), owner('disabled'))).toBe('KEY_SUSPENDED');
+  });
+});

@@ -1,5 +1,6 @@
 import type { KeyStatus } from '../../domain/api-key.js';
 import type { ErrorCode } from '../../errors/catalogue.js';
+import { fixedRefusal } from '../../errors/http.js';
 import type { KeyStage } from '../pipeline/context.js';
 
 export const STATUS_REFUSAL: Record<KeyStatus, ErrorCode | null> = {
@@ -9,7 +10,12 @@ export const STATUS_REFUSAL: Record<KeyStatus, ErrorCode | null> = {
   expired: 'KEY_EXPIRED',
 };
 
-/** Disabled and suspended keys are 403, expired ones 401 (CONTRACT §4). */
+const INACTIVE = fixedRefusal('KEY_EXPIRED', 'The API key expired after going unused for longer than keys.inactivityDays; an admin can revive it.');
+
+/** Disabled and suspended keys are 403, expired ones 401 (CONTRACT §4), with a word on inactivity. */
 export function keyStatusStage(): KeyStage {
-  return (ctx) => STATUS_REFUSAL[ctx.policy.status(ctx.now)];
+  return (ctx) => {
+    const refused = STATUS_REFUSAL[ctx.policy.status(ctx.now)];
+    return refused === 'KEY_EXPIRED' && ctx.policy.inactive ? INACTIVE : refused;
+  };
 }

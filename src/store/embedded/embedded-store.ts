@@ -6,7 +6,8 @@ import type { KeyRecord } from '../../domain/api-key.js';
 import type { AdminTokenRecord, AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import { KeygateError } from '../../errors/catalogue.js';
-import { NODE_REPORT_MAX_AGE_MS, type AuditPage, type Change, type ChangeListener, type KeyStore, type KeyUsage, type NodeReport, type UsageDelta, type WriteBatch } from '../types.js';
+import { NODE_REPORT_MAX_AGE_MS, type ActivityRecord, type AuditPage, type Change, type ChangeListener, type KeyStore, type KeyUsage, type NodeReport, type UsageDelta, type WriteBatch } from '../types.js';
+import { ActivityFile } from './activity-file.js';
 import { AuditFile } from './audit-file.js';
 import { CorruptStoreError, Journal, readFramedRecords, syncDir, writeFramedRecordsAtomic } from './journal.js';
 import { formatLock, heldByAnother, parseLock, thisProcess, type LockHolder } from './lock-holder.js';
@@ -17,6 +18,7 @@ const SNAPSHOT = 'snapshot.json';
 const LOCK = 'store.lock';
 const USAGE = 'usage.json';
 const AUDIT = 'audit.log';
+const ACTIVITY = 'activity.log';
 const FEED_BACKLOG = 10_000;
 const USAGE_FLUSH_MS = 10_000;
 const USAGE_CHUNK = 1_000;
@@ -28,6 +30,8 @@ export interface EmbeddedStoreOptions {
   compactAfterBytes?: number;
   /** Node reports older than this are not listed. */
   nodeMaxAgeMs?: number;
+  /** Activity records kept per key when the file is read back (`keys.activityPerKey`); writes say it again. */
+  activityPerKey?: number;
 }
 
 const clone = <T>(v: T): T => structuredClone(v);
@@ -46,9 +50,11 @@ export class EmbeddedStore implements KeyStore {
   private readonly logger: Logger;
   private readonly compactAfterBytes: number;
   private readonly nodeMaxAgeMs: number;
+  private readonly activityPerKey: number;
   private state = new StoreState();
   private journal: Journal | null = null;
   private auditFile: AuditFile | null = null;
+  private activity: ActivityFile | null = null;
   private writeChain: Promise<unknown> = Promise.resolve();
   private broken = false;
   private readonly feed: Change[] = [];
@@ -63,6 +69,7 @@ export class EmbeddedStore implements KeyStore {
     this.logger = opts.logger;
     this.compactAfterBytes = opts.compactAfterBytes ?? 16 * 1024 * 1024;
     this.nodeMaxAgeMs = opts.nodeMaxAgeMs ?? NODE_REPORT_MAX_AGE_MS;
+    this.activityPerKey = opts.activityPerKey ?? 1_000;
   }
 
   async open(): Promise<void> {
@@ -80,6 +87,8 @@ export class EmbeddedStore implements KeyStore {
     } catch (err) {
       await this.auditFile?.close().catch(() => undefined);
       this.auditFile = null;
+      await this.activity?.close().catch(() => undefined);
+      this.activity = null;
       openInThisProcess.delete(this.dir);
       await fsp.rm(join(this.dir, LOCK), { force: true });
       throw err;
@@ -113,6 +122,7 @@ export class EmbeddedStore implements KeyStore {
     await readFramedRecords(join(this.dir, USAGE), (chunk) => {
       for (const [id, u] of chunk as Array<[string, KeyUsage]>) if (this.state.keys.has(id)) this.usage.set(id, u);
     });
+    this.activity = await ActivityFile.open(join(this.dir, ACTIVITY), (id) => this.state.keys.has(id), this.activityPerKey);
     this.usageTimer = setInterval(() => void this.flushUsage(), USAGE_FLUSH_MS);
     this.usageTimer.unref();
     this.logger.info({ path: this.dir, version: this.state.version, keys: this.state.keys.size, replayed }, 'embedded store loaded');
@@ -174,6 +184,8 @@ export class EmbeddedStore implements KeyStore {
     this.journal = null;
     await this.auditFile?.close();
     this.auditFile = null;
+    await this.activity?.close();
+    this.activity = null;
     if (openInThisProcess.delete(this.dir)) await fsp.rm(join(this.dir, LOCK), { force: true });
   }
 
@@ -323,7 +335,11 @@ export class EmbeddedStore implements KeyStore {
       throw new KeygateError('STORE_UNAVAILABLE', 'The key store could not make the change durable.');
     }
     const changes = this.state.apply(record);
-    for (const c of changes) if (c.kind === 'key' && c.op === 'delete' && this.usage.delete(c.id)) this.usageDirty = true;
+    for (const c of changes) {
+      if (c.kind !== 'key' || c.op !== 'delete') continue;
+      if (this.usage.delete(c.id)) this.usageDirty = true;
+      this.activity?.drop(c.id);
+    }
     this.publish(changes);
     if (journal.bytes >= this.compactAfterBytes) await this.compact();
     return record.v;
@@ -401,6 +417,17 @@ export class EmbeddedStore implements KeyStore {
 
   async getUsage(keyId: string): Promise<KeyUsage> {
     return clone(this.usage.get(keyId) ?? { total: 0, byOutcome: {}, lastUsedAt: null });
+  }
+
+  async recordActivity(records: readonly ActivityRecord[], keepPerKey: number): Promise<void> {
+    const known = records.filter((r) => this.state.keys.has(r.keyId));
+    if (known.length === 0 || keepPerKey <= 0) return;
+    if (!this.activity) throw new KeygateError('STORE_UNAVAILABLE', 'The key store is closed.');
+    await this.activity.append(known, keepPerKey);
+  }
+
+  async listActivity(keyId: string, limit: number): Promise<ActivityRecord[]> {
+    return this.activity?.list(keyId, limit) ?? [];
   }
 
   /** One usage write at a time: two would share the temp file (the timer's and close()'s). */

@@ -4,12 +4,12 @@ import type { KeyRecord } from '../../domain/api-key.js';
 import type { AdminTokenRecord, AuditEntry, Group, Owner, Workspace } from '../../domain/entities.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
 import type {
-  AuditPage, Change, ChangeListener, EntityType, KeyStore, KeyUsage, NodeReport, ResetListener, UsageDelta, WriteBatch,
+  ActivityRecord, AuditPage, Change, ChangeListener, EntityType, KeyStore, KeyUsage, NodeReport, ResetListener, UsageDelta, WriteBatch,
 } from '../types.js';
 import { NODE_REPORT_MAX_AGE_MS } from '../types.js';
 import { ChangeFeedReader, parseFeedEntry } from './change-feed.js';
 import type { RedisConnection } from './connection.js';
-import { AUDIT_PAGE, COMMIT, INDEX_WORKSPACES, LOOKUP, RECORD_USAGE } from './scripts.js';
+import { AUDIT_PAGE, COMMIT, INDEX_WORKSPACES, LOOKUP, RECORD_ACTIVITY, RECORD_USAGE } from './scripts.js';
 
 export interface RedisStoreOptions {
   connection: RedisConnection;
@@ -295,6 +295,18 @@ export class RedisStore implements KeyStore {
     const byOutcome: Record<string, number> = {};
     for (const [field, n] of Object.entries(h)) if (field.startsWith('o:')) byOutcome[field.slice(2)] = Number(n);
     return { total: Number(h.total ?? 0), byOutcome, lastUsedAt: h.last ?? null };
+  }
+
+  async recordActivity(records: readonly ActivityRecord[], keepPerKey: number): Promise<void> {
+    if (records.length === 0 || keepPerKey <= 0) return;
+    const payload = JSON.stringify(records.map((r) => [r.keyId, Date.parse(r.at), JSON.stringify(r)]));
+    await this.conn.slowCall((c) => RECORD_ACTIVITY.run(c, [this.k('e:key')], [this.base, keepPerKey, payload]));
+  }
+
+  async listActivity(keyId: string, limit: number): Promise<ActivityRecord[]> {
+    if (limit <= 0) return [];
+    const raws = await this.conn.slowCall((c) => c.zrevrange(this.k(`act:${keyId}`), 0, limit - 1));
+    return raws.map((r) => JSON.parse(r) as ActivityRecord);
   }
 
   async reportNode(report: NodeReport): Promise<void> {

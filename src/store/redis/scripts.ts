@@ -7,6 +7,7 @@ import { Script } from './connection.js';
 //   :g:<id>, :o:<id>, :w:<id>  sets of key ids per group/owner/workspace
 //   :order    zset seq → key id
 //   :audit, :audit:<targetId>  lists, newest first      :u:<id>  hash of usage counts per key
+//   :act:<id> zset of a key's activity (score: its time), the newest `keys.activityPerKey` kept
 //   :feed     stream, one entry `<version>-1` per batch :nodes   hash node id → report JSON
 //   :head     random id of the last commit; each feed entry names its own and the one before
 
@@ -86,6 +87,7 @@ for _, op in ipairs(b.ops) do
       redis.call('HDEL', tbl, op.id)
       redis.call('ZREM', base .. ':order', op.id)
       redis.call('DEL', base .. ':u:' .. op.id)
+      redis.call('DEL', base .. ':act:' .. op.id)
     end
   else
     redis.call('HDEL', tbl, op.id)
@@ -143,6 +145,27 @@ for _, d in ipairs(cjson.decode(ARGV[2])) do
     if (not last) or last < d.at then redis.call('HSET', u, 'last', d.at) end
   end
 end
+return 1
+`);
+
+/**
+ * A batch of activity records, each added to its key's sorted set by its time (nodes' batches
+ * arrive out of order; the set keeps them in time order), which is then trimmed to the newest
+ * ARGV[2]; records of keys that do not exist (deleted meanwhile) are dropped.
+ * KEYS[1] = <base>:e:key; ARGV = base, records kept per key, JSON [[keyId, atMs, recordJson], …].
+ */
+export const RECORD_ACTIVITY = new Script(`
+local base = ARGV[1]
+local keep = tonumber(ARGV[2])
+local touched = {}
+for _, d in ipairs(cjson.decode(ARGV[3])) do
+  if redis.call('HEXISTS', KEYS[1], d[1]) == 1 then
+    local set = base .. ':act:' .. d[1]
+    redis.call('ZADD', set, d[2], d[3])
+    touched[set] = true
+  end
+end
+for set in pairs(touched) do redis.call('ZREMRANGEBYRANK', set, 0, -(keep + 1)) end
 return 1
 `);
 

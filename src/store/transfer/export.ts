@@ -9,6 +9,8 @@ import {
 
 const KEY_PAGE = 500;
 const AUDIT_PAGE = 1_000;
+/** More activity than any store keeps of one key (`keys.activityPerKey`): all of it. */
+const ALL_ACTIVITY = 1_000_000;
 
 export interface ExportOptions {
   /** The deployment's pepper: only its fingerprint is written. */
@@ -26,7 +28,8 @@ export class StoreChangedError extends Error {}
 /**
  * The whole store as the lines of an export stream (without their newlines): workspaces,
  * groups, owners, signing keys (private halves sealed), keys with their hashes (never a
- * secret: keygate never holds one), usage counts, the audit log, then the trailer. The
+ * secret: keygate never holds one), usage counts, each key's activity records, the audit log,
+ * then the trailer. The
  * trailer is written only if the store version did not move meanwhile; otherwise this
  * throws StoreChangedError and the stream stays without its trailer, which import refuses.
  */
@@ -61,18 +64,27 @@ export async function* exportLines(store: KeyStore, opts: ExportOptions): AsyncG
   for (const k of await store.listSigningKeys()) yield record('signing-key', sealed(k, opts.cipher));
   for (const t of await store.listAdminTokens()) yield record('admin-token', t);
 
+  const keyIds: string[] = [];
   const used: Array<{ keyId: string; total: number; byOutcome: Record<string, number>; lastUsedAt: string | null }> = [];
   for (let after = 0; ;) {
     const page = await store.scanKeys(after, KEY_PAGE);
     if (page.length === 0) break;
     after = page[page.length - 1]!.seq;
-    for (const k of page) yield record('key', withoutSeq(k));
+    for (const k of page) {
+      keyIds.push(k.id);
+      yield record('key', withoutSeq(k));
+    }
     const usage = await Promise.all(page.map((k) => store.getUsage(k.id)));
     usage.forEach((u, i) => {
       if (u.total > 0 || u.lastUsedAt !== null) used.push({ keyId: page[i]!.id, ...u });
     });
   }
   for (const u of used) yield record('usage', u);
+  // Oldest first within a key: the order the stores keep them in (and an import appends).
+  for (const id of keyIds) {
+    const held = await store.listActivity(id, ALL_ACTIVITY);
+    for (let i = held.length - 1; i >= 0; i--) yield record('activity', held[i]);
+  }
 
   for (let position = 0; ;) {
     const page = await store.scanAudit(position, AUDIT_PAGE);

@@ -3,7 +3,7 @@
 // carries a SHA-256 of every byte before it, so a cut or altered stream is refused whole.
 //
 //   {"format":"keygate-export","version":1,"exportedAt":"…","keygate":"0.1.0","source":{…},"pepperFingerprint":"…"}
-//   {"type":"workspace","value":{…}}   … group, owner, signing-key, admin-token, key, usage, audit
+//   {"type":"workspace","value":{…}}   … group, owner, signing-key, admin-token, key, usage, activity, audit
 //   {"end":true,"records":123,"counts":{…},"sha256":"…"}
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
@@ -12,11 +12,11 @@ export const EXPORT_FORMAT = 'keygate-export';
 export const EXPORT_VERSION = 1;
 
 /** The record types of a stream, in the order they are written. */
-export const RECORD_TYPES = ['workspace', 'group', 'owner', 'signing-key', 'admin-token', 'key', 'usage', 'audit'] as const;
+export const RECORD_TYPES = ['workspace', 'group', 'owner', 'signing-key', 'admin-token', 'key', 'usage', 'activity', 'audit'] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
 export type Counts = Record<RecordType, number>;
 
-export const emptyCounts = (): Counts => ({ workspace: 0, group: 0, owner: 0, 'signing-key': 0, 'admin-token': 0, key: 0, usage: 0, audit: 0 });
+export const emptyCounts = (): Counts => ({ workspace: 0, group: 0, owner: 0, 'signing-key': 0, 'admin-token': 0, key: 0, usage: 0, activity: 0, audit: 0 });
 
 export interface ExportHeader {
   format: typeof EXPORT_FORMAT;
@@ -72,13 +72,18 @@ const key = z.looseObject({
 const usage = z.strictObject({
   keyId: id, total: z.number().int().min(0), byOutcome: z.record(z.string(), z.number().int().min(0)), lastUsedAt: time.nullable(),
 }).refine((u) => Object.values(u.byOutcome).reduce((a, b) => a + b, 0) === u.total, { message: 'total is not the sum of byOutcome' });
+/** One request of a key (`keys.activityPerKey` of them kept per key). */
+const activity = z.strictObject({
+  keyId: id, at: time, requestId: z.string(), method: z.string(), route: z.string(), status: z.number().int(), outcome: z.string(),
+  clientIp: z.string().nullable(),
+});
 const audit = z.looseObject({
   id, at: time, actor: z.looseObject({ type: z.string(), name: z.string() }), action: z.string(),
   target: z.looseObject({ type: z.string(), id: z.string() }), before: z.unknown(), after: z.unknown(),
 });
 
 export const RECORD_SCHEMAS = {
-  workspace, group, owner, 'signing-key': signingKey, 'admin-token': adminToken, key, usage, audit,
+  workspace, group, owner, 'signing-key': signingKey, 'admin-token': adminToken, key, usage, activity, audit,
 } as const satisfies Record<RecordType, z.ZodType>;
 
 export const headerSchema = z.looseObject({

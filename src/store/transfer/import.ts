@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { AuditEntry } from '../../domain/entities.js';
 import type { SigningKeyCipher } from '../../domain/signing-key-cipher.js';
 import type { SigningKeyRecord } from '../../domain/signing-key.js';
-import type { Entity, EntityType, KeyStore, UsageDelta, WriteOp } from '../types.js';
+import type { ActivityRecord, Entity, EntityType, KeyStore, UsageDelta, WriteOp } from '../types.js';
 import {
   EXPORT_FORMAT, EXPORT_VERSION, RECORD_SCHEMAS, RECORD_TYPES, emptyCounts, headerSchema, pepperFingerprint, trailerSchema,
   type Counts, type RecordType,
@@ -13,6 +13,7 @@ import {
 const ENTITY_BATCH = 200;
 const AUDIT_BATCH = 500;
 const USAGE_BATCH = 500;
+const ACTIVITY_BATCH = 1_000;
 
 /** The import was refused before anything was written: the store, or the stream, does not qualify. */
 export class ImportRefusedError extends Error {}
@@ -22,6 +23,8 @@ export interface ImportOptions {
   pepper: string;
   /** The target deployment's signing-key encryption: every signing key in the stream must open with it. */
   cipher: SigningKeyCipher;
+  /** The target's `keys.activityPerKey`: the newest records of each key it keeps (default: all of the stream's). */
+  activityPerKey?: number;
 }
 
 /** A source of the stream's lines that can be read more than once (validated, then written). */
@@ -48,7 +51,7 @@ export async function checkExport(lines: AsyncIterable<string>, opts: ImportOpti
   const digest = createHash('sha256');
   const counts = emptyCounts();
   const seen: Record<RecordType, Set<string>> = {
-    workspace: new Set(), group: new Set(), owner: new Set(), 'signing-key': new Set(), 'admin-token': new Set(), key: new Set(), usage: new Set(), audit: new Set(),
+    workspace: new Set(), group: new Set(), owner: new Set(), 'signing-key': new Set(), 'admin-token': new Set(), key: new Set(), usage: new Set(), activity: new Set(), audit: new Set(),
   };
   let n = 0;
   let order = 0;
@@ -91,7 +94,9 @@ export async function checkExport(lines: AsyncIterable<string>, opts: ImportOpti
       const parsed = RECORD_SCHEMAS[type].safeParse(obj.value);
       if (!parsed.success) refuse(issues(parsed.error, type));
       const value = parsed.data as Record<string, unknown>;
-      const idOf = type === 'usage' ? (value.keyId as string) : (value.id as string);
+      // A key has many activity records: one is named by its key, time and request id.
+      const idOf = type === 'usage' ? (value.keyId as string)
+        : type === 'activity' ? `${value.keyId as string}/${value.at as string}/${value.requestId as string}` : (value.id as string);
       if (seen[type].has(idOf)) refuse(`${type} ${idOf} appears twice`);
       seen[type].add(idOf);
       const needs = (ref: RecordType, refId: unknown, field: string): void => {
@@ -102,7 +107,7 @@ export async function checkExport(lines: AsyncIterable<string>, opts: ImportOpti
         needs('group', value.groupId, 'groupId');
         needs('owner', value.ownerId, 'ownerId');
       }
-      if (type === 'usage') needs('key', value.keyId, 'keyId');
+      if (type === 'usage' || type === 'activity') needs('key', value.keyId, 'keyId');
       if (type === 'signing-key') {
         try {
           opts.cipher.open(value as unknown as SigningKeyRecord);
@@ -156,6 +161,8 @@ export async function importExport(store: KeyStore, lines: Lines, opts: ImportOp
   let ops: WriteOp[] = [];
   let audit: AuditEntry[] = [];
   let usage: UsageDelta[] = [];
+  let activity: ActivityRecord[] = [];
+  const keepPerKey = opts.activityPerKey ?? 1_000_000;
   const flushOps = async (): Promise<void> => {
     if (ops.length === 0) return;
     const batch = ops;
@@ -179,6 +186,13 @@ export async function importExport(store: KeyStore, lines: Lines, opts: ImportOp
     await store.recordUsage(batch);
   };
 
+  const flushActivity = async (): Promise<void> => {
+    if (activity.length === 0) return;
+    const batch = activity;
+    activity = [];
+    await store.recordActivity(batch, keepPerKey);
+  };
+
   for await (const text of lines()) {
     const parsed = JSON.parse(text) as Record<string, unknown>;
     const line = classify(parsed);
@@ -194,15 +208,22 @@ export async function importExport(store: KeyStore, lines: Lines, opts: ImportOp
       // A count with no last use (never seen, but kept) still carries its totals.
       usage.push({ keyId: u.keyId, byOutcome: u.byOutcome, lastUsedAt: u.lastUsedAt ?? new Date(0).toISOString() });
       if (usage.length >= USAGE_BATCH) await flushUsage();
+    } else if (line.type === 'activity') {
+      await flushOps();
+      await flushUsage();
+      activity.push(line.value as unknown as ActivityRecord);
+      if (activity.length >= ACTIVITY_BATCH) await flushActivity();
     } else {
       await flushOps();
       await flushUsage();
+      await flushActivity();
       audit.push(line.value as unknown as AuditEntry);
       if (audit.length >= AUDIT_BATCH) await flushAudit();
     }
   }
   await flushOps();
   await flushUsage();
+  await flushActivity();
   await flushAudit();
   return counts;
 }

@@ -46,7 +46,7 @@ const from = (lines: string[]) => async function* (): AsyncGenerator<string> {
   yield* lines;
 };
 
-/** A store with every kind of record: two workspaces, a group, an owner, keys (one rotated, one simple-auth), usage, audit. */
+/** A store with every kind of record: two workspaces, a group, an owner, keys (one rotated, one simple-auth), usage, activity, audit. */
 async function populate(store: KeyStore) {
   const ws = [workspace(), workspace()];
   const grp = group();
@@ -76,6 +76,13 @@ async function populate(store: KeyStore) {
   });
   for (const k of keys) await store.commit(putKey(k, { audit: [audit('key.create', k.id)] }));
   await store.recordUsage([{ keyId: keys[0]!.id, byOutcome: { OK: 5, PERMISSION_DENIED: 2 }, lastUsedAt: '2026-01-02T03:04:05.000Z' }]);
+  const request = (keyId: string, at: string, requestId: string, status: number, outcome: string) =>
+    ({ keyId, at, requestId, method: 'GET', route: 'list-events', status, outcome, clientIp: '203.0.113.7' });
+  await store.recordActivity([
+    request(keys[0]!.id, '2026-01-02T03:04:01.000Z', 'req-1', 200, 'OK'),
+    request(keys[0]!.id, '2026-01-02T03:04:05.000Z', 'req-2', 403, 'PERMISSION_DENIED'),
+    { ...request(keys[1]!.id, '2026-01-02T03:04:03.000Z', 'req-3', 200, 'OK'), clientIp: null },
+  ], 100);
   return { ws, grp, own, sig, token, keys };
 }
 
@@ -96,6 +103,7 @@ async function expectSameContents(source: KeyStore, target: KeyStore): Promise<v
   expect((await target.scanKeys(0, 1_000)).map(bySeqless)).toEqual(srcKeys.map(bySeqless));
   for (const k of srcKeys) {
     expect(await target.getUsage(k.id)).toEqual(await source.getUsage(k.id));
+    expect(await target.listActivity(k.id, 100)).toEqual(await source.listActivity(k.id, 100));
     for (const hash of [k.secretHash, ...k.retiredSecrets.map((r) => r.hash)]) {
       expect((await target.lookupKey('hash', hash))?.record.id).toBe(k.id);
     }
@@ -113,21 +121,32 @@ describe('export and import', () => {
     expect(typeof header.pepperFingerprint).toBe('string');
     expect(lines.join('\n')).not.toContain(PEPPER);
     const trailer = JSON.parse(lines[lines.length - 1]!);
-    expect(trailer).toMatchObject({ end: true, records: lines.length - 2, counts: { workspace: 2, group: 1, owner: 1, 'signing-key': 1, 'admin-token': 1, key: 3, usage: 1, audit: 4 } });
+    expect(trailer).toMatchObject({ end: true, records: lines.length - 2, counts: { workspace: 2, group: 1, owner: 1, 'signing-key': 1, 'admin-token': 1, key: 3, usage: 1, activity: 3, audit: 4 } });
     expect(lines.slice(1, -1).map((l) => JSON.parse(l).type)).toEqual([
-      'workspace', 'workspace', 'group', 'owner', 'signing-key', 'admin-token', 'key', 'key', 'key', 'usage', 'audit', 'audit', 'audit', 'audit',
+      'workspace', 'workspace', 'group', 'owner', 'signing-key', 'admin-token', 'key', 'key', 'key', 'usage', 'activity', 'activity', 'activity', 'audit', 'audit', 'audit', 'audit',
     ]);
     // No store-internal position travels.
     expect(lines.filter((l) => JSON.parse(l).type === 'key').every((l) => !('seq' in JSON.parse(l).value))).toBe(true);
   });
 
-  it('round-trips embedded → embedded with every record, usage count, secret hash and audit entry', async () => {
+  it('round-trips embedded → embedded with every record, usage count, activity record, secret hash and audit entry', async () => {
     const source = await embedded();
-    await populate(source);
+    const { keys } = await populate(source);
     const target = await embedded();
     const counts = await importExport(target, from(await collect(source)), opts);
     expect(counts.key).toBe(3);
+    expect(counts.activity).toBe(3);
     await expectSameContents(source, target);
+    expect((await target.listActivity(keys[0]!.id, 100)).map((r) => r.requestId)).toEqual(['req-2', 'req-1']);
+  });
+
+  it('keeps only the newest activity of each key the target keeps (its keys.activityPerKey)', async () => {
+    const source = await embedded();
+    const { keys } = await populate(source);
+    const target = await embedded();
+    await importExport(target, from(await collect(source)), { ...opts, activityPerKey: 1 });
+    expect((await target.listActivity(keys[0]!.id, 100)).map((r) => r.requestId)).toEqual(['req-2']);
+    expect((await target.listActivity(keys[1]!.id, 100)).map((r) => r.requestId)).toEqual(['req-3']);
   });
 
   it('seals a signing key an older build kept in clear, so no private half leaves the store in clear', async () => {
@@ -176,6 +195,11 @@ describe('export and import', () => {
         cipher: SigningKeyCipher.fromSecrets({ pepper: PEPPER, signingKeyEncryptionKey: 'another-encryption-key-0123456789abcdef' }),
       }],
       ['with a key naming a workspace it does not hold', () => edit((l) => l.filter((x, i) => i === 0 || !x.includes('"type":"workspace"') || i > 1)), /workspaceId names workspace .* which the export does not hold/],
+      ['with an activity record naming a key it does not hold', () => edit((l) => {
+        const at = l.findIndex((x) => x.includes('"type":"activity"'));
+        l[at] = l[at]!.replace(/"keyId":"[^"]*"/, '"keyId":"key_missing"');
+        return l;
+      }), /activity key_missing\/.*: keyId names key key_missing, which the export does not hold/],
       ['with a key missing its secret hash', () => edit((l) => { l[keyLine()] = l[keyLine()]!.replace(/"secretHash":"[^"]*",/, ''); return l; }), /line \d+: key\.secretHash: /],
       ['out of order', () => edit((l) => { const a = l.length - 2; [l[1], l[a]] = [l[a]!, l[1]!]; return l; }), /line 3: a workspace record after the audit records \(the stream is out of order\)/],
       ['with a record after the trailer', () => [...lines, lines[1]!], /content after the trailer/],
@@ -189,7 +213,7 @@ describe('export and import', () => {
     }
 
     it('checkExport counts the records of a good stream', async () => {
-      expect(await checkExport(from(lines)(), opts)).toMatchObject({ key: 3, workspace: 2, audit: 4 });
+      expect(await checkExport(from(lines)(), opts)).toMatchObject({ key: 3, workspace: 2, activity: 3, audit: 4 });
     });
   });
 

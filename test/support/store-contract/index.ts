@@ -1,6 +1,7 @@
 // The behaviour every KeyStore backend must have, as one suite each backend runs against its
 // own factory (test code: the build never compiles test/). Each part covers one concern.
 import { describe } from 'vitest';
+import { activityContract } from './activity.js';
 import { adminContract } from './admin.js';
 import { changeFeedContract } from './change-feed.js';
 import { commitContract } from './commit.js';
@@ -22,6 +23,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
     keysContract(context);
     changeFeedContract(context);
     usageContract(context);
+    activityContract(context);
     nodesContract(context);
     transferContract(context);
     adminContract(context);
