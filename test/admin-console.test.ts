@@ -377,6 +377,44 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     await expect.poll(async () => (await kg.admin('GET', `/v1/keys/${created.id}`)).body.expiresAt).toBe(expected);
   });
 
+  it('keeps an edit made while Apply settings is under way', async () => {
+    await open(`/keys/${created.id}`);
+    const panel = page.getByRole('tabpanel');
+    const name = panel.getByRole('textbox', { name: 'Name', exact: true });
+    await expect.poll(() => name.inputValue()).toBe(created.name);
+    // The key's real answer is held back a moment after the write, as on a slow link.
+    const keyPath = `**/v1/keys/${created.id}`;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => { release = r; });
+    await page.route(keyPath, async (route) => {
+      if (route.request().method() === 'GET') await held;
+      await route.continue();
+    });
+    try {
+      await panel.getByRole('spinbutton', { name: 'Quota (requests)' }).fill('500');
+      await page.getByRole('button', { name: 'Apply settings' }).click();
+      await expect.poll(async () => (await kg.admin('GET', `/v1/keys/${created.id}`)).body.quota).toEqual({ limit: 500, period: 'month' });
+      await panel.getByRole('textbox', { name: 'Description', exact: true }).fill('The iOS app, edited meanwhile');
+      release();
+      await expect.poll(() => page.getByRole('status').filter({ hasText: 'Settings applied' }).count()).toBe(1);
+      await page.waitForLoadState('networkidle');
+      expect(await panel.getByRole('textbox', { name: 'Description', exact: true }).inputValue()).toBe('The iOS app, edited meanwhile');
+      expect(await panel.getByRole('spinbutton', { name: 'Quota (requests)' }).inputValue()).toBe('500');
+      await page.getByRole('button', { name: 'Apply settings' }).click();
+      await expect.poll(async () => (await kg.admin('GET', `/v1/keys/${created.id}`)).body.description).toBe('The iOS app, edited meanwhile');
+    } finally {
+      release();
+      await page.unroute(keyPath);
+    }
+    await panel.getByRole('textbox', { name: 'Description', exact: true }).fill('The iOS app');
+    await panel.getByRole('spinbutton', { name: 'Quota (requests)' }).fill('');
+    await page.getByRole('button', { name: 'Apply settings' }).click();
+    await expect.poll(async () => {
+      const key = (await kg.admin('GET', `/v1/keys/${created.id}`)).body;
+      return [key.description, key.quota];
+    }).toEqual(['The iOS app', null]);
+  });
+
   it('shows usage by outcome and the activity of the key', async () => {
     await open(`/keys/${created.id}`);
     await page.getByRole('tab', { name: 'Usage' }).click();
