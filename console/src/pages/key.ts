@@ -173,6 +173,11 @@ export function KeyPage(props: { id: string }): VNode {
     sent.current = d;
     try {
       const res = await api<ApiKey & { key?: ApiKey; secret?: string }>(method, path, body, { ifMatch: etag });
+      // The answer is the key as written, with its ETag: shown at once, so no stale state (and
+      // no stale ETag) is on the page between the write and a reload. A salt is not kept.
+      const written = res.data.key ?? res.data;
+      const { salt: _salt, ...simpleAuth } = written.simpleAuth;
+      loaded.set({ data: { ...written, simpleAuth }, etag: res.etag, status: res.status });
       return res.data;
     } catch (err) {
       sent.current = null;
@@ -189,7 +194,6 @@ export function KeyPage(props: { id: string }): VNode {
     if (!result) return;
     const salt = result.simpleAuth.salt;
     setSaved('Settings applied. Every gateway enforces them within the propagation delay (see Nodes).');
-    loaded.reload();
     if (salt) {
       modal.open((close) => html`<${OnceDialog} title="Copy this salt now" fieldLabel="Salt" value=${salt} onDone=${close}
         note="The simple-authentication salt is shown this once. Apps sign identities with it: hex(HMAC-SHA256(salt, identity))." />`);
@@ -200,14 +204,12 @@ export function KeyPage(props: { id: string }): VNode {
     const result = await write('PATCH', path, { enabled: !enabled });
     if (result) {
       setSaved(result.status === 'disabled' ? 'Key disabled: gateways refuse it (403 KEY_DISABLED).' : 'Key enabled.');
-      loaded.reload();
     }
   };
   const openRotate = (): void => modal.open((close) => html`<${RotateDialog} keyName=${key.name} onClose=${close} onRotate=${async (grace: string) => {
     const result = await write('POST', `${path}/rotate`, grace === '' ? {} : { gracePeriodSeconds: Number(grace) });
     close();
     if (result?.secret) {
-      loaded.reload();
       showSecret(modal, result.secret);
     }
   }} />`);
