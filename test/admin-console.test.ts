@@ -240,36 +240,41 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     expect(await field.getAttribute('aria-invalid')).toBeNull();
   });
 
-  it('sends If-Match when the API gives an ETag, and offers to reload on a 412', async () => {
-    // The admin API of this build gives no ETag yet: one is added to the key's real answer here,
-    // and the write is answered 412 as an API that honours If-Match answers a stale one.
-    const keyPath = `**/v1/keys/${created.id}`;
-    let ifMatch: string | undefined;
-    await page.route(keyPath, async (route) => {
-      if (route.request().method() === 'GET') {
-        const res = await route.fetch();
-        await route.fulfill({ response: res, headers: { ...res.headers(), etag: '"v-stale"' } });
-        return;
-      }
-      ifMatch = route.request().headers()['if-match'];
-      await route.fulfill({ status: 412, contentType: 'application/json',
-        body: JSON.stringify({ error: { code: 'PRECONDITION_FAILED', message: 'The key changed since it was read.', requestId: 'r1' } }) });
-    });
+  it('sends If-Match with the ETag it read: a change made meanwhile is answered 412, and Reload shows it', async () => {
+    await open(`/keys/${created.id}`);
+    await expect.poll(() => page.getByRole('heading', { name: created.name }).isVisible()).toBe(true);
+    const seen = (await kg.admin('GET', `/v1/keys/${created.id}`)).headers.get('etag');
+    expect(seen).toMatch(/^"[^"]+"$/);
+    const sent: Array<string | undefined> = [];
+    const onRequest = (r: import('playwright-core').Request): void => {
+      if (r.method() === 'PATCH' && r.url().endsWith(`/v1/keys/${created.id}`)) sent.push(r.headers()['if-match']);
+    };
+    page.on('request', onRequest);
     try {
-      await page.reload();
+      // Another admin changes the key behind the console's back.
+      expect((await kg.admin('PATCH', `/v1/keys/${created.id}`, { description: 'Changed elsewhere' })).status).toBe(200);
       await page.getByRole('tab', { name: 'General' }).click();
-      await page.getByRole('tabpanel').getByRole('textbox', { name: 'Description', exact: true }).fill('changed meanwhile');
+      const description = page.getByRole('tabpanel').getByRole('textbox', { name: 'Description', exact: true });
+      expect(await description.inputValue()).toBe('The iOS app');
+      await description.fill('changed meanwhile');
       await page.getByRole('button', { name: 'Apply settings' }).click();
       const reload = page.getByRole('button', { name: 'Reload the key' });
       await expect.poll(() => reload.isVisible()).toBe(true);
-      expect(ifMatch).toBe('"v-stale"');
+      expect(sent).toEqual([seen]);
       expect(await page.getByRole('alert').textContent()).toContain('Someone else changed this key');
-      await page.unroute(keyPath);
+      expect((await kg.admin('GET', `/v1/keys/${created.id}`)).body.description).toBe('Changed elsewhere');
       await reload.click();
-      await expect.poll(() => page.getByRole('tabpanel').getByRole('textbox', { name: 'Description', exact: true }).inputValue()).toBe('The iOS app');
+      await expect.poll(() => description.inputValue()).toBe('Changed elsewhere');
       expect(await reload.count()).toBe(0);
+
+      // With the ETag read again, the next write applies.
+      await description.fill('The iOS app');
+      await page.getByRole('button', { name: 'Apply settings' }).click();
+      await expect.poll(async () => (await kg.admin('GET', `/v1/keys/${created.id}`)).body.description).toBe('The iOS app');
+      expect(sent).toHaveLength(2);
+      expect(sent[1]).not.toBe(seen);
     } finally {
-      await page.unroute(keyPath);
+      page.off('request', onRequest);
     }
   });
 
@@ -370,6 +375,49 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     const expected = await page.evaluate(() => new Date('2030-01-02T03:04').toISOString());
     await page.getByRole('button', { name: 'Apply settings' }).click();
     await expect.poll(async () => (await kg.admin('GET', `/v1/keys/${created.id}`)).body.expiresAt).toBe(expected);
+  });
+
+  it('keeps an edit made while Apply settings is under way', async () => {
+    await open(`/keys/${created.id}`);
+    const panel = page.getByRole('tabpanel');
+    const name = panel.getByRole('textbox', { name: 'Name', exact: true });
+    await expect.poll(() => name.inputValue()).toBe(created.name);
+    // The answer to the write is held back a moment, as on a slow link.
+    const keyPath = `**/v1/keys/${created.id}`;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => { release = r; });
+    await page.route(keyPath, async (route) => {
+      if (route.request().method() === 'PATCH') {
+        const res = await route.fetch();
+        await held;
+        await route.fulfill({ response: res });
+      } else await route.continue();
+    });
+    const applied = page.getByRole('status').filter({ hasText: 'Settings applied' });
+    try {
+      await panel.getByRole('spinbutton', { name: 'Quota (requests)' }).fill('500');
+      await page.getByRole('button', { name: 'Apply settings' }).click();
+      await expect.poll(async () => (await kg.admin('GET', `/v1/keys/${created.id}`)).body.quota).toEqual({ limit: 500, period: 'month' });
+      await panel.getByRole('textbox', { name: 'Description', exact: true }).fill('The iOS app, edited meanwhile');
+      release();
+      await expect.poll(() => applied.count()).toBe(1);
+      expect(await panel.getByRole('textbox', { name: 'Description', exact: true }).inputValue()).toBe('The iOS app, edited meanwhile');
+      expect(await panel.getByRole('spinbutton', { name: 'Quota (requests)' }).inputValue()).toBe('500');
+      await page.getByRole('button', { name: 'Apply settings' }).click();
+      await expect.poll(async () => (await kg.admin('GET', `/v1/keys/${created.id}`)).body.description).toBe('The iOS app, edited meanwhile');
+      await expect.poll(() => applied.count()).toBe(1);
+      expect(await page.getByRole('button', { name: 'Reload the key' }).count()).toBe(0);
+    } finally {
+      release();
+      await page.unroute(keyPath);
+    }
+    await panel.getByRole('textbox', { name: 'Description', exact: true }).fill('The iOS app');
+    await panel.getByRole('spinbutton', { name: 'Quota (requests)' }).fill('');
+    await page.getByRole('button', { name: 'Apply settings' }).click();
+    await expect.poll(async () => {
+      const key = (await kg.admin('GET', `/v1/keys/${created.id}`)).body;
+      return [key.description, key.quota];
+    }).toEqual(['The iOS app', null]);
   });
 
   it('shows usage by outcome and the activity of the key', async () => {
@@ -566,8 +614,11 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     await page.keyboard.press('Escape');
     await expect.poll(() => confirm.count()).toBe(0);
     expect((await kg.admin('GET', `/v1/keys/${created.id}`)).status).toBe(200);
+    const etag = (await kg.admin('GET', `/v1/keys/${created.id}`)).headers.get('etag');
     await page.getByRole('button', { name: 'Delete' }).click();
+    const deleting = page.waitForRequest((r) => r.method() === 'DELETE' && r.url().endsWith(`/v1/keys/${created.id}`));
     await confirm.getByRole('button', { name: 'Delete' }).click();
+    expect((await deleting).headers()['if-match']).toBe(etag);
     await expect.poll(() => page.getByRole('heading', { name: 'API keys' }).isVisible()).toBe(true);
     expect((await kg.admin('GET', `/v1/keys/${created.id}`)).status).toBe(404);
     expect(await gateway(created.secret)).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
@@ -582,13 +633,55 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     const confirm = dialog('Disable owner “partner-co”?');
     await expect.poll(() => confirm.isVisible()).toBe(true);
     expect(await confirm.textContent()).toContain('suspends 2 keys');
+    const etag = (await kg.admin('GET', `/v1/owners/${owner.id}`)).headers.get('etag');
+    const patching = page.waitForRequest((r) => r.method() === 'PATCH' && r.url().endsWith(`/v1/owners/${owner.id}`));
     await confirm.getByRole('button', { name: 'Disable' }).click();
+    expect((await patching).headers()['if-match']).toBe(etag);
     await expect.poll(() => page.getByRole('button', { name: 'Enable owner partner-co' }).isVisible()).toBe(true);
     expect(await gateway(k1.secret)).toEqual({ status: 403, code: 'KEY_SUSPENDED' });
     await expectAccessible(page, 'owners page');
     await page.getByRole('button', { name: 'Enable owner partner-co' }).click();
     await expect.poll(() => page.getByRole('button', { name: 'Disable owner partner-co' }).isVisible()).toBe(true);
     expect(await gateway(k1.secret)).toEqual({ status: 200, code: null });
+  });
+
+  it('deletes a workspace and an owner after a confirmation naming them; one still in use stays, with the API\'s reason', async () => {
+    await page.getByRole('link', { name: 'Workspaces' }).click();
+    await page.getByRole('button', { name: 'Delete workspace acme' }).click();
+    const inUse = dialog('Delete workspace “acme”?');
+    await expect.poll(() => inUse.isVisible()).toBe(true);
+    await expectAccessible(page, 'delete workspace confirmation');
+    await inUse.getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('still holds keys');
+    expect(await page.getByRole('row', { name: /acme/ }).count()).toBe(1);
+    expect((await kg.admin('GET', `/v1/workspaces/${created.workspaceId}`)).status).toBe(200);
+
+    const spare = await createWorkspace(kg, 'spare-ws');
+    const spareEtag = (await kg.admin('GET', `/v1/workspaces/${spare}`)).headers.get('etag');
+    await open('/workspaces');
+    const deleting = page.waitForRequest((r) => r.method() === 'DELETE' && r.url().endsWith(`/v1/workspaces/${spare}`));
+    await page.getByRole('button', { name: 'Delete workspace spare-ws' }).click();
+    await dialog('Delete workspace “spare-ws”?').getByRole('button', { name: 'Delete' }).click();
+    expect((await deleting).headers()['if-match']).toBe(spareEtag);
+    await expect.poll(() => page.getByRole('row', { name: /spare-ws/ }).count()).toBe(0);
+    expect((await kg.admin('GET', `/v1/workspaces/${spare}`)).status).toBe(404);
+    expect(await page.getByRole('alert').count()).toBe(0);
+
+    await page.getByRole('link', { name: 'Owners' }).click();
+    await page.getByRole('button', { name: 'Delete owner partner-co' }).click();
+    const ownerInUse = dialog('Delete owner “partner-co”?');
+    await expect.poll(() => ownerInUse.isVisible()).toBe(true);
+    await expectAccessible(page, 'delete owner confirmation');
+    await ownerInUse.getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('still refer to the owner');
+    expect(await page.getByRole('row', { name: /partner-co/ }).count()).toBe(1);
+
+    await kg.admin('POST', '/v1/owners', { name: 'spare-owner' });
+    await open('/owners');
+    await page.getByRole('button', { name: 'Delete owner spare-owner' }).click();
+    await dialog('Delete owner “spare-owner”?').getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(() => page.getByRole('row', { name: /spare-owner/ }).count()).toBe(0);
+    expect((await kg.admin('GET', '/v1/owners')).body.items.map((o: any) => o.name)).not.toContain('spare-owner');
   });
 
   it('lists groups, the audit log and the nodes with their applied store version', async () => {
@@ -637,22 +730,24 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     await expect.poll(() => page.evaluate(() => (globalThis as any).document.activeElement?.textContent)).toBe('Add API key');
   });
 
-  it('signs in with a scoped token that may not read the catalogue (403), and the page says what was refused', async () => {
-    // Scoped admin tokens are not in this build: the 403 they get is simulated on the catalogue.
-    const refused = JSON.stringify({ error: { code: 'FORBIDDEN', message: 'This token lacks the scope keys:read.', requestId: 'r2' } });
+  it('signs in with a scoped token made at /v1/admin-tokens: the keys show, and a write it may not make names the missing scope', async () => {
+    const made = await kg.admin('POST', '/v1/admin-tokens', { name: 'console-reader', scopes: ['keys:read'] });
+    expect(made.status).toBe(201);
     await page.evaluate(() => (globalThis as any).sessionStorage.clear());
-    await page.route('**/v1/permissions', (route) => route.fulfill({ status: 403, contentType: 'application/json', body: refused }));
-    try {
-      await page.reload();
-      await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await expect.poll(() => page.getByRole('heading', { name: 'API keys' }).isVisible()).toBe(true);
-      await page.getByRole('button', { name: 'Add API key' }).click();
-      await expect.poll(() => dialog('Add API key').getByRole('alert').textContent()).toContain('lacks the scope keys:read');
-      await page.keyboard.press('Escape');
-    } finally {
-      await page.unroute('**/v1/permissions');
-    }
+    await page.reload();
+    await page.getByLabel('Admin token').fill(made.body.secret);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('heading', { name: 'API keys' }).isVisible()).toBe(true);
+    await expect.poll(() => page.getByRole('link', { name: 'android-app' }).isVisible()).toBe(true);
+    const before = (await kg.admin('GET', '/v1/keys?limit=500')).body.items.length;
+    await page.getByRole('button', { name: 'Add API key' }).click();
+    const add = dialog('Add API key');
+    await add.getByLabel('Name', { exact: true }).fill('not-allowed');
+    await add.getByRole('button', { name: 'Create' }).click();
+    await expect.poll(() => add.getByRole('alert').textContent()).toContain('keys:write');
+    await expectAccessible(page, 'add key dialog, scope missing');
+    await page.keyboard.press('Escape');
+    expect((await kg.admin('GET', '/v1/keys?limit=500')).body.items.length).toBe(before);
   });
 
   it('goes back to sign-in when the API refuses the stored token', async () => {

@@ -18,8 +18,8 @@ function SignIn(props: { onSignedIn: () => void; notice: string | null }): VNode
     setBusy(true);
     setError(null);
     try {
-      // Any authenticated read tells whether the token is good. A scoped token that may not read
-      // the catalogue (403) is still a good token: the pages it may not read say so.
+      // Any authenticated read tells whether the token is good (the catalogue needs no scope). A
+      // 403 is still a good token: what its scopes do not allow is refused where it is tried.
       try {
         await api('GET', '/v1/permissions', undefined, { token: token.trim() });
       } catch (err) {

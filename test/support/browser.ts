@@ -54,9 +54,14 @@ export async function expectAccessible(page: Page, what: string): Promise<void> 
   expect(serious, `${what}: ${JSON.stringify(serious, null, 2)}`).toEqual([]);
 }
 
-/** Writes a screenshot for the README under docs/screenshots. */
+/**
+ * Writes a screenshot for the README under docs/screenshots: only when it is missing or
+ * `KEYGATE_SCREENSHOTS=1` asks for a refresh (they show dates and secrets, so every run
+ * would otherwise change them).
+ */
 export async function screenshot(page: Page, name: string, opts: { fullPage?: boolean; element?: string } = {}): Promise<void> {
   const file = resolve(import.meta.dirname, '../../docs/screenshots', `${name}.png`);
+  if (existsSync(file) && process.env.KEYGATE_SCREENSHOTS !== '1') return;
   mkdirSync(dirname(file), { recursive: true });
   if (opts.element) await page.locator(opts.element).screenshot({ path: file, animations: 'disabled' });
   else await page.screenshot({ path: file, fullPage: opts.fullPage ?? false, animations: 'disabled' });

@@ -1,6 +1,6 @@
 import type { VNode } from 'preact';
 import { html } from 'htm/preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import {
   ApiError, api, listAll, type ApiKey, type AuditEntry, type Catalogue, type Group, type Owner, type RequestRecord, type Usage, type Workspace,
 } from '../api.js';
@@ -97,6 +97,18 @@ function patchOf(key: ApiKey, initial: Draft, d: Draft, catalogue: Catalogue): R
   return p;
 }
 
+/** `fresh`, with each field of `current` that was edited after `sent` went out. */
+function rebase(fresh: Draft, sent: Draft, current: Draft): Draft {
+  const out: Draft = { ...fresh };
+  for (const f of Object.keys(fresh) as Array<keyof Draft>) {
+    const a = sent[f];
+    const b = current[f];
+    const same = a instanceof Set && b instanceof Set ? a.size === b.size && [...a].every((t) => b.has(t)) : a === b;
+    if (!same) (out as unknown as Record<string, unknown>)[f] = b;
+  }
+  return out;
+}
+
 /** Which tab shows each field the API may name in an error. */
 const TAB_OF: Readonly<Record<string, string>> = {
   name: 'General', description: 'General', groupId: 'General', ownerId: 'General', expiresAt: 'General', rateLimit: 'General', quota: 'General',
@@ -120,11 +132,16 @@ export function KeyPage(props: { id: string }): VNode {
 
   const key = loaded.data?.data;
   const etag = loaded.data?.etag ?? null;
+  /** The draft as it was when our last write went out: edits made after it survive the reload that follows. */
+  const sent = useRef<Draft | null>(null);
   useEffect(() => {
     if (key && catalogue.data && (draft === null || draft.version !== key.version)) {
       const initial = draftOf(key, catalogue.data);
-      // A change of version by our own write keeps nothing pending; a reload discards the draft.
-      setDraft({ initial, current: initial, version: key.version });
+      // After our own write, what it sent is now the key's state and nothing of it stays pending;
+      // a field edited while the write was under way stays as edited. A reload discards the draft.
+      const before = draft === null ? null : sent.current;
+      sent.current = null;
+      setDraft({ initial, current: before === null || draft === null ? initial : rebase(initial, before, draft.current), version: key.version });
     }
   }, [key, catalogue.data]);
 
@@ -153,10 +170,17 @@ export function KeyPage(props: { id: string }): VNode {
     setBusy(true);
     setError(null);
     setSaved(null);
+    sent.current = d;
     try {
       const res = await api<ApiKey & { key?: ApiKey; secret?: string }>(method, path, body, { ifMatch: etag });
+      // The answer is the key as written, with its ETag: shown at once, so no stale state (and
+      // no stale ETag) is on the page between the write and a reload. A salt is not kept.
+      const written = res.data.key ?? res.data;
+      const { salt: _salt, ...simpleAuth } = written.simpleAuth;
+      loaded.set({ data: { ...written, simpleAuth }, etag: res.etag, status: res.status });
       return res.data;
     } catch (err) {
+      sent.current = null;
       fail(err);
       return null;
     } finally {
@@ -170,7 +194,6 @@ export function KeyPage(props: { id: string }): VNode {
     if (!result) return;
     const salt = result.simpleAuth.salt;
     setSaved('Settings applied. Every gateway enforces them within the propagation delay (see Nodes).');
-    loaded.reload();
     if (salt) {
       modal.open((close) => html`<${OnceDialog} title="Copy this salt now" fieldLabel="Salt" value=${salt} onDone=${close}
         note="The simple-authentication salt is shown this once. Apps sign identities with it: hex(HMAC-SHA256(salt, identity))." />`);
@@ -181,14 +204,12 @@ export function KeyPage(props: { id: string }): VNode {
     const result = await write('PATCH', path, { enabled: !enabled });
     if (result) {
       setSaved(result.status === 'disabled' ? 'Key disabled: gateways refuse it (403 KEY_DISABLED).' : 'Key enabled.');
-      loaded.reload();
     }
   };
   const openRotate = (): void => modal.open((close) => html`<${RotateDialog} keyName=${key.name} onClose=${close} onRotate=${async (grace: string) => {
     const result = await write('POST', `${path}/rotate`, grace === '' ? {} : { gracePeriodSeconds: Number(grace) });
     close();
     if (result?.secret) {
-      loaded.reload();
       showSecret(modal, result.secret);
     }
   }} />`);
