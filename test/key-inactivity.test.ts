@@ -102,9 +102,9 @@ async function createKey(w: World, name: string): Promise<{ id: string; secret: 
   return { id: key.id, secret };
 }
 
-async function call(w: World, secret: string): Promise<{ status: number; body: any }> {
+async function call(w: World, secret: string): Promise<{ status: number; body: any; headers: Record<string, string> }> {
   const res = await fetch(`${w.url}/v1/events`, { headers: { 'x-api-key': secret } });
-  return { status: res.status, body: await res.json() };
+  return { status: res.status, body: await res.json(), headers: Object.fromEntries(res.headers) };
 }
 
 /** A use of the key recorded at the fake clock's time, as a node's usage batch would. */
@@ -113,7 +113,7 @@ async function usedAt(w: World, keyId: string, at: number): Promise<void> {
 }
 
 describe('inactivity expiry (keys.inactivityDays)', () => {
-  it('expires a key unused for longer than the setting: 401 KEY_EXPIRED saying inactivity, status expired with its reason', async () => {
+  it('expires a key unused for longer than the setting: 403 KEY_EXPIRED saying inactivity, status expired with its reason', async () => {
     const w = await world('{ inactivityDays: 30 }');
     const idle = await createKey(w, 'idle');
     const busy = await createKey(w, 'busy');
@@ -128,7 +128,8 @@ describe('inactivity expiry (keys.inactivityDays)', () => {
     w.clock.now += 2 * DAY;
     expect((await w.hygiene.sweep()).expired).toEqual([idle.id]);
     const refused = await call(w, idle.secret);
-    expect(refused.status).toBe(401);
+    expect(refused.status).toBe(403);
+    expect(refused.headers['www-authenticate']).toBeUndefined();
     expect(refused.body.error.code).toBe('KEY_EXPIRED');
     expect(refused.body.error.message).toMatch(/unused/);
     expect(await w.keys.get(idle.id)).toMatchObject({ status: 'expired', expiredReason: 'inactivity', expiresAt: null });

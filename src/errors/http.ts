@@ -13,6 +13,11 @@ export interface Refusal {
   readonly code: ErrorCode;
   readonly message: string | null;
   readonly headers: Readonly<Record<string, string>> | null;
+  /**
+   * The status when it is not the catalogue's: one code, two statuses (`KEY_EXPIRED` is 401
+   * when `expiresAt` passed, 403 when the key went unused for `keys.inactivityDays`).
+   */
+  readonly status?: number;
 }
 
 /** A refusal with a message of the moment (built only when refusing). */
@@ -21,8 +26,8 @@ export function refusal(code: ErrorCode, message: string | null, headers: Readon
 }
 
 /** A refusal built once at startup (its object is shared by every request it refuses). */
-export function fixedRefusal(code: ErrorCode, message: string | null = null, headers: Record<string, string> | null = null): Refusal {
-  return Object.freeze({ code, message, headers: headers === null ? null : Object.freeze(headers) });
+export function fixedRefusal(code: ErrorCode, message: string | null = null, headers: Record<string, string> | null = null, status?: number): Refusal {
+  return Object.freeze({ code, message, headers: headers === null ? null : Object.freeze(headers), ...(status === undefined ? {} : { status }) });
 }
 
 /** The error body every catalogued answer carries: `{"error":{"code","message","requestId"}}`. */

@@ -66,8 +66,8 @@ export function errorHeader(code: ErrorCode, message: string | null, requestId: 
 function decisionEnd(end: RequestEnd): RequestEnd {
   return {
     ...end,
-    refuse(ctx, code, message, headers) {
-      end.refuse(ctx, code, message, { ...headers, 'x-keygate-error': errorHeader(code, message, ctx.requestId) });
+    refuse(ctx, code, message, headers, status) {
+      end.refuse(ctx, code, message, { ...headers, 'x-keygate-error': errorHeader(code, message, ctx.requestId) }, status);
     },
   };
 }

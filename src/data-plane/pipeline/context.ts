@@ -112,7 +112,8 @@ export interface RequestEnd {
   /** A JSON answer of the gateway's own (`OK` for the route); `headers` come first. */
   json(ctx: RequestContext, status: number, payload: string, headers?: Readonly<Record<string, string>>): void;
   /** A catalogued refusal (the catalogue's message when `message` is null). */
-  refuse(ctx: RequestContext, code: ErrorCode, message: string | null, headers: Readonly<Record<string, string>> | null): void;
+  /** `status`: when not the catalogue's (a `Refusal` that carries its own). */
+  refuse(ctx: RequestContext, code: ErrorCode, message: string | null, headers: Readonly<Record<string, string>> | null, status?: number): void;
   /** Accounts an answer already written (e.g. streamed from the upstream). */
   finish(ctx: RequestContext, status: number, outcome: string, upstreamMs: number): void;
   /** The client went away before its answer: accounted as 499 CLIENT_CLOSED, nothing sent. */

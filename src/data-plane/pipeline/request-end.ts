@@ -39,8 +39,8 @@ export function sendGatewayJson(res: ServerResponse, drain: DrainState, requestI
  * Returns the status sent.
  */
 export function sendGatewayError(res: ServerResponse, drain: DrainState, requestId: string, code: ErrorCode, message: string | null,
-  extra: Readonly<Record<string, string>> | null): number {
-  const { status } = ERROR_CATALOGUE[code];
+  extra: Readonly<Record<string, string>> | null, statusOverride?: number): number {
+  const status = statusOverride ?? ERROR_CATALOGUE[code].status;
   const headers: Record<string, string> = { ...extra, 'cache-control': 'no-store' };
   if (status === 401) headers['www-authenticate'] = CHALLENGE;
   if (status === 413 || status === 408) res.shouldKeepAlive = false;
@@ -84,8 +84,8 @@ export function createRequestEnd({ accounting, metrics, logger, drain, routes, a
       sendGatewayJson(ctx.res, drain, ctx.requestId, status, payload, headers);
       account(ctx, status, 'OK', 0);
     },
-    refuse(ctx, code, message, headers) {
-      const status = sendGatewayError(ctx.res, drain, ctx.requestId, code, message, headers);
+    refuse(ctx, code, message, headers, statusOverride) {
+      const status = sendGatewayError(ctx.res, drain, ctx.requestId, code, message, headers, statusOverride);
       account(ctx, status, code, 0);
     },
     finish(ctx, status, outcome, upstreamMs) {

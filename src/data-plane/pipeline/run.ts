@@ -9,7 +9,7 @@ export function clientGone(req: IncomingMessage, err: unknown): boolean {
 /** A stage's refusal, answered: a bare code with its catalogue message, or the refusal as given. */
 function refuse(ctx: RequestContext, r: NonNullable<StageResult>, end: RequestEnd): void {
   if (typeof r === 'string') end.refuse(ctx, r, null, null);
-  else end.refuse(ctx, r.code, r.message, r.headers);
+  else end.refuse(ctx, r.code, r.message, r.headers, r.status);
 }
 
 function failed(ctx: RequestContext, err: unknown, end: RequestEnd): void {

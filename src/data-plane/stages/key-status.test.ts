@@ -68,7 +68,7 @@ describe('keyStatusStage', () => {
 describe('keyStatusStage and inactivity', () => {
   it('refuses a key expired for inactivity with KEY_EXPIRED and a message saying so, whatever its expiresAt', () => {
     const result = run(keyRecord({ inactiveSince: new Date(NOW + 86_400_000).toISOString(), expiresAt: null }));
-    expect(result).toMatchObject({ code: 'KEY_EXPIRED' });
+    expect(result).toMatchObject({ code: 'KEY_EXPIRED', status: 403 });
     expect((result as { message: string }).message).toMatch(/unused/);
   });
 

@@ -10,9 +10,10 @@ export const STATUS_REFUSAL: Record<KeyStatus, ErrorCode | null> = {
   expired: 'KEY_EXPIRED',
 };
 
-const INACTIVE = fixedRefusal('KEY_EXPIRED', 'The API key expired after going unused for longer than keys.inactivityDays; an admin can revive it.');
+// Still a valid credential, refused for what its owner did not do: 403, like a disabled key.
+const INACTIVE = fixedRefusal('KEY_EXPIRED', 'The API key expired after going unused for longer than keys.inactivityDays; an admin can revive it.', null, 403);
 
-/** Disabled and suspended keys are 403, expired ones 401 (CONTRACT §4), with a word on inactivity. */
+/** Disabled and suspended keys are 403; expired ones 401 (CONTRACT §4), or 403 when they expired for going unused. */
 export function keyStatusStage(): KeyStage {
   return (ctx) => {
     const refused = STATUS_REFUSAL[ctx.policy.status(ctx.now)];
