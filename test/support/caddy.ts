@@ -1,10 +1,10 @@
 // A real Caddy on a free port, with its own Caddyfile, home and data directories in a
 // temporary directory, its admin endpoint off and no automatic HTTPS.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, swapOnce, waitForPort, which } from './proxy-binaries.js';
+import { freePort, superviseProxy, swapOnce, which, type RunningProxy } from './proxy-binaries.js';
 
 const RECIPE = join(import.meta.dirname, '..', '..', 'deploy', 'caddy', 'Caddyfile');
 
@@ -16,13 +16,7 @@ export function caddyRecipe(keygate: string, api: string): string {
   return swapOnce(text, 'reverse_proxy 127.0.0.1:9000', `reverse_proxy ${api}`);
 }
 
-export interface Caddy {
-  url: string;
-  port: number;
-  proc: ChildProcess;
-  log(): string;
-  stop(): Promise<void>;
-}
+export type Caddy = RunningProxy;
 
 /**
  * Starts `caddy run` on `sites` (Caddyfile site blocks) in which every `{{PORT}}` is replaced by
@@ -40,24 +34,5 @@ export async function startCaddy(sites: string | ((port: number) => string)): Pr
     env: { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: join(dir, 'config'), XDG_DATA_HOME: join(dir, 'data') },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-  let exited: string | null = null;
-  const gone = new Promise<void>((resolve) => proc.once('exit', (code, signal) => { exited = `caddy exited (${code ?? signal}):\n${stderr}`; resolve(); }));
-  const stop = async (): Promise<void> => {
-    if (exited === null) {
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-      await gone;
-      clearTimeout(timer);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitForPort(port, 15_000, () => exited);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { url: `http://127.0.0.1:${port}`, port, proc, log: () => stderr, stop };
+  return superviseProxy('caddy', proc, port, dir, 15_000);
 }

@@ -1,9 +1,9 @@
 // A real nginx on a free port, with its own config and prefix in a temporary directory.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, swapOnce, waitForPort, which } from './proxy-binaries.js';
+import { freePort, superviseProxy, swapOnce, which, type RunningProxy } from './proxy-binaries.js';
 
 const RECIPE = join(import.meta.dirname, '..', '..', 'deploy', 'nginx', 'keygate-forward-auth.conf');
 
@@ -19,14 +19,7 @@ export function nginxRecipe(keygate: string, api: string): string {
   return swapOnce(text, 'server 127.0.0.1:9000;', `server ${api};`);
 }
 
-export interface Nginx {
-  url: string;
-  port: number;
-  proc: ChildProcess;
-  /** What nginx wrote to stderr (its error log). */
-  log(): string;
-  stop(): Promise<void>;
-}
+export type Nginx = RunningProxy;
 
 /**
  * Starts nginx with `servers` (the text of one or more `server {}` / `upstream {}` blocks of
@@ -55,24 +48,5 @@ ${text}
 `);
   const args = ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', `daemon off; pid ${join(dir, 'nginx.pid')}; error_log stderr warn;`];
   const proc = opts.core !== undefined ? spawn('taskset', ['-c', opts.core, bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-  let exited: string | null = null;
-  const gone = new Promise<void>((resolve) => proc.once('exit', (code, signal) => { exited = `nginx exited (${code ?? signal}):\n${stderr}`; resolve(); }));
-  const stop = async (): Promise<void> => {
-    if (exited === null) {
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-      await gone;
-      clearTimeout(timer);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitForPort(port, 10_000, () => exited);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { url: `http://127.0.0.1:${port}`, port, proc, log: () => stderr, stop };
+  return superviseProxy('nginx', proc, port, dir, 10_000);
 }

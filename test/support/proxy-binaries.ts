@@ -1,6 +1,7 @@
 // Finding the edge proxies the forward-auth tests run in front of keygate (nginx, Caddy), and
 // the rule for a missing one: CI fails, a local run prints one line and skips.
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
@@ -64,4 +65,42 @@ export async function waitForPort(port: number, timeoutMs: number, failed: () =>
 export function swapOnce(text: string, from: string, to: string): string {
   if (text.split(from).length !== 2) throw new Error(`the recipe no longer holds exactly one "${from}"`);
   return text.replace(from, to);
+}
+
+/** A proxy started by a test: its address, its stderr so far, and a stop that also removes its directory. */
+export interface RunningProxy {
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  /** What the proxy wrote to stderr (its error log). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Watches a proxy just spawned (stderr piped) until it listens on `port`: SIGTERM then, after
+ * 5 s, SIGKILL on stop, and `dir` (its temporary files) removed. A proxy that exits or never
+ * listens within `readyMs` is stopped and the error names its stderr.
+ */
+export async function superviseProxy(name: string, proc: ChildProcess, port: number, dir: string, readyMs: number): Promise<RunningProxy> {
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  let exited: string | null = null;
+  const gone = new Promise<void>((resolve) => proc.once('exit', (code, signal) => { exited = `${name} exited (${code ?? signal}):\n${stderr}`; resolve(); }));
+  const stop = async (): Promise<void> => {
+    if (exited === null) {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+      await gone;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForPort(port, readyMs, () => exited);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: `http://127.0.0.1:${port}`, port, proc, log: () => stderr, stop };
 }
