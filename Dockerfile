@@ -3,12 +3,15 @@
 # See README "Run in a container" for ports, volume and configuration.
 ARG NODE_IMAGE=node:22-bookworm-slim
 
-# 1. Build: every dependency, then the TypeScript compile to dist/.
+# 1. Build: every dependency, then the TypeScript compile to dist/ and the admin console's
+#    bundle to dist/console.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
+COPY console ./console
 COPY src ./src
 RUN npm run build
 

@@ -192,6 +192,11 @@ async function exercise(mode: string, proc: ChildProcess, ports: { gateway: numb
     const secret = String(created.body?.secret);
     const keyId = String(created.body?.key?.id);
 
+    const consolePage = await fetch(`${adminUrl}/console/`);
+    const consoleHtml = await consolePage.text();
+    check(consolePage.status === 200 && consoleHtml.includes('<script') && (consolePage.headers.get('content-security-policy') ?? '').includes("script-src 'self'"),
+      `${mode}: the admin console is served from the image under its CSP`, `${consolePage.status}`);
+
     const anon = await fetch(`${gatewayUrl}/v1/events`);
     check(anon.status === 401, `${mode}: a request without a key is 401`, String(anon.status));
     const before = upstreamSeen.length;
