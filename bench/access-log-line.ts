@@ -1,5 +1,5 @@
 // `npx tsx bench/access-log-line.ts`: the CPU one access log line costs, in process, written to
-// a file: the line keygate writes (composed by concatenation, batched by LineWriter) against
+// a file: the line keygate writes (as bytes into LineWriter's buffer, batched) against
 // what it did before (pino's `logger.info({…}, 'request')` with redaction, on an asynchronous
 // pino.destination). CPU is process.cpuUsage() (every thread: the writes run on libuv's pool),
 // from the first line until the last is on disk, over ACCESS_LINES (300 000) lines, best of
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${[
     '',
     `access log line, ${LINES} lines at ${RATE}/s, ${PER_TURN} per turn, best of ${REPEATS}, CPU µs per line (all threads), the paced loop's own ${best.loop.toFixed(2)} µs taken off:`,
-    `  keygate (pre-composed line, LineWriter): ${net(best.keygate)} µs (${bytes.keygate.toFixed(0)} bytes/line)`,
+    `  keygate (line as bytes, LineWriter): ${net(best.keygate)} µs (${bytes.keygate.toFixed(0)} bytes/line)`,
     `  pino logger.info with redaction:        ${net(best.pino)} µs (${bytes.pino.toFixed(0)} bytes/line)`,
     '',
   ].join('\n')}`);

@@ -54,6 +54,44 @@ describe('AccessLog', () => {
     expect(JSON.parse(asciiJson('"\\\n\u0000é'))).toBe('"\\\n\u0000é');
   });
 
+  it('records, byte for byte, the line it composes, whatever the fields hold (regression: the bytes are written without a string)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'access-log-'));
+    const fd = openSync(join(dir, 'a.log'), 'w');
+    try {
+      const a = new AccessLog(new LineWriter({ fd, maxWriteBytes: 4096 }), 4242);
+      const entries: AccessEntry[] = [
+        ENTRY,
+        { ...ENTRY, method: null, keyId: null, workspaceId: null, clientIp: null, status: 400, outcome: 'BAD_REQUEST' },
+        { ...ENTRY, route: 'ünïcödé-路由 "quoted" \\ tab\t 😀', method: 'PROPFIND' },
+        { ...ENTRY, requestId: 'r'.repeat(128), clientIp: '2001:db8:85a3::8a2e:370:7334' },
+        { ...ENTRY, status: 0, requestBytes: 0, responseBytes: 2 ** 31 + 5, upstreamMs: 0, totalMs: 0.004 },
+        { ...ENTRY, requestBytes: 1.5, responseBytes: -1, upstreamMs: -3.2, totalMs: Number.NaN },
+        { ...ENTRY, upstreamMs: 0.05, totalMs: 1e12 },
+        { ...ENTRY, upstreamMs: 9.99, totalMs: 10.1 },
+        { ...ENTRY, route: 'r'.repeat(10_000) }, // longer than one write: as a string
+      ];
+      for (const e of entries) expect(a.record(e)).toBe(true);
+      await a.flush();
+      const time = /"time":"[^"]*"/;
+      const got = readFileSync(join(dir, 'a.log'), 'latin1').split('\n');
+      expect(got.pop()).toBe('');
+      expect(got.map((l) => l.replace(time, '"time":""'))).toEqual(entries.map((e) => a.line(e).slice(0, -1).replace(time, '"time":""')));
+      for (const l of got) expect(() => JSON.parse(l) as unknown).not.toThrow();
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('drops and counts a line that does not fit the writer\'s bound', async () => {
+    let dropped = 0;
+    const a = new AccessLog(new LineWriter({ fd: -1, maxBufferedBytes: log().line(ENTRY).length + 10, maxWriteBytes: 4096, flushMs: 1e9, onDrop: (n) => { dropped += n; } }), 4242);
+    expect(a.record(ENTRY)).toBe(true);
+    expect(a.record(ENTRY)).toBe(false);
+    expect(dropped).toBe(1);
+    expect(a.writer.bufferedBytes).toBe(a.line(ENTRY).length);
+  });
+
   it('hands each line to its writer', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'access-log-'));
     const fd = openSync(join(dir, 'a.log'), 'w');

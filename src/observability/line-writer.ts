@@ -4,6 +4,8 @@ import { fstatSync, write, writeSync } from 'node:fs';
 export const PIPE_BUF = 4096;
 /** The largest write to a regular file: one write() per this many bytes of lines. */
 const FILE_WRITE_BYTES = 64 * 1024;
+/** Written slabs kept for the next lines instead of allocating new ones. */
+const SPARE_SLABS = 2;
 
 export interface LineWriterOptions {
   /** The file descriptor written to (1: stdout). */
@@ -18,13 +20,28 @@ export interface LineWriterOptions {
   onDrop?: (lines: number) => void;
 }
 
+/** What `reserve` answers for a line longer than one write: it goes to `write` as a string. */
+export const LONG_LINE: Buffer = Buffer.alloc(0);
+
+/** A full (or flushed) slab waiting for its write: `bytes` of whole lines from its start. */
+interface Sealed {
+  buf: Buffer;
+  bytes: number;
+  lines: number;
+  /** Whether the buffer may be reused for later lines once written (a slab, not a lone long line). */
+  slab: boolean;
+}
+
 /**
- * Lines buffered in memory and written to a file descriptor in batches, off the request path:
- * a line is appended to an array, and one asynchronous write (libuv's thread pool) carries
- * every line gathered since the last, each write whole lines only and never more than
- * PIPE_BUF bytes on a pipe, so the lines of several processes sharing stdout (cluster workers)
- * never interleave mid-line. A destination that blocks never grows the buffer past
- * `maxBufferedBytes`: the lines that do not fit are dropped and counted.
+ * Lines written to a file descriptor in batches, off the request path. Each line is copied at
+ * once into a slab (a `maxWriteBytes` buffer outside the JavaScript heap), so no line string
+ * outlives the request that made it: the garbage collector never copies or promotes buffered
+ * lines, and no batch is ever concatenated as a string. A slab is written by one asynchronous
+ * write (libuv's thread pool) when it is full, or `flushMs` after its first line. A slab holds
+ * whole lines only and is never more than PIPE_BUF bytes on a pipe, so the lines of several
+ * processes sharing stdout (cluster workers) never interleave mid-line. A destination that
+ * blocks never grows the buffer past `maxBufferedBytes`: the lines that do not fit are dropped
+ * and counted.
  *
  * Lines are ASCII text ending in "\n" (their length is their size in bytes).
  */
@@ -32,11 +49,16 @@ export class LineWriter {
   private readonly fd: number;
   private readonly maxBuffered: number;
   private readonly flushMs: number;
-  private readonly maxWrite: number;
+  private readonly slabBytes: number;
   private readonly onDrop: (lines: number) => void;
-  private pending: string[] = [];
-  /** The first line of `pending` not yet taken into a write. */
-  private head = 0;
+  /** The slab lines are copied into now, `used` bytes of it taken by `lines` lines. */
+  private slab: Buffer;
+  private used = 0;
+  private lines = 0;
+  /** Slabs waiting for their write, oldest first (the first may be being written). */
+  private sealed: Sealed[] = [];
+  private spare: Buffer[] = [];
+  /** Bytes of lines not yet written: in `sealed` and in `slab`. */
   private pendingBytes = 0;
   private writing = false;
   private timer: NodeJS.Timeout | null = null;
@@ -52,8 +74,9 @@ export class LineWriter {
     this.fd = opts.fd;
     this.maxBuffered = opts.maxBufferedBytes ?? 8 * 1024 * 1024;
     this.flushMs = opts.flushMs ?? 50;
-    this.maxWrite = opts.maxWriteBytes ?? defaultWriteBytes(opts.fd);
+    this.slabBytes = opts.maxWriteBytes ?? defaultWriteBytes(opts.fd);
     this.onDrop = opts.onDrop ?? (() => undefined);
+    this.slab = Buffer.allocUnsafeSlow(this.slabBytes);
   }
 
   /** Lines dropped so far. */
@@ -68,15 +91,57 @@ export class LineWriter {
 
   /** Buffers one line (ASCII, ending in "\n"); false when it was dropped because the buffer is full. */
   write(line: string): boolean {
-    if (this.pendingBytes + line.length > this.maxBuffered) {
+    const n = line.length;
+    const buf = this.reserve(n);
+    if (buf === LONG_LINE) {
+      if (this.pendingBytes + n > this.maxBuffered) {
+        this.drop(1);
+        return false;
+      }
+      // Longer than a write may be: alone, in a buffer of its own, after the lines before it.
+      this.seal();
+      this.pendingBytes += n;
+      this.sealed.push({ buf: Buffer.from(line, 'latin1'), bytes: n, lines: 1, slab: false });
+      if (!this.writing) this.writeNext();
+      return true;
+    }
+    buf.write(line, this.used, 'latin1');
+    return this.commit(this.used + n);
+  }
+
+  /**
+   * Room for one line of at most `max` bytes, for a caller that writes its bytes itself: the
+   * buffer to write them into from `offset`, then `commit(end)` with the offset after the
+   * line's "\n". `LONG_LINE` when it may not fit one write (then hand it to `write`).
+   */
+  reserve(max: number): Buffer {
+    if (max > this.slabBytes) return LONG_LINE;
+    if (this.used + max > this.slabBytes) {
+      this.seal();
+      if (!this.writing) this.writeNext();
+    }
+    return this.slab;
+  }
+
+  /** Where the reserved line starts in the buffer `reserve` gave. */
+  get offset(): number {
+    return this.used;
+  }
+
+  /**
+   * Takes the reserved line, written up to `end` (its "\n" included); false when it was
+   * dropped instead (counted): it does not fit the bound on buffered bytes.
+   */
+  commit(end: number): boolean {
+    const n = end - this.used;
+    if (this.pendingBytes + n > this.maxBuffered) {
       this.drop(1);
       return false;
     }
-    this.pending.push(line);
-    this.pendingBytes += line.length;
-    if (this.writing) return true;
-    if (this.pendingBytes >= this.maxWrite) this.writeNext();
-    else this.timer ??= setTimeout(this.onTimer, this.flushMs).unref();
+    this.pendingBytes += n;
+    this.used = end;
+    this.lines++;
+    if (!this.writing) this.timer ??= setTimeout(this.onTimer, this.flushMs).unref();
     return true;
   }
 
@@ -91,20 +156,24 @@ export class LineWriter {
 
   /**
    * Writes what is buffered now, synchronously (the process is exiting and no further turn of
-   * the event loop will come); what cannot be written at once is dropped.
+   * the event loop will come); what cannot be written at once is dropped. A write already
+   * under way in the thread pool is left to finish.
    */
   flushSync(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    while (this.pendingBytes > 0) {
-      const { chunk, lines } = this.take();
+    this.seal();
+    const queue = this.writing ? this.sealed.splice(1) : this.sealed.splice(0);
+    for (let i = 0; i < queue.length; i++) {
+      const s = queue[i]!;
       try {
         let done = 0;
-        const buf = Buffer.from(chunk, 'latin1');
-        while (done < buf.length) done += writeSync(this.fd, buf, done);
+        while (done < s.bytes) done += writeSync(this.fd, s.buf, done, s.bytes - done);
+        this.pendingBytes -= s.bytes;
       } catch {
-        this.drop(lines + this.pending.length - this.head);
-        this.clear();
+        for (let j = i; j < queue.length; j++) this.pendingBytes -= queue[j]!.bytes;
+        this.drop(queue.slice(i).reduce((a, q) => a + q.lines, 0));
+        return;
       }
     }
   }
@@ -114,27 +183,13 @@ export class LineWriter {
     this.onDrop(lines);
   }
 
-  private clear(): void {
-    this.pending = [];
-    this.head = 0;
-    this.pendingBytes = 0;
-  }
-
-  /** The next write's whole lines, at most `maxWrite` bytes (a longer line alone), taken off the buffer. */
-  private take(): { chunk: string; lines: number } {
-    const pending = this.pending;
-    let i = this.head;
-    let chunk = pending[i++]!;
-    while (i < pending.length && chunk.length + pending[i]!.length <= this.maxWrite) chunk += pending[i++]!;
-    const lines = i - this.head;
-    this.pendingBytes -= chunk.length;
-    if (i === pending.length) this.clear();
-    else if (i > 1024 && i * 2 > pending.length) {
-      // Keep the array from growing without end while lines keep coming.
-      this.pending = pending.slice(i);
-      this.head = 0;
-    } else this.head = i;
-    return { chunk, lines };
+  /** Moves the current slab's lines to the write queue and starts a new slab. */
+  private seal(): void {
+    if (this.lines === 0) return;
+    this.sealed.push({ buf: this.slab, bytes: this.used, lines: this.lines, slab: true });
+    this.slab = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.slabBytes);
+    this.used = 0;
+    this.lines = 0;
   }
 
   private writeNext(): void {
@@ -142,30 +197,34 @@ export class LineWriter {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.pendingBytes === 0) return this.settle();
-    const { chunk, lines } = this.take();
+    if (this.sealed.length === 0) this.seal();
+    const next = this.sealed[0];
+    if (next === undefined) return this.settle();
     this.writing = true;
-    this.send(chunk, lines);
+    this.send(next, 0);
   }
 
-  private send(chunk: string, lines: number): void {
-    write(this.fd, chunk, null, 'latin1', (err, written) => {
+  private send(s: Sealed, from: number): void {
+    write(this.fd, s.buf, from, s.bytes - from, null, (err, written) => {
       if (err) {
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
           // A non-blocking pipe that is full: the same bytes again shortly.
-          setTimeout(() => this.send(chunk, lines), 10).unref();
+          setTimeout(() => this.send(s, from), 10).unref();
           return;
         }
         // The destination is gone (EPIPE, EBADF) or failing (ENOSPC): these lines are lost.
-        this.drop(lines);
-      } else if (written < chunk.length) {
+        this.drop(s.lines);
+      } else if (from + written < s.bytes) {
         // A partial write: the rest of these lines follows before anything else.
-        this.send(chunk.slice(written), lines);
+        this.send(s, from + written);
         return;
       }
+      this.pendingBytes -= s.bytes;
+      this.sealed.shift();
+      if (s.slab && this.spare.length < SPARE_SLABS) this.spare.push(s.buf);
       this.writing = false;
-      if (this.waiters.length > 0 || this.pendingBytes >= this.maxWrite) this.writeNext();
-      else if (this.pendingBytes > 0) this.timer ??= setTimeout(this.onTimer, this.flushMs).unref();
+      if (this.waiters.length > 0 || this.sealed.length > 0) this.writeNext();
+      else if (this.lines > 0) this.timer ??= setTimeout(this.onTimer, this.flushMs).unref();
       else this.settle();
     });
   }
