@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, createWorkspace, stopAndClean } from './support/admin.js';
 import { expectRefused, gatewayConfig, gw } from './support/gateway.js';
 import { startKeygate, type Keygate } from './support/keygate.js';
-import { buildRequest, hostOf, sendRaw } from './support/raw-http.js';
+import { buildRequest, hostOf, sendRaw, sendRawMany } from './support/raw-http.js';
 import { headerValue, type RecordingUpstream, useUpstreamPair } from './support/upstream.js';
 
 let events: RecordingUpstream;
@@ -120,6 +120,14 @@ describe('client IP with trustedProxies [127.0.0.1/32]', () => {
     await expectRefused({ ...denied, body: denied.json }, 403, 'IP_NOT_ALLOWED', ups);
     const allowed = await sendRaw(s.kg().gatewayUrl!, buildRequest('GET', '/v1/events', [...base, ['X-Forwarded-For', '192.0.2.1'], ['X-Forwarded-For', '10.1.2.3']]));
     expect(allowed.status, allowed.text).toBe(200);
+  });
+
+  it('reads each request\'s own X-Forwarded-For on one keep-alive connection from the proxy (regression: the client is kept per connection)', async () => {
+    const base: Array<[string, string]> = [['Host', hostOf(s.kg().gatewayUrl!)], ['X-Api-Key', s.tenNet()]];
+    const xffs = ['10.1.2.3', '192.0.2.1', null, '10.1.2.3', '10.1.2.3, 192.0.2.1', '192.0.2.1, 10.1.2.3'];
+    const bytes = Buffer.concat(xffs.map((x) => buildRequest('GET', '/v1/events', x === null ? base : [...base, ['X-Forwarded-For', x]])));
+    const answers = await sendRawMany(s.kg().gatewayUrl!, bytes, xffs.length);
+    expect(answers.map((a) => a.status)).toEqual([200, 403, 403, 200, 403, 200]);
   });
 
   it('uses the trusted peer itself when there is no X-Forwarded-For (127.0.0.1, 403 for 10.0.0.0/8)', async () => {

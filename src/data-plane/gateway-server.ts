@@ -15,7 +15,7 @@ import { requestTimedOut } from './upstream/proxy-handler.js';
 import { Accounting } from './pipeline/accounting.js';
 import { createRequestEnd, sendGatewayError, sendGatewayFault } from './pipeline/request-end.js';
 import { runPipeline } from './pipeline/run.js';
-import { peerMemo } from './request/peer.js';
+import { forwardedClient, peerMemo } from './request/peer.js';
 import { parseRequestTarget } from './request/request-target.js';
 import { RouteTable } from './pipeline/route-table.js';
 import type { UsageRecorder } from './pipeline/usage-recorder.js';
@@ -110,7 +110,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       profile: null,
       peer,
       credential: peer.credential,
-      clientIp: peer.trusted ? resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']) : peer.ip,
+      clientIp: peer.trusted ? forwardedClient(peer, req.socket, req.headers['x-forwarded-for'], resolveClientIp) : peer.ip,
       responseHeaders: null,
       body: null,
       tokenRequest: null,

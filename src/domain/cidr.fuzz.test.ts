@@ -36,6 +36,17 @@ describe('IP addresses (property-based)', () => {
     }), fuzz(500));
   });
 
+  it('reads as IPv4 exactly the strict dotted quads, each as ipaddr.js reads it', () => {
+    const quadish = hostileString('0123456789.', 17);
+    const edges = fc.constantFrom('01.2.3.4', '1.2.3.04', '1.2.3.00', '256.1.1.1', '1.2.3.255', '1.2.3.1000', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.',
+      '0.0.0.0', '255.255.255.255', '1.2.3.4 ', '١.2.3.4', '1.2.3.4\n');
+    fc.assert(fc.property(fc.oneof(v4, fc.ipV4Extended(), quadish, edges), (t) => {
+      const ip = parseIp(t);
+      if (IPV4_STRICT.test(t)) expect(ip !== null && text(ip), t).toBe(text(ipaddr.IPv4.parse(t)));
+      else expect(ip === null || ip.kind() === 'ipv6', t).toBe(true);
+    }), fuzz(2000));
+  });
+
   it('reads an IPv4-mapped IPv6 address as the IPv4 address', () => {
     fc.assert(fc.property(v4, fc.mixedCase(fc.constant('ffff')), (a, ffff) => {
       expect(parseIp(`::${ffff}:${a}`)!.toString()).toBe(parseIp(a)!.toString());

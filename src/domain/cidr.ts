@@ -34,9 +34,40 @@ export interface Cidr {
   readonly text: string;
 }
 
+/**
+ * Strict dotted-quad IPv4 (four decimal octets of 0-255, no leading zeros: what IPV4_DOTTED
+ * accepts), read character by character; null when `text` is not one. A request behind a
+ * trusted proxy reads one or more of these from X-Forwarded-For.
+ */
+function dottedQuad(text: string): ipaddr.IPv4 | null {
+  const n = text.length;
+  if (n < 7 || n > 15) return null;
+  const octets = [0, 0, 0, 0];
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || part === 3) return null;
+      octets[part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && value === 0) return null;
+      value = value * 10 + (c - 0x30);
+      if (++digits > 3 || value > 255) return null;
+    } else return null;
+  }
+  if (digits === 0 || part !== 3) return null;
+  octets[3] = value;
+  return new ipaddr.IPv4(octets);
+}
+
 /** Parses one IP address strictly; IPv4-mapped IPv6 (`::ffff:10.1.2.3`) is read as IPv4. */
 export function parseIp(text: string): ParsedIp | null {
-  if (IPV4_DOTTED.test(text)) return ipaddr.IPv4.parse(text);
+  const v4 = dottedQuad(text);
+  if (v4 !== null) return v4;
   if (!isStrictIpv6(text)) return null;
   const v6 = parseIpv6(text);
   return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
@@ -49,8 +80,9 @@ export function parseCidr(text: string): Cidr | string {
   const prefixText = slash === -1 ? null : text.slice(slash + 1);
   if (addrText.includes('%')) return `"${text}": zone ids are not allowed`;
   let address: ParsedIp;
-  if (IPV4_DOTTED.test(addrText)) {
-    address = ipaddr.IPv4.parse(addrText);
+  const v4 = dottedQuad(addrText);
+  if (v4 !== null) {
+    address = v4;
   } else if (isStrictIpv6(addrText)) {
     address = parseIpv6(addrText);
   } else {

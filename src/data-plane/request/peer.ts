@@ -1,11 +1,23 @@
 import type { Socket } from 'node:net';
 import { compileIpAllowlist, parseIp, type ParsedIp } from '../../domain/cidr.js';
 import { CredentialMemo } from '../key-resolver.js';
+import type { ClientIpResolver } from './client-ip.js';
 
 const PEER = Symbol('keygate.peer');
 
-/** What the gateway knows of a client connection, worked out on its first request. */
-export interface Peer { ip: ParsedIp | null; text: string; trusted: boolean; credential: CredentialMemo }
+/**
+ * What the gateway knows of a client connection, worked out on its first request. A trusted
+ * proxy's connection also keeps the last X-Forwarded-For it sent and the client read from it:
+ * a proxy's keep-alive connection carries a client's requests one after another.
+ */
+export interface Peer {
+  ip: ParsedIp | null;
+  text: string;
+  trusted: boolean;
+  credential: CredentialMemo;
+  forwardedFor: string | string[] | undefined;
+  forwardedClient: ParsedIp | null;
+}
 type PeerSocket = Socket & { [PEER]?: Peer };
 
 /**
@@ -18,9 +30,25 @@ export function peerMemo(trustedProxies: readonly string[]): (socket: Socket) =>
     let peer = socket[PEER];
     if (!peer) {
       const ip = socket.remoteAddress === undefined ? null : parseIp(socket.remoteAddress);
-      peer = { ip, text: ip ? ip.toString() : (socket.remoteAddress ?? ''), trusted: ip !== null && isTrusted(ip), credential: new CredentialMemo() };
+      peer = {
+        ip, text: ip ? ip.toString() : (socket.remoteAddress ?? ''), trusted: ip !== null && isTrusted(ip), credential: new CredentialMemo(),
+        forwardedFor: undefined, forwardedClient: ip,
+      };
       socket[PEER] = peer;
     }
     return peer;
   };
+}
+
+/**
+ * The client of a request from a trusted proxy: `resolve`'s answer for the peer and the
+ * request's X-Forwarded-For, worked out again only when that header differs from the one
+ * before it on the connection.
+ */
+export function forwardedClient(peer: Peer, socket: Socket, forwardedFor: string | string[] | undefined, resolve: ClientIpResolver): ParsedIp | null {
+  if (forwardedFor !== peer.forwardedFor) {
+    peer.forwardedClient = resolve(socket.remoteAddress, forwardedFor);
+    peer.forwardedFor = forwardedFor;
+  }
+  return peer.forwardedClient;
 }
