@@ -48,7 +48,7 @@ const { routes, upstreams } = compileRoutes({ config, resolver, tokens: null, li
 const table = new RouteTable(routes);
 const rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'autocannon', 'X-Api-Key', secret, 'Accept', '*/*'];
 const peer = parseIp('127.0.0.1');
-const connection = { ip: peer, text: '127.0.0.1', trusted: false, credential: new CredentialMemo() };
+const connection = { ip: peer, text: '127.0.0.1', trusted: false, credential: new CredentialMemo(), forwardedFor: undefined, forwardedClient: peer };
 const res = {} as ServerResponse;
 
 /** The route's stages and then its key checks, as one list (each request here is admitted by the first). */

@@ -2,9 +2,10 @@
 // core 0) while autocannon loads it (core 1), then prints the functions with the most self
 // time and the share of each module. The .cpuprofile is kept for a flame graph (Chrome
 // DevTools, speedscope).
-//   npm run build && npx tsx bench/profile.ts [key|logged|token|inspected|redis-key|redis-limit|redis-many]
+//   npm run build && npx tsx bench/profile.ts [key|logged|token|inspected|forward|redis-key|redis-limit|redis-many]
 // (logged: the key path with the default config, access log on and stdout to a file; every
-// other scenario runs with accessLog: false. redis-key: the key path on the Redis store without a rate limit)
+// other scenario runs with accessLog: false. forward: forward-auth decisions on /auth/forward,
+// sent as nginx's auth_request sends them (X-Original-URI/-Method, X-Forwarded-For from a trusted proxy). redis-key: the key path on the Redis store without a rate limit)
 // Knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (64), BENCH_TOP (30).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -18,7 +19,7 @@ import {
 const K = knobs({ seconds: 10, warmup: 3, rounds: 1, connections: 64 });
 const TOP = Number(process.env.BENCH_TOP ?? 30);
 const scenario = process.argv[2] ?? 'key';
-const SCENARIOS = ['key', 'logged', 'token', 'inspected', 'redis-key', 'redis-limit', 'redis-many'];
+const SCENARIOS = ['key', 'logged', 'token', 'inspected', 'forward', 'redis-key', 'redis-limit', 'redis-many'];
 if (!SCENARIOS.includes(scenario)) throw new Error(`scenario must be one of ${SCENARIOS.join(', ')}`);
 
 interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount: number; children?: number[] }
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
     const kg = await startKeygate(dir, 'profile', {
       upstreamPort: upstream.port, store, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir],
       ...(scenario === 'logged' ? { logFile: join(dir, 'stdout.log') } : {}),
+      ...(scenario === 'forward' ? { gateway: { trustedProxies: ['127.0.0.1/32'] } } : {}),
       routes: [
         { name: 'list-events', method: 'GET', path: '/v1/events', upstream: 'api', permission: 'events.read' },
         { name: 'track-event', method: 'POST', path: '/v1/events', upstream: 'api', permission: 'events.create', events: { field: 'action' } },
@@ -83,14 +85,17 @@ async function main(): Promise<void> {
     } else if (scenario === 'inspected') {
       Object.assign(opts, { method: 'POST', body: JSON.stringify({ action: 'cart.add', profileId: 'p_1', properties: { sku: 'SKU-1', price: 19.99 } }) });
       opts.headers = { 'x-api-key': secret, 'content-type': 'application/json' };
+    } else if (scenario === 'forward') {
+      opts.headers = { 'x-api-key': secret, 'x-original-uri': '/v1/events', 'x-original-method': 'GET', 'x-forwarded-for': '10.1.2.3' };
     } else if (scenario === 'redis-many') {
       const keys: string[] = [];
       for (let i = 0; i < 64; i++) keys.push(await key(`profile-${i}`));
       delete opts.headers;
       opts.keys = keys;
     }
-    await load(`${kg.gateway}/v1/events`, { connections: K.connections, seconds: K.warmup, ...opts });
-    const r = await load(`${kg.gateway}/v1/events`, { connections: K.connections, seconds: K.seconds, ...opts });
+    const path = scenario === 'forward' ? '/auth/forward' : '/v1/events';
+    await load(`${kg.gateway}${path}`, { connections: K.connections, seconds: K.warmup, ...opts });
+    const r = await load(`${kg.gateway}${path}`, { connections: K.connections, seconds: K.seconds, ...opts });
     await stop(kg.proc);
     const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error('keygate wrote no CPU profile');

@@ -40,15 +40,12 @@ const TOTAL_MS = Buffer.from(',"totalMs":', 'latin1');
 const TAIL_FIELDS_BYTES = RESPONSE_BYTES.length + UPSTREAM_MS.length + TOTAL_MS.length + 4 * 24 + 2;
 
 /** A line's bytes from `","method":` to `"requestBytes":`, and the fields they were made from. */
-interface Segment {
-  method: string | null;
-  route: string;
-  status: number;
-  outcome: string;
-  keyId: string | null;
-  workspaceId: string | null;
-  clientIp: string | null;
-  bytes: Buffer;
+type Segment = Pick<AccessEntry, 'method' | 'route' | 'status' | 'outcome' | 'keyId' | 'workspaceId' | 'clientIp'> & { bytes: Buffer };
+
+/** Copies `bytes` into `buf` at `at`; the offset after them. */
+function put(buf: Buffer, at: number, bytes: Uint8Array): number {
+  buf.set(bytes, at);
+  return at + bytes.length;
 }
 
 /** Copies `s` (ASCII) into `buf` at `at`; the offset after it. */
@@ -196,28 +193,19 @@ export class AccessLog {
     const buf = w.reserve(max);
     // A line longer than one write (only a route name of kilobytes makes one): as a string.
     if (buf === LONG_LINE) return w.write(this.line(e));
-    let at = w.offset;
-    buf.set(HEAD, at);
-    at += HEAD.length;
-    buf.set(time, at);
-    at += time.length;
-    buf.set(tail, at);
-    at += tail.length;
+    let at = put(buf, w.offset, HEAD);
+    at = put(buf, at, time);
+    at = put(buf, at, tail);
     at = ascii(buf, at, e.requestId);
-    buf.set(TRACE_ID, at);
-    at += TRACE_ID.length;
+    at = put(buf, at, TRACE_ID);
     at = ascii(buf, at, e.traceId);
-    buf.set(seg, at);
-    at += seg.length;
+    at = put(buf, at, seg);
     at = int(buf, at, e.requestBytes);
-    buf.set(RESPONSE_BYTES, at);
-    at += RESPONSE_BYTES.length;
+    at = put(buf, at, RESPONSE_BYTES);
     at = int(buf, at, e.responseBytes);
-    buf.set(UPSTREAM_MS, at);
-    at += UPSTREAM_MS.length;
+    at = put(buf, at, UPSTREAM_MS);
     at = msInto(buf, at, e.upstreamMs);
-    buf.set(TOTAL_MS, at);
-    at += TOTAL_MS.length;
+    at = put(buf, at, TOTAL_MS);
     at = msInto(buf, at, e.totalMs);
     buf[at++] = CLOSE;
     buf[at++] = NEWLINE;
