@@ -43,6 +43,13 @@ describe('the CLI over admin tokens, deletes, audit filters, pagination and If-M
     expect((await cli('owners', 'delete', o.id)).stdout).toBe('deleted');
   });
 
+  it('keys list --rotation-due lists only the keys due for rotation (a fresh key is not)', async () => {
+    const ws = await createWorkspace(kg, 'rotation');
+    const { key } = json(await cli('keys', 'create', '--workspace', ws, '--name', 'fresh'));
+    expect(json(await cli('keys', 'list', '--workspace', ws)).items.map((k: any) => k.id)).toEqual([key.id]);
+    expect(json(await cli('keys', 'list', '--workspace', ws, '--rotation-due')).items).toEqual([]);
+  });
+
   it('groups get <id>', async () => {
     const g = json(await cli('groups', 'create', '--name', 'fetched'));
     expect(json(await cli('groups', 'get', g.id))).toMatchObject({ id: g.id, name: 'fetched' });

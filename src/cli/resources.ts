@@ -202,11 +202,11 @@ const keys: Resource = {
       run: async (ctx) => showWithSecret(ctx, (await ctx.client().call('POST', '/v1/keys', keyBody(ctx.v))).body as Record<string, unknown>, 'key'),
     },
     list: {
-      args: `[--q <text>] [--workspace <id>] [--group <id>] [--type <t>] [--env <e>] [--status <s>] ${PAGE_ARGS}`,
-      flags: { ...PAGE_FLAGS, q: s, workspace: s, group: s, type: s, env: s, status: s },
+      args: `[--q <text>] [--workspace <id>] [--group <id>] [--type <t>] [--env <e>] [--status <s>] [--rotation-due] ${PAGE_ARGS}`,
+      flags: { ...PAGE_FLAGS, q: s, workspace: s, group: s, type: s, env: s, status: s, 'rotation-due': flag },
       run: (ctx) => listPages(ctx, '/v1/keys', {
         q: str(ctx.v, 'q'), workspaceId: str(ctx.v, 'workspace'), groupId: str(ctx.v, 'group'), type: str(ctx.v, 'type'),
-        environment: str(ctx.v, 'env'), status: str(ctx.v, 'status'),
+        environment: str(ctx.v, 'env'), status: str(ctx.v, 'status'), rotationDue: ctx.v['rotation-due'] === true ? 'true' : undefined,
       }, KEY_COLUMNS),
     },
     get: get('/v1/keys', 'key id'),
