@@ -1,26 +1,14 @@
 // Finding the edge proxies the forward-auth tests run in front of keygate (nginx, Caddy), and
 // the rule for a missing one: CI fails, a local run prints one line and skips.
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, rmSync, statSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { delimiter, join } from 'node:path';
 import { connect } from 'node:net';
 
-/** An executable on the PATH, or in /usr/sbin (where Debian puts nginx, often off a user's PATH). */
-export function which(binary: string): string | null {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin']) {
-    if (dir === '') continue;
-    const candidate = join(dir, binary);
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
+import { which } from './which.js';
+
+export { which };
 
 function isCi(): boolean {
   const ci = process.env.CI;

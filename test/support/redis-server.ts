@@ -5,12 +5,13 @@
 // SIGTERM/SIGINT/SIGHUP, running servers are killed and their temporary directories removed, so
 // no Redis outlives the test run.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { which } from './which.js';
 
 const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 10_000;
@@ -23,20 +24,6 @@ const LOG_FILE = 'redis.log';
 // ---------------------------------------------------------------------------------------------
 // Availability
 
-/** Finds an executable on the PATH. */
-function which(binary: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, binary);
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
 
 /** Whether a `redis-server` binary is on the PATH. */
 export function redisAvailable(): { ok: true } | { ok: false; reason: string } {
