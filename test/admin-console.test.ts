@@ -432,11 +432,15 @@ describe.skipIf(!requireChromium())('admin console in Chromium', () => {
     const actions = page.getByRole('tabpanel').getByRole('cell', { name: /^key\./ });
     await expect.poll(async () => (await actions.allTextContents()).sort()).toEqual(
       expect.arrayContaining(['key.create', 'key.update', 'key.rotate']),
-    );    // The key's own requests (its activity records, written each second): method, route, status and outcome.
+    );
+    // The key's own requests (its activity records, written each second): method, route, status and outcome.
     await expect.poll(async () => {
       await page.getByRole('tab', { name: 'Usage' }).click();
       await page.getByRole('tab', { name: 'Activity' }).click();
-      return page.getByRole('table', { name: 'Recent requests' }).getByRole('row', { name: /GET \S+ \d{3} (PERMISSION_DENIED|KEY_DISABLED)/ }).count();
+      // Each switch loads the tab afresh: count once its table is there, not before.
+      const table = page.getByRole('table', { name: 'Recent requests' });
+      await table.waitFor({ timeout: 5_000 });
+      return table.getByRole('row', { name: /GET \S+ \d{3} (PERMISSION_DENIED|KEY_DISABLED)/ }).count();
     }, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
   });
 

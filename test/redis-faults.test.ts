@@ -371,7 +371,8 @@ describe.skipIf(!requireRedis())('the store.timeoutMs bound while Redis hangs', 
     const ws = await createWorkspace(kg, 'bound');
     const cached = await createKey(kg, { workspaceId: ws, name: 'cached', permissions: ['*'] });
     // A limit of 1 000 or less is decided by Redis for every request (no headroom); per second,
-    // so the local fallback never refuses this load.
+    // so the local fallback never refuses this load: 4 loops pausing 5 ms send at most 800 a
+    // second however fast the machine answers (with 1 ms pauses a fast one passed 1 000).
     const limited = await createKey(kg, { workspaceId: ws, name: 'limited', permissions: ['*'], rateLimit: { limit: 1000, windowSeconds: 1 } });
     const unseen = await createKey(kg, { workspaceId: ws, name: 'never-used-before-the-hang', permissions: ['*'] });
     // A token finds its key's current state by id: never used before the hang, it asks Redis.
@@ -395,7 +396,7 @@ describe.skipIf(!requireRedis())('the store.timeoutMs bound while Redis hangs', 
     // Requests already on their way when Redis stops, and more arriving while the first calls
     // wait: the rate limit for each, the lookup for the unseen key.
     const loads = [
-      steady(kg, limited.secret, () => stop, 4, 1),
+      steady(kg, limited.secret, () => stop, 4, 5),
       steady(kg, cached.secret, () => stop, 1, 5),
       (async () => {
         while (Date.now() < hungAt + 50) await sleep(5);

@@ -24,7 +24,6 @@ const LOG_FILE = 'redis.log';
 // ---------------------------------------------------------------------------------------------
 // Availability
 
-
 /** Whether a `redis-server` binary is on the PATH. */
 export function redisAvailable(): { ok: true } | { ok: false; reason: string } {
   return which('redis-server') !== null
