@@ -1,5 +1,7 @@
 import type { ParsedIp } from '../../domain/cidr.js';
+import { isoCache } from '../../domain/iso-time.js';
 import type { ActivityRecord } from '../../store/types.js';
+import { BatchRecorder } from './batch-recorder.js';
 import type { RequestContext } from './context.js';
 
 export type ActivitySink = (records: ActivityRecord[]) => Promise<void>;
@@ -43,27 +45,19 @@ export interface ActivityRecorderOptions {
  * the ring is full, and never more than the store keeps) and never waits on a write. A failed
  * flush keeps its records for the next one, up to `maxPending`.
  */
-export class ActivityRecorder {
+export class ActivityRecorder extends BatchRecorder<ActivityRecord[]> {
   private rings = new Map<string, Ring>();
   /** Records of a failed flush (and a worker's, merged), written ahead of the rings' next time. */
   private carried: ActivityRecord[] = [];
-  private timer: NodeJS.Timeout | null = null;
-  private flushing: Promise<void> | null = null;
   private readonly keep: number;
-  private readonly intervalMs: number;
   private readonly maxPending: number;
   /** Records dropped because too many were waiting (the store did not take them). */
   dropped = 0;
 
   constructor(private readonly sink: ActivitySink, opts: ActivityRecorderOptions) {
+    super(opts.intervalMs ?? 1_000);
     this.keep = Math.max(1, opts.keepPerKey);
-    this.intervalMs = opts.intervalMs ?? 1_000;
     this.maxPending = opts.maxPending ?? 100_000;
-  }
-
-  start(): void {
-    this.timer = setInterval(() => void this.flush(), this.intervalMs);
-    this.timer.unref();
   }
 
   /** One request of `keyId`; `at` is when it arrived (ms). */
@@ -100,8 +94,8 @@ export class ActivityRecorder {
     for (let i = from; i < records.length; i++) this.carried.push(records[i]!);
   }
 
-  /** This round's records: what was carried, then each ring's requests oldest first, each key at most `keep`. */
-  private take(): ActivityRecord[] {
+  /** This round's records: what was carried, then each ring's requests oldest first, each key at most `keep`; null when there are none. */
+  protected takeBatch(): ActivityRecord[] | null {
     const out = newestPerKey(this.carried, this.keep);
     this.carried = [];
     const iso = isoCache();
@@ -124,24 +118,16 @@ export class ActivityRecorder {
       }
       ring.count = 0;
     }
-    return out;
+    return out.length === 0 ? null : out;
   }
 
-  async flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    const records = this.take();
-    if (records.length === 0) return;
-    this.flushing = this.sink(records).catch(() => {
-      // Kept for the next flush (as many as fit).
-      this.merge(records);
-    }).finally(() => { this.flushing = null; });
-    return this.flushing;
+  protected send(records: ActivityRecord[]): Promise<void> {
+    return this.sink(records);
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.flushing;
-    await this.flush();
+  /** A batch the store did not take: kept for the next flush (as many as fit). */
+  protected putBack(records: ActivityRecord[]): void {
+    this.merge(records);
   }
 }
 
@@ -158,17 +144,4 @@ function newestPerKey(batch: ActivityRecord[], keep: number): ActivityRecord[] {
     out.push(r);
   }
   return out.reverse();
-}
-
-/** ISO text of a time in ms, remembered for the next record (a busy second repeats its milliseconds). */
-function isoCache(): (ms: number) => string {
-  let lastMs = Number.NaN;
-  let lastIso = '';
-  return (ms) => {
-    if (ms !== lastMs) {
-      lastMs = ms;
-      lastIso = new Date(ms).toISOString();
-    }
-    return lastIso;
-  };
 }

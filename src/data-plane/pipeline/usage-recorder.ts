@@ -1,4 +1,5 @@
 import type { UsageDelta } from '../../store/types.js';
+import { BatchRecorder } from './batch-recorder.js';
 
 export type UsageSink = (deltas: UsageDelta[]) => Promise<void>;
 
@@ -6,16 +7,13 @@ export type UsageSink = (deltas: UsageDelta[]) => Promise<void>;
  * Per-key request counts gathered in memory and handed to the store in batches, so the
  * hot path never waits on a store write. A failed flush keeps its counts for the next one.
  */
-export class UsageRecorder {
-  private pending = new Map<string, { byOutcome: Record<string, number>; lastUsedAt: number }>();
-  private timer: NodeJS.Timeout | null = null;
-  private flushing: Promise<void> | null = null;
+type Pending = Map<string, { byOutcome: Record<string, number>; lastUsedAt: number }>;
 
-  constructor(private readonly sink: UsageSink, private readonly intervalMs = 1_000) {}
+export class UsageRecorder extends BatchRecorder<Pending> {
+  private pending: Pending = new Map();
 
-  start(): void {
-    this.timer = setInterval(() => void this.flush(), this.intervalMs);
-    this.timer.unref();
+  constructor(private readonly sink: UsageSink, intervalMs = 1_000) {
+    super(intervalMs);
   }
 
   record(keyId: string, outcome: string, at: number): void {
@@ -40,22 +38,20 @@ export class UsageRecorder {
     now.lastUsedAt = Math.max(now.lastUsedAt, lastUsedAt);
   }
 
-  async flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    if (this.pending.size === 0) return;
+  protected takeBatch(): Pending | null {
+    if (this.pending.size === 0) return null;
     const batch = this.pending;
     this.pending = new Map();
-    const deltas: UsageDelta[] = [];
-    for (const [keyId, e] of batch) deltas.push({ keyId, byOutcome: e.byOutcome, lastUsedAt: new Date(e.lastUsedAt).toISOString() });
-    this.flushing = this.sink(deltas).catch(() => {
-      for (const [keyId, e] of batch) this.add(keyId, e.byOutcome, e.lastUsedAt);
-    }).finally(() => { this.flushing = null; });
-    return this.flushing;
+    return batch;
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.flushing;
-    await this.flush();
+  protected send(batch: Pending): Promise<void> {
+    const deltas: UsageDelta[] = [];
+    for (const [keyId, e] of batch) deltas.push({ keyId, byOutcome: e.byOutcome, lastUsedAt: new Date(e.lastUsedAt).toISOString() });
+    return this.sink(deltas);
+  }
+
+  protected putBack(batch: Pending): void {
+    for (const [keyId, e] of batch) this.add(keyId, e.byOutcome, e.lastUsedAt);
   }
 }
