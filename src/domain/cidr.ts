@@ -2,7 +2,6 @@ import ipaddr from 'ipaddr.js';
 
 // Strict CIDR parsing. ipaddr.js alone accepts legacy forms (`10.1`, octal `010.0.0.1`,
 // zone ids); an allowlist must mean exactly what an admin reads, so those are refused.
-const IPV4_DOTTED = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const IPV6_CHARS = /^[0-9a-fA-F:.]+$/;
 const PREFIX = /^(0|[1-9]\d{0,2})$/;
 const TRAILING_QUAD = /:([\d.]+)$/;
@@ -11,7 +10,7 @@ const TRAILING_QUAD = /:([\d.]+)$/;
 function isStrictIpv6(text: string): boolean {
   if (!IPV6_CHARS.test(text) || !text.includes(':') || !ipaddr.IPv6.isValid(text)) return false;
   const quad = TRAILING_QUAD.exec(text);
-  return quad === null || !quad[1]!.includes('.') || IPV4_DOTTED.test(quad[1]!);
+  return quad === null || !quad[1]!.includes('.') || dottedQuad(quad[1]!) !== null;
 }
 
 /**
@@ -35,9 +34,9 @@ export interface Cidr {
 }
 
 /**
- * Strict dotted-quad IPv4 (four decimal octets of 0-255, no leading zeros: what IPV4_DOTTED
- * accepts), read character by character; null when `text` is not one. A request behind a
- * trusted proxy reads one or more of these from X-Forwarded-For.
+ * Strict dotted-quad IPv4 (four decimal octets of 0-255, no leading zeros), read character by
+ * character; null when `text` is not one. A request behind a trusted proxy reads one or more
+ * of these from X-Forwarded-For.
  */
 function dottedQuad(text: string): ipaddr.IPv4 | null {
   const n = text.length;

@@ -1,3 +1,4 @@
+import { isoCache } from '../domain/iso-time.js';
 import { LONG_LINE, LineWriter } from './line-writer.js';
 
 /** One request as its access log line tells it. Never a secret, a token, a query string or a header value. */
@@ -104,12 +105,12 @@ function msInto(buf: Buffer, at: number, x: number): number {
 export class AccessLog {
   private readonly tail: string;
   private readonly tailBytes: Buffer;
-  private lastTimeBytesMs = -1;
+  private readonly iso = isoCache();
+  /** The time whose bytes `lastTimeBytes` holds. */
+  private lastTime = '';
   private lastTimeBytes = Buffer.alloc(0);
   /** Per key id ('' for none): the segment of its last request's line. */
   private readonly segments = new Map<string, Segment>();
-  private lastMs = -1;
-  private lastTime = '';
   /** Route names, methods, key and workspace ids: each escaped once (up to 10 000 of them). */
   private readonly escaped = new Map<string, string>();
 
@@ -120,12 +121,7 @@ export class AccessLog {
 
   /** The ISO 8601 time of now, formatted once per millisecond. */
   private time(): string {
-    const now = Date.now();
-    if (now !== this.lastMs) {
-      this.lastMs = now;
-      this.lastTime = new Date(now).toISOString();
-    }
-    return this.lastTime;
+    return this.iso(Date.now());
   }
 
   private named(s: string): string {
@@ -142,17 +138,22 @@ export class AccessLog {
    * `traceId` hex, `outcome` a catalogued code: none needs escaping.
    */
   line(e: AccessEntry): string {
-    return `{"level":"info","time":"${this.time()}${this.tail}${e.requestId}","traceId":"${e.traceId}","method":${e.method === null ? 'null' : this.named(e.method)},"route":${this.named(e.route)
-    },"status":${num(e.status)},"outcome":"${e.outcome}","keyId":${e.keyId === null ? 'null' : this.named(e.keyId)
-    },"workspaceId":${e.workspaceId === null ? 'null' : this.named(e.workspaceId)},"clientIp":${e.clientIp === null ? 'null' : `"${e.clientIp}"`
-    },"requestBytes":${num(e.requestBytes)},"responseBytes":${num(e.responseBytes)},"upstreamMs":${ms(e.upstreamMs)},"totalMs":${ms(e.totalMs)}}\n`;
+    return `{"level":"info","time":"${this.time()}${this.tail}${e.requestId}","traceId":"${e.traceId}${this.segmentText(e)}${num(e.requestBytes)
+    },"responseBytes":${num(e.responseBytes)},"upstreamMs":${ms(e.upstreamMs)},"totalMs":${ms(e.totalMs)}}\n`;
+  }
+
+  /** The line's text from `","method":` to `"requestBytes":`: the fields a key's requests mostly share. */
+  private segmentText(e: AccessEntry): string {
+    return `","method":${e.method === null ? 'null' : this.named(e.method)},"route":${this.named(e.route)},"status":${num(e.status)
+    },"outcome":"${e.outcome}","keyId":${e.keyId === null ? 'null' : this.named(e.keyId)},"workspaceId":${e.workspaceId === null ? 'null' : this.named(e.workspaceId)
+    },"clientIp":${e.clientIp === null ? 'null' : `"${e.clientIp}"`},"requestBytes":`;
   }
 
   /** The ISO 8601 time of now as bytes, made once per millisecond. */
   private timeBytes(): Buffer {
     const time = this.time();
-    if (this.lastTimeBytesMs !== this.lastMs) {
-      this.lastTimeBytesMs = this.lastMs;
+    if (time !== this.lastTime) {
+      this.lastTime = time;
       this.lastTimeBytes = Buffer.from(time, 'latin1');
     }
     return this.lastTimeBytes;
@@ -167,10 +168,8 @@ export class AccessLog {
     let s = this.segments.get(k);
     if (s === undefined || s.method !== e.method || s.route !== e.route || s.status !== e.status || s.outcome !== e.outcome
       || s.keyId !== e.keyId || s.workspaceId !== e.workspaceId || s.clientIp !== e.clientIp) {
-      const text = `","method":${e.method === null ? 'null' : this.named(e.method)},"route":${this.named(e.route)},"status":${num(e.status)
-      },"outcome":"${e.outcome}","keyId":${e.keyId === null ? 'null' : this.named(e.keyId)},"workspaceId":${e.workspaceId === null ? 'null' : this.named(e.workspaceId)
-      },"clientIp":${e.clientIp === null ? 'null' : `"${e.clientIp}"`},"requestBytes":`;
-      s = { method: e.method, route: e.route, status: e.status, outcome: e.outcome, keyId: e.keyId, workspaceId: e.workspaceId, clientIp: e.clientIp, bytes: Buffer.from(text, 'latin1') };
+      const bytes = Buffer.from(this.segmentText(e), 'latin1');
+      s = { method: e.method, route: e.route, status: e.status, outcome: e.outcome, keyId: e.keyId, workspaceId: e.workspaceId, clientIp: e.clientIp, bytes };
       if (this.segments.size >= 10_000) this.segments.clear();
       this.segments.set(k, s);
     }
