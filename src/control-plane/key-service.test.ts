@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import type { Actor } from '../domain/entities.js';
 import { PermissionCatalogue } from '../domain/permissions.js';
 import { EmbeddedStore } from '../store/embedded/embedded-store.js';
+import type { WriteOp } from '../store/types.js';
 import { KeyService } from './key-service.js';
 import { createKeySchema, parseBody } from './schemas.js';
 
@@ -31,6 +32,27 @@ rateLimit:
     profile: { limit: 5, windowSeconds: 60 }
 `;
 
+/**
+ * A fresh embedded store for each test, holding the workspace WS and whatever `extra` puts
+ * (given the time it is made), closed and removed after the test.
+ */
+function freshStore(extra: (at: string) => WriteOp[] = () => []): () => EmbeddedStore {
+  let dir = '';
+  let store: EmbeddedStore;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'keygate-key-service-'));
+    store = new EmbeddedStore({ path: join(dir, 'data'), logger });
+    await store.open();
+    const at = new Date().toISOString();
+    await store.commit({ ops: [{ op: 'put', entity: { type: 'workspace', value: { id: WS, name: 'ws', createdAt: at } } }, ...extra(at)], audit: [] });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return () => store;
+}
+
 function config(text: string): Config {
   const result = parseConfigText(text, {});
   if (!result.ok) throw new Error(result.errors.join('\n'));
@@ -38,20 +60,9 @@ function config(text: string): Config {
 }
 
 describe('KeyService.create: rate-limit defaults', () => {
-  let dir: string;
   let store: EmbeddedStore;
-
-  beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'keygate-key-service-'));
-    store = new EmbeddedStore({ path: join(dir, 'data'), logger });
-    await store.open();
-    await store.commit({ ops: [{ op: 'put', entity: { type: 'workspace', value: { id: WS, name: 'ws', createdAt: new Date().toISOString() } } }], audit: [] });
-  });
-
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const opened = freshStore();
+  beforeEach(() => { store = opened(); });
 
   /** Creates a key from a request body, parsed as the admin API parses it. */
   async function create(body: Record<string, unknown>, text = CONFIG) {
@@ -104,20 +115,9 @@ describe('KeyService.create: rate-limit defaults', () => {
 });
 
 describe('KeyService.create: presets', () => {
-  let dir: string;
   let store: EmbeddedStore;
-
-  beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'keygate-key-service-'));
-    store = new EmbeddedStore({ path: join(dir, 'data'), logger });
-    await store.open();
-    await store.commit({ ops: [{ op: 'put', entity: { type: 'workspace', value: { id: WS, name: 'ws', createdAt: new Date().toISOString() } } }], audit: [] });
-  });
-
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const opened = freshStore();
+  beforeEach(() => { store = opened(); });
 
   it('checks a preset\'s permissions against the catalogue as it checks permissions given one by one (regression: a preset skipped the check)', async () => {
     // A preset the catalogue does not back (config checks refuse this in a file; the service checks it too).
@@ -132,27 +132,11 @@ describe('KeyService.create: presets', () => {
 });
 
 describe('KeyService: an owner deleted while a key is written to name it', () => {
-  let dir: string;
   let store: EmbeddedStore;
-
-  beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'keygate-key-service-'));
-    store = new EmbeddedStore({ path: join(dir, 'data'), logger });
-    await store.open();
-    const at = new Date().toISOString();
-    await store.commit({
-      ops: [
-        { op: 'put', entity: { type: 'workspace', value: { id: WS, name: 'ws', createdAt: at } } },
-        { op: 'put', entity: { type: 'owner', value: { id: 'own_1', name: 'o', status: 'active', permissions: ['events.create'], createdAt: at, updatedAt: at, version: 1 } } },
-      ],
-      audit: [],
-    });
-  });
-
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const opened = freshStore((at) => [
+    { op: 'put', entity: { type: 'owner', value: { id: 'own_1', name: 'o', status: 'active', permissions: ['events.create'], createdAt: at, updatedAt: at, version: 1 } } },
+  ]);
+  beforeEach(() => { store = opened(); });
 
   /** Deletes the owner just before the first key write reaches the store, as a racing admin would. */
   function deleteOwnerBeforeNextKeyWrite(): void {
