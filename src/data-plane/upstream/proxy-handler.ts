@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../../errors/catalogue.js';
@@ -50,13 +50,19 @@ function onRequestBodyEnd(this: OwnedBody): void {
 }
 
 /**
- * undici's dispatch handler (onRequestStart … onResponseEnd): response bytes go straight into
- * the client's response with back-pressure both ways, and a client that goes away aborts the
- * upstream call. The response headers are taken raw from the controller (names in their case,
- * values byte for byte, in order) when the dispatcher gives them, as undici's does.
+ * undici's dispatch handler, on the callbacks its connections call themselves (onConnect,
+ * onHeaders, onData, onComplete, onError): response bytes go straight into the client's
+ * response with back-pressure both ways, and a client that goes away aborts the upstream call.
+ * The response headers are undici's raw list (names in their case, values byte for byte, in
+ * order). Not the controller interface (onRequestStart … onResponseEnd): undici adapts that
+ * one through a wrapper that allocates a controller per request and parses the response
+ * headers and trailers into objects the proxy never reads (about a microsecond a request).
  */
 export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
-  private controller: Dispatcher.DispatchController | null = null;
+  /** undici's abort for this request, from onConnect; null until the request has a connection. */
+  private abortUpstream: ((err: Error) => void) | null = null;
+  /** undici's resume for a paused response, from onHeaders. */
+  private resumeUpstream: (() => void) | null = null;
   /** The client is not reading: the upstream is paused, and its silence is not its fault. */
   private paused = false;
   private status = 0;
@@ -129,14 +135,15 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
   private abort(reason: Error): void {
     if (this.abortWith !== null) return;
     this.abortWith = reason;
-    if (this.controller) this.controller.abort(reason);
+    if (this.abortUpstream) this.abortUpstream(reason);
     // Still queued for a connection: answer now; the dispatch is aborted when it starts.
-    else this.onResponseError(null, reason);
+    else this.onError(reason);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.abortWith !== null) return controller.abort(this.abortWith);
+  /** The request has a connection and is being sent (again, if an idle connection failed under it first). */
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.abortWith !== null) return abort(this.abortWith);
     // Nothing left to upload (no body, a body already read, or one already fully received):
     // the request is sent as it starts.
     if (this.streamedBody === null || this.streamedBody.readableEnded) this.arm();
@@ -144,40 +151,42 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
 
   /** The client's body has all been read and handed to the upstream connection. */
   requestSent(): void {
-    if (this.controller !== null && this.status === 0) this.arm();
+    if (this.abortUpstream !== null && this.status === 0) this.arm();
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    if (statusCode < 200) return; // 1xx informational: the client gets only the final answer
-    if (this.settled) return; // already answered (the request timed out): the rest is dropped
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx informational: the client gets only the final answer
+    if (this.settled) return true; // already answered (the request timed out): the rest is dropped
     this.arm();
     this.status = statusCode;
+    this.resumeUpstream = resume;
     if (this.drain.draining) this.res.shouldKeepAlive = false;
-    const raw = controller.rawHeaders;
-    this.res.writeHead(statusCode, clientResponseHeaders(isRawList(raw) ? raw : rawFromParsed(headers), this.requestId, this.extraHeaders));
+    this.res.writeHead(statusCode, clientResponseHeaders(rawHeaders, this.requestId, this.extraHeaders));
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.settled) return;
+  /** A body chunk; false pauses the upstream until the client drains (then `resume`). */
+  onData(chunk: Buffer): boolean {
+    if (this.settled) return true;
     this.arm();
-    if (this.res.write(chunk)) return;
+    if (this.res.write(chunk)) return true;
     // A slow client pauses the upstream; the clock starts again when the client drains.
     this.paused = true;
-    controller.pause();
     this.res.once('drain', () => {
       this.paused = false;
       this.arm();
-      controller.resume();
+      this.resumeUpstream?.();
     });
+    return false;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     if (this.settled) return;
     this.res.end();
     this.settle({ ok: true, status: this.status });
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+  onError(err: Error): void {
     const code = (err as { code?: string }).code ?? '';
     const responded = this.res.headersSent;
     const reason = this.abortWith ?? err;
@@ -196,21 +205,4 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     if (body !== null && body[BODY_OWNER] === this) body[BODY_OWNER] = null;
     this.done(result);
   }
-}
-
-function isRawList(raw: Dispatcher.DispatchController['rawHeaders']): raw is Buffer[] {
-  return Array.isArray(raw) && (raw.length === 0 || Buffer.isBuffer(raw[0]));
-}
-
-/** Parsed response headers back to undici's raw form, for a dispatcher that gives no raw list. */
-export function rawFromParsed(headers: IncomingHttpHeaders): Buffer[] {
-  const raw: Buffer[] = [];
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    const nameBytes = Buffer.from(name, 'latin1');
-    if (Array.isArray(value)) for (const v of value) raw.push(nameBytes, Buffer.from(v, 'latin1'));
-    else raw.push(nameBytes, Buffer.from(value, 'latin1'));
-  }
-  return raw;
 }
