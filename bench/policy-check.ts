@@ -11,6 +11,7 @@ import { parseIp } from '../src/domain/cidr.js';
 import { generateSecret, hashSecret } from '../src/domain/secret.js';
 import type { CompiledRoute, RequestContext, Stage } from '../src/data-plane/pipeline/context.js';
 import { scanHeaders } from '../src/data-plane/request/credentials.js';
+import { newPeer } from '../src/data-plane/request/peer.js';
 import { CredentialMemo, KeyResolver } from '../src/data-plane/key-resolver.js';
 import { LocalRateLimiter } from '../src/store/rate-limit/local.js';
 import { compileRoutes } from '../src/data-plane/pipeline/compile-routes.js';
@@ -48,7 +49,7 @@ const { routes, upstreams } = compileRoutes({ config, resolver, tokens: null, li
 const table = new RouteTable(routes);
 const rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'autocannon', 'X-Api-Key', secret, 'Accept', '*/*'];
 const peer = parseIp('127.0.0.1');
-const connection = { ip: peer, text: '127.0.0.1', trusted: false, credential: new CredentialMemo(), forwardedFor: undefined, forwardedClient: peer };
+const connection = newPeer(peer, '127.0.0.1', false);
 const res = {} as ServerResponse;
 
 /** The route's stages and then its key checks, as one list (each request here is admitted by the first). */

@@ -11,7 +11,6 @@ import { createClientIpResolver } from './request/client-ip.js';
 import type { CompiledRoute, ConfiguredRoute, RequestContext } from './pipeline/context.js';
 import { chunkedOnly, scanHeaders, type HeaderScan } from './request/credentials.js';
 import { requestIds, traceIds, wellFormedRequestId, type Trace } from './request/correlation.js';
-import { requestTimedOut } from './upstream/proxy-handler.js';
 import { Accounting } from './pipeline/accounting.js';
 import { createRequestEnd, sendGatewayError, sendGatewayFault } from './pipeline/request-end.js';
 import { runPipeline } from './pipeline/run.js';
@@ -40,8 +39,6 @@ export interface GatewayDeps {
   accessLog: AccessLog | null;
 }
 
-/** Set on a socket whose request was refused for its Transfer-Encoding: the parser's own error on it follows. */
-const BAD_FRAMING = Symbol('keygate.badFraming');
 const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 
@@ -75,7 +72,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       // The body's length cannot be known: the connection closes after the answer, which
       // comes first, before the parser's own error on the body (see clientError).
       res.shouldKeepAlive = false;
-      (req.socket as Socket & { [BAD_FRAMING]?: true })[BAD_FRAMING] = true;
+      peerOf(req.socket).badFraming = true;
       return refuseUnmatched(req, res, requestId, trace, 'BAD_REQUEST', 'The request\'s Transfer-Encoding is not chunked (no other transfer coding is accepted).', started);
     }
     const target = parseRequestTarget(req.url ?? '');
@@ -141,19 +138,24 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     }
   });
 
+  // Each connection's peer is made as it is accepted: the one property the gateway adds to a
+  // socket is there before its first request, so the request path only ever sees one shape
+  // of socket (a property added mid-request makes V8's caches in Node's own code polymorphic).
+  server.on('connection', peerOf);
+
   // Malformed requests the HTTP parser refuses still get a catalogued JSON answer.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // Answer only on a connection that has not started another response: a malformed request
     // pipelined behind a valid one must not write over that one's answer.
     const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
     // The request was answered 400 already; that answer closes the connection once written.
-    if (inFlight != null && err.code === 'HPE_INVALID_TRANSFER_ENCODING' && (socket as Socket & { [BAD_FRAMING]?: true })[BAD_FRAMING]) return;
+    if (inFlight != null && err.code === 'HPE_INVALID_TRANSFER_ENCODING' && peerOf(socket).badFraming) return;
     const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     // A request whose body is still arriving past requestTimeoutMs, not yet answered: a forwarded
     // one's exchange ends and answers 408; one still in the pipeline is left to it (every body
     // read there keeps the same time and answers 408 itself).
     if (timedOut && inFlight != null && socket.writable && !inFlight.headersSent && !inFlight.req.complete) {
-      requestTimedOut(socket);
+      peerOf(socket).inFlight?.requestTimedOut();
       return;
     }
     if (!socket.writable || inFlight != null || (err as { code?: string }).code === 'ECONNRESET') {

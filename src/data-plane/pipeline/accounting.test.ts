@@ -2,6 +2,7 @@ import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { newPeer } from '../request/peer.js';
 import { Metrics } from '../../observability/metrics.js';
 import { Accounting, type Accounted } from './accounting.js';
 import { UsageRecorder } from './usage-recorder.js';
@@ -16,7 +17,7 @@ function setup(): { metrics: Metrics; accounting: Accounting } {
 function request(started: number): Accounted {
   const req = new IncomingMessage(new Socket());
   req.method = 'POST';
-  return { req, requestId: 'req', trace: { traceId: '1'.repeat(32), flags: '01', tracestate: null }, started, policy: null, clientIp: null, peer: { ip: null, text: '127.0.0.1' } };
+  return { req, requestId: 'req', trace: { traceId: '1'.repeat(32), flags: '01', tracestate: null }, started, policy: null, clientIp: null, peer: newPeer(null, '127.0.0.1', false) };
 }
 
 async function requestCounts(metrics: Metrics): Promise<Record<string, number>> {

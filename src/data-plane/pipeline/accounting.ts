@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Peer } from '../request/peer.js';
 import type { Logger } from 'pino';
 import type { ParsedIp } from '../../domain/cidr.js';
 import type { AccessLog } from '../../observability/access-log.js';
@@ -25,12 +26,9 @@ export interface Accounted {
   readonly started: number;
   readonly policy: { readonly keyId: string; readonly workspaceId: string } | null;
   readonly clientIp: ParsedIp | null;
-  readonly peer: { readonly ip: ParsedIp | null; readonly text: string };
+  readonly peer: Peer;
 }
 
-/** The connection's byte counts when its previous request ended. */
-const MARK = Symbol('keygate.accountedBytes');
-type MarkedSocket = Socket & { [MARK]?: { read: number; written: number } };
 
 /**
  * Every request's end, counted once: its total time and the gateway's own share of it per
@@ -86,7 +84,7 @@ export class Accounting {
     const policy = r.policy;
     if (policy !== null) this.usage.record(policy.keyId, outcome, Date.now());
     if (this.accessLog === null) return;
-    const socket = r.req.socket as MarkedSocket;
+    const socket = r.req.socket;
     const ip = r.clientIp;
     this.accessLog.record({
       requestId: r.requestId,
@@ -98,8 +96,8 @@ export class Accounting {
       keyId: policy === null ? null : policy.keyId,
       workspaceId: policy === null ? null : policy.workspaceId,
       clientIp: ip === null ? null : ip === r.peer.ip ? r.peer.text : ip.toString(),
-      requestBytes: bytesRead(socket),
-      responseBytes: bytesWritten(socket),
+      requestBytes: bytesRead(socket, r.peer),
+      responseBytes: bytesWritten(socket, r.peer),
       upstreamMs,
       totalMs: ms,
     });
@@ -109,36 +107,29 @@ export class Accounting {
    * A request the HTTP parser refused (malformed, headers over 16 KiB, too slow), answered on
    * `socket` already: counted under `unmatched`, and logged with what is known of it.
    */
-  parserRefusal(socket: Socket, peer: { readonly text: string }, requestId: string, traceId: string, status: number, code: string): void {
+  parserRefusal(socket: Socket, peer: Peer, requestId: string, traceId: string, status: number, code: string): void {
     this.count('unmatched', code, status);
     if (this.accessLog === null) return;
     this.accessLog.record({
       requestId, traceId, method: null, route: 'unmatched', status, outcome: code, keyId: null, workspaceId: null, clientIp: peer.text,
-      requestBytes: bytesRead(socket as MarkedSocket), responseBytes: bytesWritten(socket as MarkedSocket), upstreamMs: 0, totalMs: 0,
+      requestBytes: bytesRead(socket, peer), responseBytes: bytesWritten(socket, peer), upstreamMs: 0, totalMs: 0,
     });
   }
 }
 
-// The connection's bytes since its previous request ended: HTTP/1.1 carries one request at a
-// time, so that is this request's (headers and body), less any pipelined after it.
-function mark(socket: MarkedSocket): { read: number; written: number } {
-  let m = socket[MARK];
-  if (m === undefined) socket[MARK] = m = { read: 0, written: 0 };
-  return m;
-}
-
-function bytesRead(socket: MarkedSocket): number {
-  const m = mark(socket);
+// The connection's bytes since its previous request ended (the marks its peer keeps): HTTP/1.1
+// carries one request at a time, so that is this request's (headers and body), less any
+// pipelined after it.
+function bytesRead(socket: Socket, peer: Peer): number {
   const now = socket.bytesRead;
-  const n = now - m.read;
-  m.read = now;
+  const n = now - peer.readMark;
+  peer.readMark = now;
   return n;
 }
 
-function bytesWritten(socket: MarkedSocket): number {
-  const m = mark(socket);
-  const now = socket.bytesWritten ?? m.written;
-  const n = now - m.written;
-  m.written = now;
+function bytesWritten(socket: Socket, peer: Peer): number {
+  const now = socket.bytesWritten ?? peer.writtenMark;
+  const n = now - peer.writtenMark;
+  peer.writtenMark = now;
   return n;
 }

@@ -43,7 +43,7 @@ export function forwardHandler(upstream: Upstream, upstreamTest: Upstream): Fina
     const upstreamStarted = performance.now();
     // A key with limits gets its RateLimit-* headers on the forwarded answer too.
     const limitHeaders = ctx.responseHeaders;
-    target.forward(req, res, ctx.path + ctx.search, headers, requestId, end.drain, ctx.body, scan.hasBody, limitHeaders, (result) => {
+    target.forward(req, res, ctx.peer, ctx.path + ctx.search, headers, requestId, end.drain, ctx.body, scan.hasBody, limitHeaders, (result) => {
       const upstreamMs = performance.now() - upstreamStarted;
       end.upstreamTime(target.name, upstreamMs, upstreamErrorOf(result));
       if (result.ok) return end.finish(ctx, result.status, 'OK', upstreamMs);

@@ -226,7 +226,7 @@ describe('Upstream.forward', () => {
     const drain = { draining: false } as DrainState;
     let result!: Promise<ForwardResult>;
     front = createServer((req, res) => {
-      result = new Promise((resolve) => upstream.forward(req, res, '/x', headers, 'rid', drain, null, false, null, (r) => {
+      result = new Promise((resolve) => upstream.forward(req, res, null, '/x', headers, 'rid', drain, null, false, null, (r) => {
         if (!res.headersSent) res.writeHead(599).end();
         resolve(r);
       }));

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../../errors/catalogue.js';
 import type { DrainState } from '../../http/drain.js';
+import type { InFlight, Peer } from '../request/peer.js';
 import { clocks, type Clocked } from './clocks.js';
 import { clientResponseHeaders } from './response-headers.js';
 
@@ -19,26 +19,6 @@ const INVALID_REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPO
 const CLIENT_GONE = new Error('the client closed the connection');
 const TIMED_OUT = new Error('the upstream did not answer in time');
 const REQUEST_TIMED_OUT = new Error('the request did not arrive within the request timeout');
-
-// One 'close' listener per client connection, not one per request: HTTP/1.1 has one request
-// in flight per connection, so the socket names the forward a vanished client should abort.
-const IN_FLIGHT = Symbol('keygate.inFlight');
-type WatchedSocket = Socket & { [IN_FLIGHT]?: ProxyHandler | null };
-function onClientSocketClose(this: WatchedSocket): void {
-  const handler = this[IN_FLIGHT];
-  if (handler) handler.clientGone();
-}
-
-/**
- * The request in flight on `socket` did not arrive within the server's request timeout (its
- * body still trickling in while it streams upstream): its exchange ends as REQUEST_TIMEOUT,
- * for the caller to answer 408, and the upstream call is aborted once that answer is out.
- * False when no exchange is in flight there or its answer has begun.
- */
-export function requestTimedOut(socket: Socket): boolean {
-  const handler = (socket as WatchedSocket)[IN_FLIGHT];
-  return handler ? handler.requestTimedOut() : false;
-}
 
 // The request body is the client's stream: the upstream's clock starts once it has all been
 // read (a slow upload is the client's time). One listener function for every request.
@@ -58,7 +38,7 @@ function onRequestBodyEnd(this: OwnedBody): void {
  * one through a wrapper that allocates a controller per request and parses the response
  * headers and trailers into objects the proxy never reads (about a microsecond a request).
  */
-export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
+export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked, InFlight {
   /** undici's abort for this request, from onConnect; null until the request has a connection. */
   private abortUpstream: ((err: Error) => void) | null = null;
   /** undici's resume for a paused response, from onHeaders. */
@@ -78,10 +58,11 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
   progressAt = 0;
   prev: Clocked | null = null;
   next: Clocked | null = null;
-  private readonly socket: WatchedSocket | null;
 
   constructor(
     private readonly res: ServerResponse,
+    /** The client connection's peer (null: none to watch): the forward in flight on it, told when the client leaves. */
+    private readonly peer: Peer | null,
     private readonly requestId: string,
     private readonly drain: DrainState,
     readonly timeoutMs: number,
@@ -90,11 +71,15 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     private readonly streamedBody: IncomingMessage | null,
     private readonly done: (result: ForwardResult) => void,
   ) {
-    const socket = res.socket as WatchedSocket | null;
-    this.socket = socket;
-    if (socket) {
-      if (socket[IN_FLIGHT] === undefined) socket.once('close', onClientSocketClose);
-      socket[IN_FLIGHT] = this;
+    const socket = res.socket;
+    if (peer !== null && socket !== null) {
+      // One 'close' listener per client connection, not one per request: HTTP/1.1 has one
+      // request in flight per connection, so its peer names the forward a vanished client aborts.
+      if (!peer.watched) {
+        peer.watched = true;
+        socket.once('close', () => peer.inFlight?.clientGone());
+      }
+      peer.inFlight = this;
     }
     if (streamedBody !== null && !streamedBody.readableEnded) {
       const body = streamedBody as OwnedBody;
@@ -118,6 +103,12 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     if (!this.settled) this.abort(CLIENT_GONE);
   }
 
+  /**
+   * The request did not arrive within the server's request timeout (its body still trickling
+   * in while it streams upstream): the exchange ends as REQUEST_TIMEOUT, for the caller to
+   * answer 408, and the upstream call is aborted once that answer is out. False when the
+   * answer has begun.
+   */
   requestTimedOut(): boolean {
     if (this.settled || this.res.headersSent) return false;
     this.settle({ ok: false, code: 'REQUEST_TIMEOUT', responded: false });
@@ -200,7 +191,7 @@ export class ProxyHandler implements Dispatcher.DispatchHandler, Clocked {
     if (this.settled) return;
     this.settled = true;
     clocks.remove(this);
-    if (this.socket && this.socket[IN_FLIGHT] === this) this.socket[IN_FLIGHT] = null;
+    if (this.peer !== null && this.peer.inFlight === this) this.peer.inFlight = null;
     const body = this.streamedBody as OwnedBody | null;
     if (body !== null && body[BODY_OWNER] === this) body[BODY_OWNER] = null;
     this.done(result);

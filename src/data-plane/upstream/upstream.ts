@@ -4,6 +4,7 @@ import type { UpstreamConfig } from '../../config/schema.js';
 import type { DrainState } from '../../http/drain.js';
 import { clocks } from './clocks.js';
 import { ProxyHandler, type ForwardResult } from './proxy-handler.js';
+import type { Peer } from '../request/peer.js';
 
 /** One keep-alive Pool per upstream; bodies stream both ways, never buffered here. */
 export class Upstream {
@@ -27,10 +28,11 @@ export class Upstream {
   }
 
   /**
-   * Streams `req` to the upstream and the answer back into `res`. `body` replaces the
+   * Streams `req` to the upstream and the answer back into `res` (a client leaving `peer`
+   * aborts the upstream call). `body` replaces the
    * request stream when the pipeline already read it (inspected routes).
    */
-  forward(req: IncomingMessage, res: ServerResponse, path: string, headers: string[], requestId: string, drain: DrainState,
+  forward(req: IncomingMessage, res: ServerResponse, peer: Peer | null, path: string, headers: string[], requestId: string, drain: DrainState,
     body: Buffer | null, hasBody: boolean, extraHeaders: Readonly<Record<string, string>> | null, done: (result: ForwardResult) => void): void {
     this.pool.dispatch(
       {
@@ -42,7 +44,7 @@ export class Upstream {
         headersTimeout: 0,
         bodyTimeout: 0,
       },
-      new ProxyHandler(res, requestId, drain, this.timeoutMs, extraHeaders, body === null && hasBody ? req : null, done),
+      new ProxyHandler(res, peer, requestId, drain, this.timeoutMs, extraHeaders, body === null && hasBody ? req : null, done),
     );
   }
 
