@@ -150,6 +150,8 @@ export async function startKeygate(dir: string, name: string, opts: {
   nodeArgs?: string[];
   /** Access log on, stdout (every log line) written to this file (emptied at each start). */
   logFile?: string;
+  /** Another build's `dist/cli.js` (default: this tree's). */
+  cli?: string;
 }): Promise<Keygate> {
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, stringify({
@@ -162,7 +164,7 @@ export async function startKeygate(dir: string, name: string, opts: {
     routes: opts.routes,
     ...opts.extra,
   }));
-  const { proc, line } = await startPinned(opts.core ?? SUT_CORE, [process.execPath, ...(opts.nodeArgs ?? []), join(ROOT, 'dist', 'cli.js'), 'serve', '--config', file], {}, (l) => l.msg === 'ready', opts.logFile);
+  const { proc, line } = await startPinned(opts.core ?? SUT_CORE, [process.execPath, ...(opts.nodeArgs ?? []), opts.cli ?? join(ROOT, 'dist', 'cli.js'), 'serve', '--config', file], {}, (l) => l.msg === 'ready', opts.logFile);
   return { proc, gateway: String(line.gateway), admin: String(line.admin) };
 }
 
