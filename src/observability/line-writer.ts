@@ -2,12 +2,8 @@ import { fstatSync, write, writeSync } from 'node:fs';
 
 /** Linux's PIPE_BUF: a write to a pipe of at most this many bytes is never interleaved with another's. */
 export const PIPE_BUF = 4096;
-/**
- * The largest write to a regular file: one write() per this many bytes of lines (about 1 300
- * lines of the access log). Each write is a round trip through libuv's thread pool: 512 KiB
- * a write made the default config 1–3% cheaper than 64 KiB (`bench/ab.ts`, 2026-12-04).
- */
-const FILE_WRITE_BYTES = 512 * 1024;
+/** The largest write to a regular file: one write() per this many bytes of lines. */
+const FILE_WRITE_BYTES = 64 * 1024;
 /** Written slabs kept for the next lines instead of allocating new ones. */
 const SPARE_SLABS = 2;
 
@@ -18,7 +14,7 @@ export interface LineWriterOptions {
   maxBufferedBytes?: number;
   /** The longest a line waits before it is written (nginx's `flush=`). */
   flushMs?: number;
-  /** The largest single write (default: PIPE_BUF on a pipe, socket or terminal, 512 KiB on a file). */
+  /** The largest single write (default: PIPE_BUF on a pipe, socket or terminal, 64 KiB on a file). */
   maxWriteBytes?: number;
   /** Called with the number of lines dropped (the buffer was full, or the destination failed). */
   onDrop?: (lines: number) => void;
