@@ -8,8 +8,8 @@
 // (0.98–1.09 per round) on the 2-core development VMs: one process still differs from another,
 // so run enough rounds and read effects under 2–3% as none.
 // Knobs: BENCH_ROUNDS (8), BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (32 per
-// build); AB_LOG_A / AB_LOG_B (1: the
-// default config, access log on with stdout to a file; 0: accessLog: false).
+// build); AB_LOG_A / AB_LOG_B (1, the default: the default config, access log on with stdout to
+// a file; 0: accessLog: false).
 // Build A from another commit with:
 //   git worktree add ../keygate-a <commit> && ln -s "$PWD/node_modules" ../keygate-a/ \
 //     && (cd ../keygate-a && npx tsc -p tsconfig.build.json)

@@ -114,6 +114,7 @@ function msInto(buf: Buffer, at: number, x: number): number {
 export class AccessLog {
   private readonly tail: string;
   private readonly tailBytes: Buffer;
+  /** The ISO 8601 text of a time (ms since the epoch), formatted once per millisecond. */
   private readonly iso = isoCache();
   /** The time whose bytes `lastTimeBytes` holds. */
   private lastTime = '';
@@ -136,11 +137,6 @@ export class AccessLog {
     this.tailBytes = Buffer.from(this.tail, 'latin1');
   }
 
-  /** The ISO 8601 text of `at` (ms since the epoch), formatted once per millisecond. */
-  private time(at: number): string {
-    return this.iso(at);
-  }
-
   private named(s: string): string {
     let e = this.escaped.get(s);
     if (e === undefined) {
@@ -155,7 +151,7 @@ export class AccessLog {
    * `traceId` hex, `outcome` a catalogued code: none needs escaping.
    */
   line(e: AccessEntry, at: number = Date.now()): string {
-    return `{"level":"info","time":"${this.time(at)}${this.tail}${e.requestId}","traceId":"${e.traceId}${this.segmentText(e)}${num(e.requestBytes)
+    return `{"level":"info","time":"${this.iso(at)}${this.tail}${e.requestId}","traceId":"${e.traceId}${this.segmentText(e)}${num(e.requestBytes)
     },"responseBytes":${num(e.responseBytes)},"upstreamMs":${ms(e.upstreamMs)},"totalMs":${ms(e.totalMs)}}\n`;
   }
 
@@ -168,7 +164,7 @@ export class AccessLog {
 
   /** The ISO 8601 text of `at` as bytes, made once per millisecond. */
   private timeBytes(at: number): Buffer {
-    const time = this.time(at);
+    const time = this.iso(at);
     if (time !== this.lastTime) {
       this.lastTime = time;
       this.lastTimeBytes = Buffer.from(time, 'latin1');
@@ -213,13 +209,13 @@ export class AccessLog {
   }
 
   /**
-   * Buffers one request's line; false when it was dropped (the writer's buffer is full). The
+   * Buffers one request's line (the writer drops and counts it when its buffer is full). The
    * same text as `line`, written straight into the writer's buffer from pieces kept as bytes
    * (the time for its millisecond, the fields its key's last request shared) and the few
    * that change with every request: no string is made, so a request leaves no garbage for
    * its log line.
    */
-  private writeLine(e: AccessEntry, recordedAt: number): boolean {
+  private writeLine(e: AccessEntry, recordedAt: number): void {
     const seg = this.segment(e);
     const time = this.timeBytes(recordedAt);
     const tail = this.tailBytes;
@@ -227,7 +223,10 @@ export class AccessLog {
     const w = this.writer;
     const buf = w.reserve(max);
     // A line longer than one write (only a route name of kilobytes makes one): as a string.
-    if (buf === LONG_LINE) return w.write(this.line(e, recordedAt));
+    if (buf === LONG_LINE) {
+      w.write(this.line(e, recordedAt));
+      return;
+    }
     let at = put(buf, w.offset, HEAD);
     at = put(buf, at, time);
     at = put(buf, at, tail);
@@ -244,7 +243,7 @@ export class AccessLog {
     at = msInto(buf, at, e.totalMs);
     buf[at++] = CLOSE;
     buf[at++] = NEWLINE;
-    return w.commit(at);
+    w.commit(at);
   }
 
   /** Resolves once every line so far is written. */

@@ -29,7 +29,6 @@ export interface Accounted {
   readonly peer: Peer;
 }
 
-
 /**
  * Every request's end, counted once: its total time and the gateway's own share of it per
  * route, the route × outcome × status class counter, the key's usage and the access log line.
